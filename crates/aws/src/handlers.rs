@@ -1,0 +1,113 @@
+//! What each Lambda function does with its payload: parse, call the engine, and
+//! classify failures. Retryable failures become function errors, so Lambda (and
+//! EventBridge) run the event again; the rest are answered with a structured
+//! error body and logged, because running them again cannot help.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::inbound::{self, BadEvent, DeployInput};
+use crate::AwsEngine;
+use ferry_core::engine::{Decision, EngineError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("bad input: {0}")]
+    BadInput(#[from] BadEvent),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{message}")]
+    ConfigUnavailable { message: String, retryable: bool },
+}
+
+impl HandlerError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            HandlerError::BadInput(_) => false,
+            HandlerError::Engine(e) => e.is_retryable(),
+            HandlerError::ConfigUnavailable { retryable, .. } => *retryable,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            HandlerError::BadInput(_) => "bad_input",
+            HandlerError::Engine(EngineError::BadRequest(_)) => "bad_request",
+            HandlerError::Engine(_) => "aws",
+            HandlerError::ConfigUnavailable { .. } => "config",
+        }
+    }
+}
+
+/// The function's answer: retryable errors stay errors (Lambda retries them),
+/// the others become `{"ok": false, "error": {...}}` and are not retried.
+pub fn respond(result: Result<Value, HandlerError>) -> Result<Value, HandlerError> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(error) if error.is_retryable() => {
+            tracing::warn!(%error, "retryable failure; the event will be delivered again");
+            Err(error)
+        }
+        Err(error) => {
+            tracing::error!(%error, kind = error.kind(), "rejected; retrying cannot help");
+            Ok(json!({
+                "ok": false,
+                "error": { "kind": error.kind(), "message": error.to_string() },
+            }))
+        }
+    }
+}
+
+fn reply<T: Serialize>(decisions: T) -> Value {
+    json!({ "ok": true, "decisions": decisions })
+}
+
+fn ignored(reason: String) -> Value {
+    tracing::info!(%reason, "ignored");
+    reply(vec![json!({ "outcome": "ignored", "reason": reason })])
+}
+
+fn log(decisions: &[Decision]) {
+    for d in decisions {
+        tracing::info!(
+            app = %d.app,
+            environment = %d.environment,
+            release = d.release_id.as_deref().unwrap_or("-"),
+            decision = %serde_json::to_string(&d.outcome).unwrap_or_default(),
+            "decision"
+        );
+    }
+}
+
+pub async fn deploy(
+    engine: &AwsEngine,
+    region: &str,
+    payload: Value,
+    now: u64,
+) -> Result<Value, HandlerError> {
+    let decisions = match inbound::deploy_input(payload)? {
+        DeployInput::Skip(reason) => return Ok(ignored(reason)),
+        DeployInput::Push(push) => engine.on_push(&push, now).await?,
+        DeployInput::Deploy(request) => vec![engine.deploy(&request, region, now).await?],
+    };
+    log(&decisions);
+    Ok(reply(decisions))
+}
+
+pub async fn gate(engine: &AwsEngine, payload: Value, now: u64) -> Result<Value, HandlerError> {
+    let Some(stopped) = inbound::task_stopped(payload)? else {
+        return Ok(ignored("task has not stopped".to_owned()));
+    };
+    let decision = engine.on_task_stopped(&stopped, now).await?;
+    log(std::slice::from_ref(&decision));
+    Ok(reply(vec![decision]))
+}
+
+pub async fn watch(engine: &AwsEngine, payload: Value, now: u64) -> Result<Value, HandlerError> {
+    let Some(change) = inbound::deployment_change(payload)? else {
+        return Ok(ignored("deployment has not finished".to_owned()));
+    };
+    let decision = engine.on_deployment(&change, now).await?;
+    log(std::slice::from_ref(&decision));
+    Ok(reply(vec![decision]))
+}

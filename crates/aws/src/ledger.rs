@@ -1,0 +1,542 @@
+//! The release ledger in DynamoDB. Every transition is a conditional write.
+//!
+//! Items (table keys `pk`, `sk`):
+//! - lane head: `pk = lane#<app>/<env>#<repository>`, `sk = head`
+//! - release:   `pk = release#<release id>`, `sk = release`
+//!   (`env_key` and `created_at` on each release allow listing an environment's history)
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use ferry_core::ports::{
+    Claim, ClaimOutcome, HeadChange, Lane, LaneHead, Ledger, PortError, PortResult,
+    ReleasePointer, ReleaseRecord, ReleaseUpdate,
+};
+use ferry_core::release::{ReleaseId, ReleaseState};
+
+use crate::error::port_error;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Clone)]
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+}
+
+impl DynamoLedger {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoLedger {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn head_key(lane: &Lane) -> Item {
+    HashMap::from([
+        (
+            "pk".to_owned(),
+            s(format!("lane#{}/{}#{}", lane.app, lane.env, lane.repository)),
+        ),
+        ("sk".to_owned(), s("head")),
+    ])
+}
+
+fn release_key(id: &ReleaseId) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), s(format!("release#{id}"))),
+        ("sk".to_owned(), s("release")),
+    ])
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn string_map(map: &BTreeMap<String, String>) -> AttributeValue {
+    AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), s(v))).collect())
+}
+
+fn string_list(list: &[String]) -> AttributeValue {
+    AttributeValue::L(list.iter().map(s).collect())
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn corrupt(what: &str) -> PortError {
+    PortError::new(
+        "dynamodb:decode",
+        format!("ledger item is missing or has a malformed `{what}`"),
+    )
+}
+
+fn get_s(item: &Item, key: &str) -> Option<String> {
+    item.get(key).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, key: &str) -> Option<T> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn get_map(item: &Item, key: &str) -> BTreeMap<String, String> {
+    item.get(key)
+        .and_then(|v| v.as_m().ok())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn get_list(item: &Item, key: &str) -> Vec<String> {
+    item.get(key)
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+        .unwrap_or_default()
+}
+
+fn decode_head(item: &Item) -> PortResult<LaneHead> {
+    let pointer = |id_key: &str, tag_key: &str| -> PortResult<Option<ReleasePointer>> {
+        match (get_s(item, id_key), get_s(item, tag_key)) {
+            (Some(id), Some(tag)) => Ok(Some(ReleasePointer {
+                id: ReleaseId::parse(&id).map_err(|_| corrupt(id_key))?,
+                tag,
+            })),
+            _ => Ok(None),
+        }
+    };
+    Ok(LaneHead {
+        version: get_n(item, "version").ok_or_else(|| corrupt("version"))?,
+        in_flight: pointer("in_flight_id", "in_flight_tag")?,
+        known_good: pointer("known_good_id", "known_good_tag")?,
+        latest_pushed_at: get_s(item, "latest_pushed_at"),
+        frozen: item
+            .get("frozen")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+    })
+}
+
+fn encode_release(r: &ReleaseRecord) -> Item {
+    let mut item = release_key(&r.id);
+    let mut put = |k: &str, v: AttributeValue| {
+        item.insert(k.to_owned(), v);
+    };
+    put("id", s(r.id.as_str()));
+    put("app", s(&r.lane.app));
+    put("env", s(&r.lane.env));
+    put("env_key", s(format!("{}/{}", r.lane.app, r.lane.env)));
+    put("repository", s(&r.lane.repository));
+    put("tag", s(&r.tag));
+    put("digest", s(&r.digest));
+    put("state", s(r.state.as_str()));
+    put("cluster", s(&r.cluster));
+    put("services", string_list(&r.services));
+    put("task_definitions", string_map(&r.task_definitions));
+    put("deployments", string_map(&r.deployments));
+    put(
+        "migration_essential_containers",
+        string_list(&r.migration_essential_containers),
+    );
+    put("created_at", n(r.created_at));
+    put("updated_at", n(r.updated_at));
+    let optional = [
+        ("previous_tag", r.previous_tag.clone()),
+        ("pushed_at", r.pushed_at.clone()),
+        (
+            "migration_task_definition",
+            r.migration_task_definition.clone(),
+        ),
+        ("migration_task", r.migration_task.clone()),
+        ("reason", r.reason.clone()),
+    ];
+    for (k, v) in optional {
+        if let Some(v) = v {
+            put(k, s(v));
+        }
+    }
+    if let Some(d) = r.migration_deadline {
+        put("migration_deadline", n(d));
+    }
+    if let Some(v) = r.parameter_version {
+        put("parameter_version", n(v));
+    }
+    if !r.completed_services.is_empty() {
+        put(
+            "completed_services",
+            AttributeValue::Ss(r.completed_services.iter().cloned().collect()),
+        );
+    }
+    item
+}
+
+fn decode_release(item: &Item) -> PortResult<ReleaseRecord> {
+    let id = get_s(item, "id").ok_or_else(|| corrupt("id"))?;
+    let state = get_s(item, "state").ok_or_else(|| corrupt("state"))?;
+    Ok(ReleaseRecord {
+        id: ReleaseId::parse(&id).map_err(|_| corrupt("id"))?,
+        lane: Lane {
+            app: get_s(item, "app").ok_or_else(|| corrupt("app"))?,
+            env: get_s(item, "env").ok_or_else(|| corrupt("env"))?,
+            repository: get_s(item, "repository").ok_or_else(|| corrupt("repository"))?,
+        },
+        tag: get_s(item, "tag").ok_or_else(|| corrupt("tag"))?,
+        digest: get_s(item, "digest").ok_or_else(|| corrupt("digest"))?,
+        state: ReleaseState::parse(&state).ok_or_else(|| corrupt("state"))?,
+        previous_tag: get_s(item, "previous_tag"),
+        pushed_at: get_s(item, "pushed_at"),
+        cluster: get_s(item, "cluster").ok_or_else(|| corrupt("cluster"))?,
+        services: get_list(item, "services"),
+        task_definitions: get_map(item, "task_definitions"),
+        migration_task_definition: get_s(item, "migration_task_definition"),
+        migration_essential_containers: get_list(item, "migration_essential_containers"),
+        migration_task: get_s(item, "migration_task"),
+        migration_deadline: get_n(item, "migration_deadline"),
+        parameter_version: get_n(item, "parameter_version"),
+        deployments: get_map(item, "deployments"),
+        completed_services: item
+            .get("completed_services")
+            .and_then(|v| v.as_ss().ok())
+            .map(|v| v.iter().cloned().collect::<BTreeSet<_>>())
+            .unwrap_or_default(),
+        reason: get_s(item, "reason"),
+        created_at: get_n(item, "created_at").unwrap_or_default(),
+        updated_at: get_n(item, "updated_at").unwrap_or_default(),
+    })
+}
+
+/// An UpdateItem expression for a release: `SET`/`ADD` clauses for every given
+/// field, conditional on the release being in one of `expected`.
+struct ReleaseExpression {
+    update: String,
+    condition: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+fn release_expression(expected: &[ReleaseState], update: &ReleaseUpdate) -> ReleaseExpression {
+    let mut sets = Vec::new();
+    let mut names = HashMap::new();
+    let mut values = HashMap::new();
+    let mut set = |field: &str, value: AttributeValue| {
+        sets.push(format!("#{field} = :{field}"));
+        names.insert(format!("#{field}"), field.to_owned());
+        values.insert(format!(":{field}"), value);
+    };
+    set("updated_at", n(now()));
+    if let Some(state) = update.state {
+        set("state", s(state.as_str()));
+    }
+    if let Some(v) = &update.task_definitions {
+        set("task_definitions", string_map(v));
+    }
+    if let Some(v) = &update.migration_task_definition {
+        set("migration_task_definition", s(v));
+    }
+    if let Some(v) = &update.migration_essential_containers {
+        set("migration_essential_containers", string_list(v));
+    }
+    if let Some(v) = &update.migration_task {
+        set("migration_task", s(v));
+    }
+    if let Some(v) = update.migration_deadline {
+        set("migration_deadline", n(v));
+    }
+    if let Some(v) = update.parameter_version {
+        set("parameter_version", n(v));
+    }
+    if let Some(v) = &update.deployments {
+        set("deployments", string_map(v));
+    }
+    if let Some(v) = &update.reason {
+        set("reason", s(v));
+    }
+    let mut expression = format!("SET {}", sets.join(", "));
+    if let Some(service) = &update.completed_service {
+        expression.push_str(" ADD completed_services :completed");
+        values.insert(
+            ":completed".to_owned(),
+            AttributeValue::Ss(vec![service.clone()]),
+        );
+    }
+    let mut allowed = Vec::new();
+    for (i, state) in expected.iter().enumerate() {
+        allowed.push(format!(":expected{i}"));
+        values.insert(format!(":expected{i}"), s(state.as_str()));
+    }
+    names.insert("#state".to_owned(), "state".to_owned());
+    ReleaseExpression {
+        update: expression,
+        condition: format!("#state IN ({})", allowed.join(", ")),
+        names,
+        values,
+    }
+}
+
+/// Whether a TransactWriteItems failure was a condition check, and on which items.
+fn cancelled_items(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+    >,
+) -> Option<Vec<bool>> {
+    let service = err.as_service_error()?;
+    match service {
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(e) => {
+            Some(
+                e.cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                    .collect(),
+            )
+        }
+        _ => None,
+    }
+}
+
+impl Ledger for DynamoLedger {
+    async fn read(
+        &self,
+        lane: &Lane,
+        release: &ReleaseId,
+    ) -> PortResult<(Option<LaneHead>, Option<ReleaseRecord>)> {
+        let keys = KeysAndAttributes::builder()
+            .keys(head_key(lane))
+            .keys(release_key(release))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| PortError::new("dynamodb:BatchGetItem", e.to_string()))?;
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, keys)
+            .send()
+            .await
+            .map_err(|e| port_error("dynamodb:BatchGetItem", e))?;
+        if out
+            .unprocessed_keys()
+            .is_some_and(|u| u.values().any(|k| !k.keys().is_empty()))
+        {
+            return Err(
+                PortError::new("dynamodb:BatchGetItem", "keys left unprocessed (throttled)")
+                    .retryable(),
+            );
+        }
+        let mut head = None;
+        let mut record = None;
+        for item in out
+            .responses()
+            .and_then(|r| r.get(&self.table))
+            .into_iter()
+            .flatten()
+        {
+            match get_s(item, "sk").as_deref() {
+                Some("head") => head = Some(decode_head(item)?),
+                Some("release") => record = Some(decode_release(item)?),
+                _ => {}
+            }
+        }
+        Ok((head, record))
+    }
+
+    async fn head(&self, lane: &Lane) -> PortResult<Option<LaneHead>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(head_key(lane)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("dynamodb:GetItem", e))?;
+        out.item().map(decode_head).transpose()
+    }
+
+    async fn release(&self, id: &ReleaseId) -> PortResult<Option<ReleaseRecord>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(release_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("dynamodb:GetItem", e))?;
+        out.item().map(decode_release).transpose()
+    }
+
+    async fn claim(&self, claim: Claim<'_>) -> PortResult<ClaimOutcome> {
+        let release = claim.release;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(encode_release(release)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| PortError::new("dynamodb:TransactWriteItems", e.to_string()))?;
+        let expected_version = claim.expected_head_version.unwrap_or(0);
+        let mut head_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(head_key(&release.lane)))
+            .update_expression(
+                "SET version = :next, in_flight_id = :id, in_flight_tag = :tag, frozen = if_not_exists(frozen, :false)".to_owned()
+                    + if claim.latest_pushed_at.is_some() { ", latest_pushed_at = :pushed" } else { "" },
+            )
+            .condition_expression("attribute_not_exists(version) OR version = :expected")
+            .expression_attribute_values(":next", n(expected_version + 1))
+            .expression_attribute_values(":expected", n(expected_version))
+            .expression_attribute_values(":id", s(release.id.as_str()))
+            .expression_attribute_values(":tag", s(&release.tag))
+            .expression_attribute_values(":false", AttributeValue::Bool(false));
+        if let Some(pushed) = claim.latest_pushed_at {
+            head_update = head_update.expression_attribute_values(":pushed", s(pushed));
+        }
+        let head_update = head_update
+            .build()
+            .map_err(|e| PortError::new("dynamodb:TransactWriteItems", e.to_string()))?;
+        let mut items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(head_update).build(),
+        ];
+        if let Some(old) = claim.supersedes {
+            let supersede = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(release_key(old)))
+                .update_expression(
+                    "SET #state = :superseded, superseded_by = :id, updated_at = :now",
+                )
+                .condition_expression("#state IN (:claimed, :migrating, :deploying)")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":superseded", s(ReleaseState::Superseded.as_str()))
+                .expression_attribute_values(":id", s(release.id.as_str()))
+                .expression_attribute_values(":now", n(now()))
+                .expression_attribute_values(":claimed", s(ReleaseState::Claimed.as_str()))
+                .expression_attribute_values(":migrating", s(ReleaseState::Migrating.as_str()))
+                .expression_attribute_values(":deploying", s(ReleaseState::Deploying.as_str()))
+                .build()
+                .map_err(|e| PortError::new("dynamodb:TransactWriteItems", e.to_string()))?;
+            items.push(TransactWriteItem::builder().update(supersede).build());
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(ClaimOutcome::Claimed),
+            Err(err) => match cancelled_items(&err) {
+                Some(failed) if failed.first() == Some(&true) => Ok(ClaimOutcome::AlreadyClaimed),
+                Some(failed) if failed.iter().any(|f| *f) => Ok(ClaimOutcome::HeadMoved),
+                // Cancelled for a conflict with a concurrent transaction: read again.
+                Some(_) if err.code() == Some("TransactionCanceledException") => {
+                    Ok(ClaimOutcome::HeadMoved)
+                }
+                _ => Err(port_error("dynamodb:TransactWriteItems", err)),
+            },
+        }
+    }
+
+    async fn update(
+        &self,
+        id: &ReleaseId,
+        expected: &[ReleaseState],
+        update: ReleaseUpdate,
+    ) -> PortResult<Option<ReleaseRecord>> {
+        let expression = release_expression(expected, &update);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(release_key(id)))
+            .update_expression(expression.update)
+            .condition_expression(expression.condition)
+            .set_expression_attribute_names(Some(expression.names))
+            .set_expression_attribute_values(Some(expression.values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out.attributes().map(decode_release).transpose(),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(port_error("dynamodb:UpdateItem", err)),
+        }
+    }
+
+    async fn settle(
+        &self,
+        release: &ReleaseRecord,
+        expected: &[ReleaseState],
+        update: ReleaseUpdate,
+        head: HeadChange,
+    ) -> PortResult<bool> {
+        let build_error = |e: aws_sdk_dynamodb::error::BuildError| {
+            PortError::new("dynamodb:TransactWriteItems", e.to_string())
+        };
+        let expression = release_expression(expected, &update);
+        let release_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(release_key(&release.id)))
+            .update_expression(expression.update)
+            .condition_expression(expression.condition)
+            .set_expression_attribute_names(Some(expression.names))
+            .set_expression_attribute_values(Some(expression.values))
+            .build()
+            .map_err(build_error)?;
+        let head_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(head_key(&release.lane)))
+            .condition_expression("in_flight_id = :id")
+            .expression_attribute_values(":id", s(release.id.as_str()))
+            .expression_attribute_values(":one", n(1));
+        let head_update = match head {
+            HeadChange::ClearInFlight => head_update
+                .update_expression("SET version = version + :one REMOVE in_flight_id, in_flight_tag"),
+            HeadChange::KnownGood(pointer) => head_update
+                .update_expression(
+                    "SET version = version + :one, known_good_id = :good, known_good_tag = :good_tag REMOVE in_flight_id, in_flight_tag",
+                )
+                .expression_attribute_values(":good", s(pointer.id.as_str()))
+                .expression_attribute_values(":good_tag", s(pointer.tag)),
+        }
+        .build()
+        .map_err(build_error)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(release_update).build())
+            .transact_items(TransactWriteItem::builder().update(head_update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match cancelled_items(&err) {
+                Some(failed) if failed.iter().any(|f| *f) => Ok(false),
+                _ => Err(port_error("dynamodb:TransactWriteItems", err)),
+            },
+        }
+    }
+}

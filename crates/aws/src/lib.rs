@@ -1,0 +1,83 @@
+//! AWS adapters for ferry's ports, the shapes of the AWS events ferry consumes,
+//! and the handlers the Lambda binaries wrap.
+
+pub mod clients;
+pub mod config_source;
+pub mod ecr;
+pub mod ecs;
+pub mod error;
+pub mod events;
+pub mod handlers;
+pub mod inbound;
+pub mod runtime;
+pub mod ledger;
+pub mod secrets;
+pub mod ssm;
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use ferry_core::config::Config;
+use ferry_core::engine::Engine;
+
+
+
+pub type AwsEngine = Engine<
+    ledger::DynamoLedger,
+    ecs::EcsAdapter,
+    ssm::SsmParameters,
+    secrets::SecretsExistence,
+    ecr::EcrRegistry,
+    events::EventBus,
+>;
+
+/// Environment variables the template sets on every function.
+pub const ENV_LEDGER_TABLE: &str = "FERRY_LEDGER_TABLE";
+pub const ENV_EVENT_BUS: &str = "FERRY_EVENT_BUS";
+
+pub fn engine(sdk: &SdkConfig, config: Arc<Config>, table: &str, bus: &str) -> AwsEngine {
+    engine_observed(sdk, config, table, bus, None::<NoInterceptor>)
+}
+
+/// Like [`engine`], with an interceptor on every client (benchmarks count calls
+/// and round trips with it).
+pub fn engine_observed<I>(
+    sdk: &SdkConfig,
+    config: Arc<Config>,
+    table: &str,
+    bus: &str,
+    interceptor: Option<I>,
+) -> AwsEngine
+where
+    I: aws_sdk_ecs::config::Intercept + Clone + 'static,
+{
+    macro_rules! client {
+        ($sdk_crate:ident) => {{
+            let mut builder = $sdk_crate::config::Builder::from(sdk);
+            if let Some(i) = interceptor.clone() {
+                builder = builder.interceptor(i);
+            }
+            $sdk_crate::Client::from_conf(builder.build())
+        }};
+    }
+    let ssm = client!(aws_sdk_ssm);
+    Engine {
+        config,
+        ledger: ledger::DynamoLedger::new(client!(aws_sdk_dynamodb), table),
+        ecs: ecs::EcsAdapter::new(client!(aws_sdk_ecs)),
+        params: ssm::SsmParameters::new(ssm.clone()),
+        secrets: secrets::SecretsExistence::new(client!(aws_sdk_secretsmanager), ssm),
+        registry: ecr::EcrRegistry::new(client!(aws_sdk_ecr)),
+        events: events::EventBus::new(client!(aws_sdk_eventbridge), bus),
+    }
+}
+
+/// The absence of an interceptor.
+#[derive(Debug, Clone)]
+pub struct NoInterceptor;
+
+impl aws_sdk_ecs::config::Intercept for NoInterceptor {
+    fn name(&self) -> &'static str {
+        "NoInterceptor"
+    }
+}

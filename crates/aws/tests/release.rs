@@ -1,0 +1,261 @@
+//! A push becomes a verified release: the real SDK over HTTP against moto, with
+//! ferry's ECS extensions, the sample `shop` estate seeded in.
+
+mod support;
+
+use ferry_aws::handlers;
+use serde_json::Value;
+use support::*;
+
+fn outcome(reply: &Value) -> &str {
+    reply["decisions"][0]["outcome"].as_str().unwrap_or("?")
+}
+
+fn release_id(reply: &Value) -> String {
+    reply["decisions"][0]["release_id"]
+        .as_str()
+        .expect("a release id")
+        .to_owned()
+}
+
+/// Pushes `tag`, delivers the push event, stops the migration with `how`.
+/// Returns (release id, gate reply).
+async fn push_and_migrate(shop: &Shop, tag: &str, how: &str) -> (String, Value) {
+    let engine = shop.engine();
+    let digest = shop.push(tag).await;
+    let reply = handlers::deploy(&engine, REGION, ecr_push_event("shop", tag, &digest), now())
+        .await
+        .expect("deploy");
+    assert_eq!(outcome(&reply), "migrating", "{reply}");
+    let id = release_id(&reply);
+    let task = reply["decisions"][0]["task"].as_str().expect("task").to_owned();
+    let stopped = shop.stop_task(&task, how).await;
+    let gate = handlers::gate(&engine, stopped, now()).await.expect("gate");
+    (id, gate)
+}
+
+async fn complete_all(shop: &Shop) -> Vec<Value> {
+    let engine = shop.engine();
+    let mut replies = Vec::new();
+    for service in SERVICES {
+        let event = shop.finish_deployment(service, "COMPLETED").await;
+        replies.push(handlers::watch(&engine, event, now()).await.expect("watch"));
+    }
+    replies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_releases_three_services_after_a_passing_migration() {
+    let shop = Shop::start().await;
+    let before = shop.services_task_definitions().await;
+
+    let (id, gate) = push_and_migrate(&shop, "1.0.0", "ferry-emulator:exit=0").await;
+    assert_eq!(outcome(&gate), "deploying", "{gate}");
+
+    // Every service runs a new revision of its own family, pinned by digest.
+    let after = shop.services_task_definitions().await;
+    for service in SERVICES {
+        assert_ne!(before[service], after[service], "{service} was not updated");
+        assert_eq!(shop.revisions(&format!("shop-{service}")).await.len(), 2);
+        let described = shop
+            .emulator
+            .ecs()
+            .describe_task_definition()
+            .task_definition(&after[service])
+            .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+            .send()
+            .await
+            .expect("describe");
+        let td = described.task_definition().expect("td");
+        let image = td.container_definitions()[0].image().expect("image");
+        assert!(image.starts_with(&format!("{}/shop@sha256:", registry())), "{image}");
+        let tags: Vec<(String, String)> = described
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap_or_default().into(), t.value().unwrap_or_default().into()))
+            .collect();
+        assert!(tags.contains(&("ferry:release".into(), id.clone())), "{tags:?}");
+        assert!(tags.contains(&("team".into(), "shop".into())), "user tags kept: {tags:?}");
+        // Secrets stay references; ferry copies them, never resolves them.
+        assert_eq!(td.container_definitions()[0].secrets().len(), 2);
+    }
+    let history = shop.parameter_history().await;
+    assert_eq!(history.last().map(|h| h.1.as_str()), Some("1.0.0"));
+
+    let replies = complete_all(&shop).await;
+    assert_eq!(outcome(&replies[0]), "progress");
+    assert_eq!(outcome(&replies[2]), "succeeded", "{}", replies[2]);
+    let item = shop.release_item(&id).await.expect("release recorded");
+    assert_eq!(item["state"], "SUCCEEDED");
+    let history = shop.parameter_history().await;
+    let last = history.last().expect("history");
+    assert_eq!(last.1, "1.0.0");
+    assert_eq!(last.2, vec!["known-good".to_owned()], "known-good label on the release's version");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_push_delivered_five_times_at_once_makes_one_release() {
+    let shop = Shop::start().await;
+    let engine = shop.engine();
+    let digest = shop.push("1.0.0").await;
+    let event = ecr_push_event("shop", "1.0.0", &digest);
+
+    let replies = futures_util::future::join_all(
+        (0..5).map(|_| handlers::deploy(&engine, REGION, event.clone(), now())),
+    )
+    .await;
+    let outcomes: Vec<String> = replies
+        .iter()
+        .map(|r| outcome(r.as_ref().expect("deploy")).to_owned())
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| *o == "migrating").count(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 4, "{outcomes:?}");
+
+    for family in ["shop-api", "shop-worker", "shop-scheduler", MIGRATION_FAMILY] {
+        assert_eq!(shop.revisions(family).await.len(), 2, "{family}: one registration");
+    }
+    assert_eq!(shop.parameter_history().await.len(), 2, "one SSM version");
+    let tasks = shop.migration_tasks().await;
+    assert_eq!(tasks.len(), 1, "one migration");
+
+    // The migration's stop event, delivered five times at once too.
+    let stopped = shop
+        .stop_task(tasks[0].task_arn().expect("arn"), "ferry-emulator:exit=0")
+        .await;
+    let gates = futures_util::future::join_all(
+        (0..5).map(|_| handlers::gate(&engine, stopped.clone(), now())),
+    )
+    .await;
+    let deploying = gates
+        .iter()
+        .filter(|g| g.as_ref().map(|g| outcome(g) == "deploying").unwrap_or(false))
+        .count();
+    assert_eq!(deploying, 1, "{gates:?}");
+    for (service, count) in shop.deployments().await {
+        assert_eq!(count, 2, "{service}: one UpdateService (the original deployment and ferry's)");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_migration_touches_no_service_and_restores_the_image_tag() {
+    let shop = Shop::start().await;
+    let before = shop.services_task_definitions().await;
+
+    let (id, gate) = push_and_migrate(&shop, "1.2.0", "ferry-emulator:exit=1").await;
+    assert_eq!(outcome(&gate), "failed", "{gate}");
+    let reason = gate["decisions"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("exited with code 1"), "{reason}");
+
+    assert_eq!(shop.services_task_definitions().await, before, "services untouched");
+    for (service, count) in shop.deployments().await {
+        assert_eq!(count, 1, "{service}: no UpdateService");
+    }
+    let values: Vec<String> = shop.parameter_history().await.into_iter().map(|h| h.1).collect();
+    assert_eq!(values, ["0.9.0", "1.2.0", "0.9.0"], "tag written, then restored");
+    let item = shop.release_item(&id).await.expect("release");
+    assert_eq!(item["state"], "FAILED");
+    assert!(item["reason"].contains("exited with code 1"), "{item:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_that_fails_to_start_fails_the_release_with_its_stop_code() {
+    let shop = Shop::start().await;
+    let (id, gate) = push_and_migrate(&shop, "1.3.0", "ferry-emulator:failed-to-start").await;
+    assert_eq!(outcome(&gate), "failed", "{gate}");
+    let item = shop.release_item(&id).await.expect("release");
+    assert!(item["reason"].contains("TaskFailedToStart"), "{item:?}");
+    for (_, count) in shop.deployments().await {
+        assert_eq!(count, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutable_tag_and_unknown_repository_change_nothing() {
+    let shop = Shop::start().await;
+    let engine = shop.engine();
+    let digest = shop.push("latest").await;
+    let before = shop.snapshot().await;
+
+    let latest = handlers::deploy(&engine, REGION, ecr_push_event("shop", "latest", &digest), now())
+        .await
+        .expect("deploy");
+    assert_eq!(outcome(&latest), "refused", "{latest}");
+    assert!(latest.to_string().contains("mutable"), "{latest}");
+
+    let unknown = handlers::deploy(
+        &engine,
+        REGION,
+        ecr_push_event("unknown-app", "1.0.0", &digest),
+        now(),
+    )
+    .await
+    .expect("deploy");
+    assert_eq!(outcome(&unknown), "ignored", "{unknown}");
+    assert!(unknown.to_string().contains("unknown-app"), "{unknown}");
+
+    let malformed = handlers::respond(
+        handlers::deploy(&engine, REGION, serde_json::json!({"detail-type": "ECR Image Action", "source": "aws.ecr", "detail": {}}), now()).await,
+    )
+    .expect("answered, not retried");
+    assert_eq!(malformed["ok"], false, "{malformed}");
+    assert!(malformed["error"]["message"].as_str().unwrap_or_default().contains("action-type"), "{malformed}");
+
+    assert_eq!(shop.snapshot().await, before, "nothing in AWS changed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_secret_fails_preflight_naming_the_secret_and_touches_nothing() {
+    let shop = Shop::start().await;
+    // The api's next revision references a secret that was never created.
+    let ecs = shop.emulator.ecs();
+    let current = shop.services_task_definitions().await["api"].clone();
+    let image = ecs
+        .describe_task_definition()
+        .task_definition(&current)
+        .send()
+        .await
+        .expect("describe")
+        .task_definition()
+        .and_then(|t| t.container_definitions().first().and_then(|c| c.image().map(str::to_owned)))
+        .expect("image");
+    let broken = shop.task_definition("shop-api", "api", &image).container_definitions(
+        aws_sdk_ecs::types::ContainerDefinition::builder()
+            .name("token-refresher")
+            .image(&image)
+            .essential(false)
+            .memory(128)
+            .secrets(
+                aws_sdk_ecs::types::Secret::builder()
+                    .name("TOKEN")
+                    .value_from(format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:shop/prod/missing-AbCdEf"))
+                    .build()
+                    .expect("secret"),
+            )
+            .build(),
+    );
+    let arn = register(&ecs, broken).await;
+    ecs.update_service()
+        .cluster(CLUSTER)
+        .service("api")
+        .task_definition(&arn)
+        .send()
+        .await
+        .expect("point api at the broken revision");
+    let engine = shop.engine();
+    let digest = shop.push("1.0.0").await;
+    let before = shop.snapshot().await;
+
+    let reply = handlers::deploy(&engine, REGION, ecr_push_event("shop", "1.0.0", &digest), now())
+        .await
+        .expect("deploy");
+    assert_eq!(outcome(&reply), "preflight_failed", "{reply}");
+    let problems = reply["decisions"][0]["problems"].to_string();
+    assert!(problems.contains("shop/prod/missing-AbCdEf"), "{problems}");
+
+    // Only the ledger records the failed release; ECS and SSM are as they were.
+    let after = shop.snapshot().await;
+    let strip = |s: &str| s.lines().filter(|l| !l.starts_with("ledger:")).collect::<Vec<_>>().join("\n");
+    assert_eq!(strip(&after), strip(&before));
+    let item = shop.release_item(&release_id(&reply)).await.expect("recorded");
+    assert_eq!(item["state"], "FAILED");
+}

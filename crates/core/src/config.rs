@@ -1,0 +1,1544 @@
+//! ferry's configuration: one TOML document describing apps → environments → cluster,
+//! services and the repositories they run, tag policy, migration, guarding alarms and
+//! the SSM image-tag parameter. It is validated on load; every error names the key
+//! (e.g. `apps.shop.environments.prod.cluster`) and says what to do.
+//!
+//! ```toml
+//! mutable_tags = ["main"]            # optional, refused everywhere ("latest" always is)
+//!
+//! [apps.shop]
+//! repository = "shop"                # optional default for services and the migration
+//!
+//! [apps.shop.environments.prod]
+//! cluster = "shop-prod"
+//! services = ["api", "worker", { name = "web", repository = "shop-web" }]
+//! tags = { semver = ">=1.0.0" }      # exactly one of glob / regex / semver
+//! mutable_tags = ["stable"]          # optional
+//! image_tag_parameter = "/shop/prod/compute/currentImageTag"
+//! migration = { task_family = "shop-migrate", timeout = "15m" }   # optional
+//! alarms = ["shop-prod-5xx"]         # optional
+//! unfreeze_on_new_digest = false     # optional
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+use crate::image::validate_repository_name;
+use crate::release::{DIGEST_PREFIX_LEN, MAX_RELEASE_ID_LEN};
+use crate::tag_policy::{validate_tag, TagPolicy, ALWAYS_MUTABLE};
+
+/// The longest app, environment or service name.
+pub const MAX_NAME_LEN: usize = 64;
+/// The longest app and environment names together, so a release id
+/// (`<app>/<env>/<16 hex>`) fits ECS's 128-character `startedBy` as `ferry/<id>`.
+pub const MAX_APP_AND_ENV_LEN: usize = MAX_RELEASE_ID_LEN - DIGEST_PREFIX_LEN - 2;
+/// The longest SSM parameter name (a full path).
+pub const MAX_PARAMETER_NAME_LEN: usize = 1011;
+/// The deepest SSM parameter hierarchy.
+pub const MAX_PARAMETER_DEPTH: usize = 15;
+/// The longest CloudWatch alarm name.
+pub const MAX_ALARM_NAME_LEN: usize = 255;
+/// The migration timeout when none is configured.
+pub const DEFAULT_MIGRATION_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+pub const MIN_MIGRATION_TIMEOUT: Duration = Duration::from_secs(1);
+pub const MAX_MIGRATION_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The whole configuration, keyed by app name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub apps: BTreeMap<String, App>,
+}
+
+/// An app and its environments, keyed by environment name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    pub name: String,
+    pub environments: BTreeMap<String, Environment>,
+}
+
+/// One environment of an app: where it runs, what it runs, and what it accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Environment {
+    pub app: String,
+    pub name: String,
+    pub cluster: String,
+    pub services: Vec<Service>,
+    pub tag_policy: TagPolicy,
+    /// Always contains `latest`, plus the configured extras (global, then this
+    /// environment's), de-duplicated ignoring case.
+    pub mutable_tags: Vec<String>,
+    pub image_tag_parameter: String,
+    pub migration: Option<Migration>,
+    pub alarms: Vec<String>,
+    pub unfreeze_on_new_digest: bool,
+}
+
+/// An ECS service and the ECR repository whose image it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub name: String,
+    pub repository: String,
+}
+
+/// The one-off task that migrates the database before the services roll out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    pub task_family: String,
+    pub repository: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config is not valid TOML or has an unknown/misspelled key: {0}")]
+    Parse(String),
+    #[error("config key `{key}`: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+impl ConfigError {
+    /// The key path an [`ConfigError::Invalid`] names.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Parse(_) => None,
+            ConfigError::Invalid { key, .. } => Some(key),
+        }
+    }
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Whether `name` is a valid app, environment or service name:
+/// 1 to 64 of `[A-Za-z0-9_-]`.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl Config {
+    /// Parses and validates a configuration document.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        raw.validate()
+    }
+
+    /// Every environment with at least one service or a migration that runs
+    /// `repository`, sorted by (app, environment).
+    pub fn environments_tracking(&self, repository: &str) -> Vec<&Environment> {
+        self.environments()
+            .filter(|env| {
+                !env.services_running(repository).is_empty()
+                    || env.migration_for(repository).is_some()
+            })
+            .collect()
+    }
+
+    pub fn environment(&self, app: &str, env: &str) -> Option<&Environment> {
+        self.apps.get(app)?.environments.get(env)
+    }
+
+    /// The environment a CloudWatch alarm guards (the config allows at most one).
+    pub fn environment_guarded_by(&self, alarm: &str) -> Option<&Environment> {
+        self.environments()
+            .find(|env| env.alarms.iter().any(|a| a == alarm))
+    }
+
+    /// Every environment, sorted by (app, environment).
+    pub fn environments(&self) -> impl Iterator<Item = &Environment> {
+        self.apps.values().flat_map(|app| app.environments.values())
+    }
+}
+
+impl Environment {
+    /// The services that run `repository`.
+    pub fn services_running(&self, repository: &str) -> Vec<&Service> {
+        self.services
+            .iter()
+            .filter(|s| s.repository == repository)
+            .collect()
+    }
+
+    /// The migration, if it runs `repository`.
+    pub fn migration_for(&self, repository: &str) -> Option<&Migration> {
+        self.migration
+            .as_ref()
+            .filter(|m| m.repository == repository)
+    }
+
+    /// Every repository this environment runs (services and migration).
+    pub fn repositories(&self) -> BTreeSet<&str> {
+        self.services
+            .iter()
+            .map(|s| s.repository.as_str())
+            .chain(self.migration.iter().map(|m| m.repository.as_str()))
+            .collect()
+    }
+
+    /// `<app>/<env>`
+    pub fn qualified_name(&self) -> String {
+        format!("{}/{}", self.app, self.name)
+    }
+}
+
+/// Parses a duration such as `90s`, `15m`, `1h` or `1h30m`: whole numbers with units
+/// `h`, `m`, `s`, largest first, each at most once.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    if text.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    // Units must come in this order; each may appear once.
+    let mut units_left: &[(char, u64)] = &[('h', 3600), ('m', 60), ('s', 1)];
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        if number.is_empty() {
+            return None;
+        }
+        let position = units_left.iter().position(|(u, _)| *u == c)?;
+        let seconds_per_unit = units_left[position].1;
+        units_left = &units_left[position + 1..];
+        let value: u64 = number.parse().ok()?;
+        total = total.checked_add(value.checked_mul(seconds_per_unit)?)?;
+        number.clear();
+    }
+    if !number.is_empty() {
+        return None;
+    }
+    Some(Duration::from_secs(total))
+}
+
+fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------
+// The document as written, before validation.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    mutable_tags: Vec<String>,
+    #[serde(default)]
+    apps: BTreeMap<String, RawApp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    repository: Option<String>,
+    #[serde(default)]
+    environments: BTreeMap<String, RawEnvironment>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvironment {
+    cluster: Option<String>,
+    services: Option<Vec<RawService>>,
+    tags: Option<RawTags>,
+    #[serde(default)]
+    mutable_tags: Vec<String>,
+    image_tag_parameter: Option<String>,
+    migration: Option<RawMigration>,
+    #[serde(default)]
+    alarms: Vec<String>,
+    #[serde(default)]
+    unfreeze_on_new_digest: bool,
+}
+
+/// `"api"` or `{ name = "web", repository = "blog-web" }`.
+enum RawService {
+    Name(String),
+    Table(RawServiceTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServiceTable {
+    name: Option<String>,
+    repository: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawService {
+    // Hand-written rather than `#[serde(untagged)]` so that a misspelled key inside a
+    // service table keeps toml's precise "unknown field" message.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ServiceVisitor;
+        impl<'de> Visitor<'de> for ServiceVisitor {
+            type Value = RawService;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a service name like \"api\", or a table like { name = \"web\", repository = \"blog-web\" }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawService, E> {
+                Ok(RawService::Name(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawService, A::Error> {
+                RawServiceTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawService::Table)
+            }
+        }
+        deserializer.deserialize_any(ServiceVisitor)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTags {
+    glob: Option<String>,
+    regex: Option<String>,
+    semver: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMigration {
+    task_family: Option<String>,
+    repository: Option<String>,
+    timeout: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------
+// Validation.
+
+/// A key path segment, quoted as TOML would need it when it is not a bare key.
+fn segment(name: &str) -> String {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        name.to_owned()
+    } else {
+        format!("{name:?}")
+    }
+}
+
+fn check_name(key: &str, name: &str, what: &str) -> Result<(), ConfigError> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!(
+                "{what} name `{name}` is not allowed; use 1 to {MAX_NAME_LEN} letters, digits, `_` or `-` \
+                 (the name appears in ARNs, ids and ECS `startedBy`)"
+            ),
+        ))
+    }
+}
+
+fn check_repository(key: &str, repository: &str) -> Result<(), ConfigError> {
+    validate_repository_name(repository).map_err(|why| {
+        invalid(
+            key,
+            format!("`{repository}` is not a valid ECR repository name: {why}"),
+        )
+    })
+}
+
+fn check_mutable_tags(
+    key: &str,
+    tags: &[String],
+    into: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    for (i, tag) in tags.iter().enumerate() {
+        validate_tag(tag).map_err(|why| {
+            invalid(
+                format!("{key}[{i}]"),
+                format!("`{tag}` is not a valid image tag ({why}), so it can never be pushed; remove it or fix it"),
+            )
+        })?;
+        if !into.iter().any(|t| t.eq_ignore_ascii_case(tag)) {
+            into.push(tag.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Checks an SSM parameter name; returns what is wrong.
+fn ssm_parameter_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("is empty; name the SSM parameter that records the current image tag, e.g. \"/shop/prod/compute/currentImageTag\"".to_owned());
+    }
+    if name.len() > MAX_PARAMETER_NAME_LEN {
+        return Some(format!(
+            "is {} characters long; SSM parameter names are at most {MAX_PARAMETER_NAME_LEN}",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')))
+    {
+        return Some(format!(
+            "`{name}` contains `{c}`; SSM parameter names may contain only letters, digits, `_`, `.`, `-` and `/`"
+        ));
+    }
+    let hierarchical = name.contains('/');
+    if hierarchical {
+        if !name.starts_with('/') {
+            return Some(format!(
+                "`{name}` is a path but does not start with `/`; write \"/{name}\""
+            ));
+        }
+        let segments: Vec<&str> = name[1..].split('/').collect();
+        if segments.iter().any(|s| s.is_empty()) {
+            return Some(format!(
+                "`{name}` has an empty path segment (a doubled or trailing `/`); remove it"
+            ));
+        }
+        if segments.len() > MAX_PARAMETER_DEPTH {
+            return Some(format!(
+                "`{name}` is {} levels deep; SSM allows at most {MAX_PARAMETER_DEPTH}",
+                segments.len()
+            ));
+        }
+    }
+    // SSM reserves names prefixed with `aws` or `ssm`, and the `/aws` and `/ssm` trees.
+    let lowered = name.to_ascii_lowercase();
+    let reserved = if hierarchical {
+        let first = lowered[1..].split('/').next().unwrap_or("");
+        first == "aws" || first == "ssm"
+    } else {
+        lowered.starts_with("aws") || lowered.starts_with("ssm")
+    };
+    if reserved {
+        return Some(format!(
+            "`{name}` starts with `aws` or `ssm`, which SSM reserves; choose another name"
+        ));
+    }
+    None
+}
+
+fn check_alarm(key: &str, alarm: &str) -> Result<(), ConfigError> {
+    if alarm.trim().is_empty() {
+        return Err(invalid(
+            key,
+            "is empty; name the CloudWatch alarm that guards this environment, or remove the entry",
+        ));
+    }
+    if alarm.len() > MAX_ALARM_NAME_LEN {
+        return Err(invalid(
+            key,
+            format!(
+                "is {} characters long; CloudWatch alarm names are at most {MAX_ALARM_NAME_LEN}",
+                alarm.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What the whole document has seen so far, for checks across environments.
+#[derive(Default)]
+struct Seen {
+    parameters: BTreeMap<String, String>,
+    alarms: BTreeMap<String, String>,
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        if self.apps.is_empty() {
+            return Err(invalid(
+                "apps",
+                "no app is configured; add at least one, e.g. [apps.shop] with [apps.shop.environments.prod]",
+            ));
+        }
+        let mut global_mutable = vec![ALWAYS_MUTABLE.to_owned()];
+        check_mutable_tags("mutable_tags", &self.mutable_tags, &mut global_mutable)?;
+
+        let mut seen = Seen::default();
+        let mut apps = BTreeMap::new();
+        for (app_name, raw_app) in self.apps {
+            let app_key = format!("apps.{}", segment(&app_name));
+            check_name(&app_key, &app_name, "app")?;
+            if let Some(repository) = &raw_app.repository {
+                check_repository(&format!("{app_key}.repository"), repository)?;
+            }
+            if raw_app.environments.is_empty() {
+                return Err(invalid(
+                    format!("{app_key}.environments"),
+                    format!("app `{app_name}` has no environment; add one, e.g. [{app_key}.environments.prod]"),
+                ));
+            }
+            let mut environments = BTreeMap::new();
+            for (env_name, raw_env) in raw_app.environments {
+                let env = raw_env.validate(
+                    &app_name,
+                    &env_name,
+                    raw_app.repository.as_deref(),
+                    &global_mutable,
+                    &mut seen,
+                )?;
+                environments.insert(env_name, env);
+            }
+            apps.insert(
+                app_name.clone(),
+                App {
+                    name: app_name,
+                    environments,
+                },
+            );
+        }
+        Ok(Config { apps })
+    }
+}
+
+impl RawEnvironment {
+    fn validate(
+        self,
+        app: &str,
+        name: &str,
+        app_repository: Option<&str>,
+        global_mutable: &[String],
+        seen: &mut Seen,
+    ) -> Result<Environment, ConfigError> {
+        let app_key = format!("apps.{}", segment(app));
+        let key = format!("{app_key}.environments.{}", segment(name));
+        check_name(&key, name, "environment")?;
+        if app.len() + name.len() > MAX_APP_AND_ENV_LEN {
+            return Err(invalid(
+                &key,
+                format!(
+                    "app and environment names together are {} characters; at most {MAX_APP_AND_ENV_LEN} fit in \
+                     the release id ferry writes to ECS's 128-character `startedBy`; shorten one of them",
+                    app.len() + name.len()
+                ),
+            ));
+        }
+
+        let cluster = self.cluster.unwrap_or_default();
+        if cluster.trim().is_empty() {
+            return Err(invalid(
+                format!("{key}.cluster"),
+                "is missing or empty; set it to the name or ARN of the ECS cluster this environment runs on",
+            ));
+        }
+
+        let services = validate_services(&key, self.services, app_repository, &app_key)?;
+
+        let tag_policy = validate_tags(&key, self.tags)?;
+
+        let mut mutable_tags = global_mutable.to_vec();
+        check_mutable_tags(
+            &format!("{key}.mutable_tags"),
+            &self.mutable_tags,
+            &mut mutable_tags,
+        )?;
+
+        let parameter_key = format!("{key}.image_tag_parameter");
+        let image_tag_parameter = self.image_tag_parameter.unwrap_or_default();
+        if let Some(problem) = ssm_parameter_problem(&image_tag_parameter) {
+            return Err(invalid(&parameter_key, problem));
+        }
+        let qualified = format!("{app}/{name}");
+        if let Some(other) = seen
+            .parameters
+            .insert(image_tag_parameter.clone(), qualified.clone())
+        {
+            return Err(invalid(
+                &parameter_key,
+                format!(
+                    "`{image_tag_parameter}` is also the image tag parameter of environment {other}; \
+                     two environments cannot record their image in the same parameter, give each its own"
+                ),
+            ));
+        }
+
+        let migration = self
+            .migration
+            .map(|m| validate_migration(&key, m, app_repository, &app_key))
+            .transpose()?;
+
+        let mut alarms = Vec::with_capacity(self.alarms.len());
+        for (i, alarm) in self.alarms.into_iter().enumerate() {
+            let alarm_key = format!("{key}.alarms[{i}]");
+            check_alarm(&alarm_key, &alarm)?;
+            if let Some(other) = seen.alarms.insert(alarm.clone(), qualified.clone()) {
+                let problem = if other == qualified {
+                    format!("alarm `{alarm}` is listed twice; remove the duplicate")
+                } else {
+                    format!(
+                        "alarm `{alarm}` already guards environment {other}; an alarm can guard only one \
+                         environment (its ALARM rolls that environment back), so create one alarm per environment"
+                    )
+                };
+                return Err(invalid(alarm_key, problem));
+            }
+            alarms.push(alarm);
+        }
+
+        Ok(Environment {
+            app: app.to_owned(),
+            name: name.to_owned(),
+            cluster,
+            services,
+            tag_policy,
+            mutable_tags,
+            image_tag_parameter,
+            migration,
+            alarms,
+            unfreeze_on_new_digest: self.unfreeze_on_new_digest,
+        })
+    }
+}
+
+fn validate_services(
+    key: &str,
+    raw: Option<Vec<RawService>>,
+    app_repository: Option<&str>,
+    app_key: &str,
+) -> Result<Vec<Service>, ConfigError> {
+    let services_key = format!("{key}.services");
+    let raw = raw.unwrap_or_default();
+    if raw.is_empty() {
+        return Err(invalid(
+            &services_key,
+            "is missing or empty; list the ECS services of this environment, e.g. services = [\"api\", \"worker\"]",
+        ));
+    }
+    let mut services: Vec<Service> = Vec::with_capacity(raw.len());
+    for (i, entry) in raw.into_iter().enumerate() {
+        let entry_key = format!("{services_key}[{i}]");
+        let (name, own_repository, name_key, repository_key) = match entry {
+            RawService::Name(name) => (name, None, entry_key.clone(), entry_key.clone()),
+            RawService::Table(table) => {
+                let Some(name) = table.name else {
+                    return Err(invalid(
+                        format!("{entry_key}.name"),
+                        "is missing; name the ECS service, e.g. { name = \"web\", repository = \"blog-web\" }",
+                    ));
+                };
+                (
+                    name,
+                    table.repository,
+                    format!("{entry_key}.name"),
+                    format!("{entry_key}.repository"),
+                )
+            }
+        };
+        check_name(&name_key, &name, "service")?;
+        if services.iter().any(|s| s.name == name) {
+            return Err(invalid(
+                &name_key,
+                format!(
+                    "service `{name}` is listed twice in this environment; list each service once"
+                ),
+            ));
+        }
+        let repository = match (own_repository, app_repository) {
+            (Some(own), _) => {
+                check_repository(&repository_key, &own)?;
+                own
+            }
+            (None, Some(app)) => app.to_owned(),
+            (None, None) => {
+                return Err(invalid(
+                    &entry_key,
+                    format!(
+                        "service `{name}` has no repository; set `repository = \"...\"` on [{app_key}] for all \
+                         its services, or write this one as {{ name = \"{name}\", repository = \"...\" }}"
+                    ),
+                ))
+            }
+        };
+        services.push(Service { name, repository });
+    }
+    Ok(services)
+}
+
+fn validate_tags(key: &str, raw: Option<RawTags>) -> Result<TagPolicy, ConfigError> {
+    let tags_key = format!("{key}.tags");
+    let example = "e.g. tags = { semver = \">=1.0.0\" }, tags = { glob = \"sha-*\" } or tags = { regex = \"^v[0-9]+$\" }";
+    let Some(raw) = raw else {
+        return Err(invalid(
+            &tags_key,
+            format!("is missing; say which tags this environment deploys with exactly one of glob, regex or semver, {example}"),
+        ));
+    };
+    let given: Vec<&str> = [
+        raw.glob.as_ref().map(|_| "glob"),
+        raw.regex.as_ref().map(|_| "regex"),
+        raw.semver.as_ref().map(|_| "semver"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let (kind, pattern) = match (raw.glob, raw.regex, raw.semver) {
+        (Some(p), None, None) => ("glob", p),
+        (None, Some(p), None) => ("regex", p),
+        (None, None, Some(p)) => ("semver", p),
+        (None, None, None) => {
+            return Err(invalid(
+                &tags_key,
+                format!("is empty; set exactly one of glob, regex or semver, {example}"),
+            ))
+        }
+        _ => {
+            return Err(invalid(
+                &tags_key,
+                format!(
+                    "sets {}; set exactly one of glob, regex or semver",
+                    given.join(" and ")
+                ),
+            ))
+        }
+    };
+    let policy = match kind {
+        "glob" => TagPolicy::glob(&pattern),
+        "regex" => TagPolicy::regex(&pattern),
+        _ => TagPolicy::semver(&pattern),
+    };
+    policy.map_err(|e| invalid(format!("{tags_key}.{kind}"), e.to_string()))
+}
+
+fn validate_migration(
+    key: &str,
+    raw: RawMigration,
+    app_repository: Option<&str>,
+    app_key: &str,
+) -> Result<Migration, ConfigError> {
+    let key = format!("{key}.migration");
+    let task_family = raw.task_family.unwrap_or_default();
+    if task_family.is_empty() {
+        return Err(invalid(
+            format!("{key}.task_family"),
+            "is missing or empty; name the ECS task definition family that runs the migration",
+        ));
+    }
+    if task_family.len() > 255
+        || !task_family
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(invalid(
+            format!("{key}.task_family"),
+            format!(
+                "`{task_family}` is not a task definition family name; use up to 255 letters, digits, `_` or `-` \
+                 (the family, not an ARN or `family:revision`)"
+            ),
+        ));
+    }
+    let repository = match (raw.repository, app_repository) {
+        (Some(own), _) => {
+            check_repository(&format!("{key}.repository"), &own)?;
+            own
+        }
+        (None, Some(app)) => app.to_owned(),
+        (None, None) => {
+            return Err(invalid(
+                format!("{key}.repository"),
+                format!(
+                    "the migration has no repository; set `repository = \"...\"` here or on [{app_key}]"
+                ),
+            ))
+        }
+    };
+    let timeout = match raw.timeout {
+        None => DEFAULT_MIGRATION_TIMEOUT,
+        Some(text) => {
+            let timeout = parse_duration(&text).ok_or_else(|| {
+                invalid(
+                    format!("{key}.timeout"),
+                    format!("`{text}` is not a duration; write it like \"90s\", \"15m\", \"1h\" or \"1h30m\""),
+                )
+            })?;
+            if !(MIN_MIGRATION_TIMEOUT..=MAX_MIGRATION_TIMEOUT).contains(&timeout) {
+                return Err(invalid(
+                    format!("{key}.timeout"),
+                    format!(
+                        "`{text}` ({}) is out of range; a migration timeout must be between {} and {}",
+                        format_duration(timeout),
+                        format_duration(MIN_MIGRATION_TIMEOUT),
+                        format_duration(MAX_MIGRATION_TIMEOUT)
+                    ),
+                ));
+            }
+            timeout
+        }
+    };
+    Ok(Migration {
+        task_family,
+        repository,
+        timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One image shared by api, worker, scheduler and the migration.
+    const SHARED: &str = r#"
+mutable_tags = ["main"]
+
+[apps.shop]
+repository = "shop"
+
+[apps.shop.environments.prod]
+cluster = "shop-prod"
+services = ["api", "worker", "scheduler"]
+tags = { semver = ">=1.0.0" }
+mutable_tags = ["stable"]
+image_tag_parameter = "/shop/prod/compute/currentImageTag"
+migration = { task_family = "shop-migrate", timeout = "20m" }
+alarms = ["shop-prod-5xx", "shop-prod-latency"]
+
+[apps.shop.environments.staging]
+cluster = "shop-staging"
+services = ["api", "worker", "scheduler"]
+tags = { glob = "sha-*" }
+image_tag_parameter = "/shop/staging/compute/currentImageTag"
+migration = { task_family = "shop-migrate-staging" }
+unfreeze_on_new_digest = true
+"#;
+
+    /// One repository per service.
+    const PER_SERVICE: &str = r#"
+[apps.blog.environments.prod]
+cluster = "blog-prod"
+services = [{ name = "web", repository = "blog-web" }, { name = "jobs", repository = "blog-jobs" }]
+tags = { regex = "v[0-9]+" }
+image_tag_parameter = "blog-prod-image"
+"#;
+
+    /// An environment, valid but for what `tweak` adds, to try one error at a time.
+    fn env_with(extra: &str) -> String {
+        format!(
+            r#"
+[apps.shop]
+repository = "shop"
+
+[apps.shop.environments.prod]
+{extra}
+"#
+        )
+    }
+
+    fn base_fields(except: &str) -> String {
+        [
+            ("cluster", "cluster = \"shop-prod\""),
+            ("services", "services = [\"api\"]"),
+            ("tags", "tags = { semver = \">=1.0.0\" }"),
+            (
+                "image_tag_parameter",
+                "image_tag_parameter = \"/shop/prod/image\"",
+            ),
+        ]
+        .into_iter()
+        .filter(|(k, _)| *k != except)
+        .map(|(_, line)| line)
+        .collect::<Vec<_>>()
+        .join("\n")
+    }
+
+    fn error_of(text: &str) -> ConfigError {
+        match Config::from_toml(text) {
+            Ok(config) => panic!("expected an error, got {config:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn assert_invalid(text: &str, key: &str, says: &str) {
+        let err = error_of(text);
+        let message = err.to_string();
+        assert_eq!(err.key(), Some(key), "{message}");
+        assert!(message.contains(&format!("`{key}`")), "{message}");
+        assert!(message.contains(says), "expected {says:?} in: {message}");
+    }
+
+    #[test]
+    fn shared_repository_shape_gives_every_service_and_the_migration_the_app_repository() {
+        let config = Config::from_toml(SHARED).unwrap();
+        let prod = config.environment("shop", "prod").unwrap();
+        assert_eq!(prod.cluster, "shop-prod");
+        let services: Vec<(&str, &str)> = prod
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), s.repository.as_str()))
+            .collect();
+        assert_eq!(
+            services,
+            [("api", "shop"), ("worker", "shop"), ("scheduler", "shop")]
+        );
+        assert_eq!(
+            prod.migration,
+            Some(Migration {
+                task_family: "shop-migrate".into(),
+                repository: "shop".into(),
+                timeout: Duration::from_secs(20 * 60),
+            })
+        );
+        assert_eq!(prod.services_running("shop").len(), 3);
+        assert!(prod.migration_for("shop").is_some());
+        assert_eq!(prod.repositories(), BTreeSet::from(["shop"]));
+        assert_eq!(prod.tag_policy, TagPolicy::semver(">=1.0.0").unwrap());
+        assert_eq!(prod.alarms, ["shop-prod-5xx", "shop-prod-latency"]);
+        assert!(!prod.unfreeze_on_new_digest);
+        assert_eq!(prod.qualified_name(), "shop/prod");
+    }
+
+    #[test]
+    fn per_service_repository_shape_keeps_each_service_repository() {
+        let config = Config::from_toml(PER_SERVICE).unwrap();
+        let prod = config.environment("blog", "prod").unwrap();
+        assert_eq!(
+            prod.services,
+            [
+                Service {
+                    name: "web".into(),
+                    repository: "blog-web".into()
+                },
+                Service {
+                    name: "jobs".into(),
+                    repository: "blog-jobs".into()
+                },
+            ]
+        );
+        assert_eq!(prod.services_running("blog-web")[0].name, "web");
+        assert_eq!(prod.services_running("blog-jobs")[0].name, "jobs");
+        assert!(prod.services_running("blog").is_empty());
+        assert_eq!(prod.migration, None);
+        assert_eq!(
+            prod.repositories(),
+            BTreeSet::from(["blog-jobs", "blog-web"])
+        );
+        assert_eq!(prod.image_tag_parameter, "blog-prod-image");
+    }
+
+    #[test]
+    fn string_and_table_services_can_be_mixed() {
+        let config = Config::from_toml(&env_with(&format!(
+            "{}\n{}",
+            base_fields("services"),
+            r#"services = ["api", { name = "web", repository = "shop-web" }, { name = "cron" }]"#
+        )))
+        .unwrap();
+        let prod = config.environment("shop", "prod").unwrap();
+        let services: Vec<(&str, &str)> = prod
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), s.repository.as_str()))
+            .collect();
+        assert_eq!(
+            services,
+            [("api", "shop"), ("web", "shop-web"), ("cron", "shop")]
+        );
+    }
+
+    #[test]
+    fn migration_can_run_its_own_repository() {
+        let config = Config::from_toml(&env_with(&format!(
+            "{}\nmigration = {{ task_family = \"shop-migrate\", repository = \"shop-migrations\" }}",
+            base_fields("")
+        )))
+        .unwrap();
+        let prod = config.environment("shop", "prod").unwrap();
+        assert!(prod.migration_for("shop").is_none());
+        assert_eq!(
+            prod.migration_for("shop-migrations")
+                .map(|m| m.task_family.as_str()),
+            Some("shop-migrate")
+        );
+        assert_eq!(
+            config
+                .environments_tracking("shop-migrations")
+                .iter()
+                .map(|e| e.qualified_name())
+                .collect::<Vec<_>>(),
+            ["shop/prod"]
+        );
+    }
+
+    #[test]
+    fn migration_timeout_defaults_to_fifteen_minutes() {
+        let config = Config::from_toml(SHARED).unwrap();
+        let staging = config.environment("shop", "staging").unwrap();
+        assert_eq!(
+            staging.migration.as_ref().map(|m| m.timeout),
+            Some(Duration::from_secs(900))
+        );
+    }
+
+    #[test]
+    fn mutable_tags_always_contain_latest_plus_extras_deduplicated() {
+        let config = Config::from_toml(SHARED).unwrap();
+        assert_eq!(
+            config.environment("shop", "prod").unwrap().mutable_tags,
+            ["latest", "main", "stable"]
+        );
+        assert_eq!(
+            config.environment("shop", "staging").unwrap().mutable_tags,
+            ["latest", "main"]
+        );
+        let config = Config::from_toml(&env_with(&format!(
+            "{}\nmutable_tags = [\"LATEST\", \"dev\", \"Dev\"]",
+            base_fields("")
+        )))
+        .unwrap();
+        assert_eq!(
+            config.environment("shop", "prod").unwrap().mutable_tags,
+            ["latest", "dev"]
+        );
+    }
+
+    #[test]
+    fn mutable_tags_default_to_latest_alone() {
+        let config = Config::from_toml(PER_SERVICE).unwrap();
+        assert_eq!(
+            config.environment("blog", "prod").unwrap().mutable_tags,
+            ["latest"]
+        );
+    }
+
+    #[test]
+    fn environments_tracking_a_shared_repository_are_sorted_by_app_and_env() {
+        let config = Config::from_toml(SHARED).unwrap();
+        let tracking: Vec<String> = config
+            .environments_tracking("shop")
+            .iter()
+            .map(|e| e.qualified_name())
+            .collect();
+        assert_eq!(tracking, ["shop/prod", "shop/staging"]);
+        assert!(config.environments_tracking("blog-web").is_empty());
+    }
+
+    #[test]
+    fn environments_tracking_finds_each_per_service_repository() {
+        let config = Config::from_toml(PER_SERVICE).unwrap();
+        for repository in ["blog-web", "blog-jobs"] {
+            let tracking = config.environments_tracking(repository);
+            assert_eq!(tracking.len(), 1, "{repository}");
+            assert_eq!(tracking[0].qualified_name(), "blog/prod");
+        }
+        assert!(config.environments_tracking("blog").is_empty());
+    }
+
+    #[test]
+    fn environments_tracking_spans_apps() {
+        let config = Config::from_toml(&format!(
+            "{SHARED}\n{}",
+            PER_SERVICE.replace("blog-jobs", "shop")
+        ))
+        .unwrap();
+        let tracking: Vec<String> = config
+            .environments_tracking("shop")
+            .iter()
+            .map(|e| e.qualified_name())
+            .collect();
+        assert_eq!(tracking, ["blog/prod", "shop/prod", "shop/staging"]);
+    }
+
+    #[test]
+    fn unknown_environment_is_none() {
+        let config = Config::from_toml(SHARED).unwrap();
+        assert!(config.environment("shop", "qa").is_none());
+        assert!(config.environment("nope", "prod").is_none());
+    }
+
+    #[test]
+    fn alarm_maps_to_the_environment_it_guards() {
+        let config = Config::from_toml(SHARED).unwrap();
+        assert_eq!(
+            config
+                .environment_guarded_by("shop-prod-latency")
+                .map(|e| e.qualified_name()),
+            Some("shop/prod".into())
+        );
+        assert!(config
+            .environment_guarded_by("someone-elses-alarm")
+            .is_none());
+    }
+
+    #[test]
+    fn misspelled_key_is_a_parse_error_naming_the_key() {
+        let text = env_with(&format!(
+            "clustr = \"shop-prod\"\n{}",
+            base_fields("cluster")
+        ));
+        let err = error_of(&text);
+        assert!(matches!(err, ConfigError::Parse(_)));
+        let message = err.to_string();
+        assert!(message.contains("clustr"), "{message}");
+        assert!(message.contains("unknown/misspelled key"), "{message}");
+    }
+
+    #[test]
+    fn misspelled_key_inside_a_service_table_is_named() {
+        let text = env_with(&format!(
+            "{}\nservices = [{{ name = \"web\", repo = \"shop-web\" }}]",
+            base_fields("services")
+        ));
+        let message = error_of(&text).to_string();
+        assert!(message.contains("repo"), "{message}");
+    }
+
+    #[test]
+    fn misspelled_key_in_tags_migration_app_or_top_level_is_a_parse_error() {
+        for text in [
+            env_with(&base_fields("tags")) + "\ntags = { semvar = \">=1\" }",
+            env_with(&base_fields("")) + "\nmigration = { task_family = \"m\", timout = \"1m\" }",
+            SHARED.replace("repository = \"shop\"", "repo = \"shop\""),
+            format!("mutable_tag = [\"x\"]\n{SHARED}"),
+        ] {
+            let err = error_of(&text);
+            assert!(matches!(err, ConfigError::Parse(_)), "{err}");
+        }
+    }
+
+    #[test]
+    fn invalid_toml_is_a_parse_error() {
+        assert!(matches!(
+            error_of("[apps.shop\ncluster = "),
+            ConfigError::Parse(_)
+        ));
+    }
+
+    #[test]
+    fn a_config_without_apps_is_refused() {
+        assert_invalid("", "apps", "add at least one");
+        assert_invalid("mutable_tags = [\"main\"]", "apps", "no app");
+    }
+
+    #[test]
+    fn an_app_without_environments_is_refused() {
+        assert_invalid(
+            "[apps.shop]\nrepository = \"shop\"",
+            "apps.shop.environments",
+            "has no environment",
+        );
+    }
+
+    #[test]
+    fn app_environment_and_service_names_must_be_id_safe() {
+        assert_invalid(
+            &SHARED.replace("[apps.shop", "[apps.\"my shop\""),
+            "apps.\"my shop\"",
+            "appears in ARNs",
+        );
+        assert_invalid(
+            &env_with(&base_fields("")).replace("environments.prod", "environments.\"prod.eu\""),
+            "apps.shop.environments.\"prod.eu\"",
+            "environment name `prod.eu`",
+        );
+        assert_invalid(
+            &env_with(&format!(
+                "{}\nservices = [\"api/v2\"]",
+                base_fields("services")
+            )),
+            "apps.shop.environments.prod.services[0]",
+            "service name `api/v2`",
+        );
+        let long = "a".repeat(65);
+        assert_invalid(
+            &env_with(&format!(
+                "{}\nservices = [\"{long}\"]",
+                base_fields("services")
+            )),
+            "apps.shop.environments.prod.services[0]",
+            "1 to 64",
+        );
+    }
+
+    #[test]
+    fn app_and_environment_names_must_fit_the_release_id_in_started_by() {
+        let app = "a".repeat(64);
+        let env = "e".repeat(41);
+        let text = env_with(&base_fields(""))
+            .replace("apps.shop", &format!("apps.{app}"))
+            .replace("environments.prod", &format!("environments.{env}"));
+        assert_invalid(
+            &text,
+            &format!("apps.{app}.environments.{env}"),
+            "startedBy",
+        );
+        let fits = text.replace(&env, &"e".repeat(40));
+        assert!(Config::from_toml(&fits).is_ok());
+    }
+
+    #[test]
+    fn cluster_is_required_and_non_empty() {
+        assert_invalid(
+            &env_with(&base_fields("cluster")),
+            "apps.shop.environments.prod.cluster",
+            "ECS cluster",
+        );
+        assert_invalid(
+            &env_with(&format!("{}\ncluster = \" \"", base_fields("cluster"))),
+            "apps.shop.environments.prod.cluster",
+            "empty",
+        );
+    }
+
+    #[test]
+    fn services_are_required_and_non_empty() {
+        assert_invalid(
+            &env_with(&base_fields("services")),
+            "apps.shop.environments.prod.services",
+            "list the ECS services",
+        );
+        assert_invalid(
+            &env_with(&format!("{}\nservices = []", base_fields("services"))),
+            "apps.shop.environments.prod.services",
+            "empty",
+        );
+    }
+
+    #[test]
+    fn duplicate_service_names_are_refused() {
+        assert_invalid(
+            &env_with(&format!(
+                "{}\nservices = [\"api\", {{ name = \"api\", repository = \"other\" }}]",
+                base_fields("services")
+            )),
+            "apps.shop.environments.prod.services[1].name",
+            "listed twice",
+        );
+    }
+
+    #[test]
+    fn a_service_table_needs_a_name() {
+        assert_invalid(
+            &env_with(&format!(
+                "{}\nservices = [{{ repository = \"shop\" }}]",
+                base_fields("services")
+            )),
+            "apps.shop.environments.prod.services[0].name",
+            "is missing",
+        );
+    }
+
+    #[test]
+    fn a_service_without_any_repository_suggests_one_on_the_app() {
+        let text = env_with(&base_fields("")).replace("repository = \"shop\"\n", "");
+        assert_invalid(
+            &text,
+            "apps.shop.environments.prod.services[0]",
+            "set `repository = \"...\"` on [apps.shop]",
+        );
+    }
+
+    #[test]
+    fn repository_names_must_be_valid_ecr_names() {
+        assert_invalid(
+            &SHARED.replace("repository = \"shop\"", "repository = \"Shop\""),
+            "apps.shop.repository",
+            "not a valid ECR repository name",
+        );
+        assert_invalid(
+            &env_with(&format!(
+                "{}\nservices = [{{ name = \"web\", repository = \"x\" }}]",
+                base_fields("services")
+            )),
+            "apps.shop.environments.prod.services[0].repository",
+            "2 to 256",
+        );
+        assert_invalid(
+            &env_with(&format!(
+                "{}\nmigration = {{ task_family = \"m\", repository = \"bad repo\" }}",
+                base_fields("")
+            )),
+            "apps.shop.environments.prod.migration.repository",
+            "contains ` `",
+        );
+    }
+
+    #[test]
+    fn tags_are_required() {
+        assert_invalid(
+            &env_with(&base_fields("tags")),
+            "apps.shop.environments.prod.tags",
+            "exactly one of glob, regex or semver",
+        );
+        assert_invalid(
+            &env_with(&format!("{}\ntags = {{}}", base_fields("tags"))),
+            "apps.shop.environments.prod.tags",
+            "exactly one of",
+        );
+    }
+
+    #[test]
+    fn tags_with_two_kinds_are_refused() {
+        assert_invalid(
+            &env_with(&format!(
+                "{}\ntags = {{ glob = \"v*\", semver = \">=1\" }}",
+                base_fields("tags")
+            )),
+            "apps.shop.environments.prod.tags",
+            "sets glob and semver",
+        );
+    }
+
+    #[test]
+    fn tag_patterns_must_compile() {
+        assert_invalid(
+            &env_with(&format!(
+                "{}\ntags = {{ regex = \"v[0-9\" }}",
+                base_fields("tags")
+            )),
+            "apps.shop.environments.prod.tags.regex",
+            "does not compile",
+        );
+        assert_invalid(
+            &env_with(&format!(
+                "{}\ntags = {{ semver = \"one\" }}",
+                base_fields("tags")
+            )),
+            "apps.shop.environments.prod.tags.semver",
+            "does not parse",
+        );
+        assert_invalid(
+            &env_with(&format!(
+                "{}\ntags = {{ glob = \"\" }}",
+                base_fields("tags")
+            )),
+            "apps.shop.environments.prod.tags.glob",
+            "empty",
+        );
+    }
+
+    #[test]
+    fn mutable_tags_must_be_valid_tags() {
+        assert_invalid(
+            &SHARED.replace(
+                "mutable_tags = [\"main\"]",
+                "mutable_tags = [\"ok\", \"not ok\"]",
+            ),
+            "mutable_tags[1]",
+            "not a valid image tag",
+        );
+        assert_invalid(
+            &env_with(&format!("{}\nmutable_tags = [\"\"]", base_fields(""))),
+            "apps.shop.environments.prod.mutable_tags[0]",
+            "not a valid image tag",
+        );
+    }
+
+    #[test]
+    fn image_tag_parameter_is_required() {
+        assert_invalid(
+            &env_with(&base_fields("image_tag_parameter")),
+            "apps.shop.environments.prod.image_tag_parameter",
+            "SSM parameter",
+        );
+    }
+
+    #[test]
+    fn image_tag_parameter_must_be_a_valid_ssm_name() {
+        let key = "apps.shop.environments.prod.image_tag_parameter";
+        for (name, says) in [
+            ("/shop/prod/image tag", "contains ` `"),
+            ("shop/prod/image", "does not start with `/`"),
+            ("/shop//image", "empty path segment"),
+            ("/shop/image/", "empty path segment"),
+            ("/aws/reference/x", "reserves"),
+            ("ssm-image", "reserves"),
+            (&format!("/{}", "a".repeat(1011)), "at most 1011"),
+            (&"/a".repeat(16), "at most 15"),
+        ] {
+            let text = env_with(&format!(
+                "{}\nimage_tag_parameter = \"{name}\"",
+                base_fields("image_tag_parameter")
+            ));
+            assert_invalid(&text, key, says);
+        }
+    }
+
+    #[test]
+    fn image_tag_parameter_plain_name_and_deep_path_are_accepted() {
+        for name in [
+            "shop-prod-image",
+            "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o",
+            "/shop/prod/compute/currentImageTag",
+        ] {
+            let text = env_with(&format!(
+                "{}\nimage_tag_parameter = \"{name}\"",
+                base_fields("image_tag_parameter")
+            ));
+            let config = Config::from_toml(&text).unwrap();
+            assert_eq!(
+                config
+                    .environment("shop", "prod")
+                    .unwrap()
+                    .image_tag_parameter,
+                name
+            );
+        }
+    }
+
+    #[test]
+    fn two_environments_cannot_write_the_same_parameter() {
+        let text = SHARED.replace(
+            "/shop/staging/compute/currentImageTag",
+            "/shop/prod/compute/currentImageTag",
+        );
+        assert_invalid(
+            &text,
+            "apps.shop.environments.staging.image_tag_parameter",
+            "also the image tag parameter of environment shop/prod",
+        );
+    }
+
+    #[test]
+    fn migration_needs_a_task_family() {
+        assert_invalid(
+            &env_with(&format!(
+                "{}\nmigration = {{ timeout = \"1m\" }}",
+                base_fields("")
+            )),
+            "apps.shop.environments.prod.migration.task_family",
+            "task definition family",
+        );
+        assert_invalid(
+            &env_with(&format!(
+                "{}\nmigration = {{ task_family = \"shop-migrate:3\" }}",
+                base_fields("")
+            )),
+            "apps.shop.environments.prod.migration.task_family",
+            "not an ARN or `family:revision`",
+        );
+    }
+
+    #[test]
+    fn migration_without_any_repository_is_refused() {
+        let text = env_with(&format!(
+            "{}\nmigration = {{ task_family = \"m\" }}",
+            base_fields("services")
+        ))
+        .replace("repository = \"shop\"\n", "")
+            + "\nservices = [{ name = \"api\", repository = \"shop\" }]";
+        assert_invalid(
+            &text,
+            "apps.shop.environments.prod.migration.repository",
+            "set `repository = \"...\"` here or on [apps.shop]",
+        );
+    }
+
+    #[test]
+    fn migration_timeout_must_parse() {
+        for bad in ["15", "15 m", "m", "1m1h", "1h1h", "1.5h", "", "15min"] {
+            assert_invalid(
+                &env_with(&format!(
+                    "{}\nmigration = {{ task_family = \"m\", timeout = \"{bad}\" }}",
+                    base_fields("")
+                )),
+                "apps.shop.environments.prod.migration.timeout",
+                "not a duration",
+            );
+        }
+    }
+
+    #[test]
+    fn migration_timeout_must_be_between_one_second_and_a_day() {
+        for bad in ["0s", "24h1s", "25h"] {
+            assert_invalid(
+                &env_with(&format!(
+                    "{}\nmigration = {{ task_family = \"m\", timeout = \"{bad}\" }}",
+                    base_fields("")
+                )),
+                "apps.shop.environments.prod.migration.timeout",
+                "between 1s and 24h",
+            );
+        }
+        for good in ["1s", "24h"] {
+            assert!(Config::from_toml(&env_with(&format!(
+                "{}\nmigration = {{ task_family = \"m\", timeout = \"{good}\" }}",
+                base_fields("")
+            )))
+            .is_ok());
+        }
+    }
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1h0m5s"), Some(Duration::from_secs(3605)));
+        assert_eq!(parse_duration("99999999999999999999h"), None);
+        assert_eq!(format_duration(Duration::from_secs(5405)), "1h30m5s");
+    }
+
+    #[test]
+    fn alarm_names_must_not_be_empty() {
+        assert_invalid(
+            &env_with(&format!("{}\nalarms = [\"ok\", \"\"]", base_fields(""))),
+            "apps.shop.environments.prod.alarms[1]",
+            "is empty",
+        );
+    }
+
+    #[test]
+    fn an_alarm_guards_at_most_one_environment() {
+        let text = SHARED.replace(
+            "unfreeze_on_new_digest = true",
+            "unfreeze_on_new_digest = true\nalarms = [\"shop-prod-5xx\"]",
+        );
+        assert_invalid(
+            &text,
+            "apps.shop.environments.staging.alarms[0]",
+            "already guards environment shop/prod",
+        );
+        assert_invalid(
+            &env_with(&format!("{}\nalarms = [\"a\", \"a\"]", base_fields(""))),
+            "apps.shop.environments.prod.alarms[1]",
+            "listed twice",
+        );
+    }
+
+    #[test]
+    fn unfreeze_on_new_digest_is_read_and_defaults_to_false() {
+        let config = Config::from_toml(SHARED).unwrap();
+        assert!(
+            config
+                .environment("shop", "staging")
+                .unwrap()
+                .unfreeze_on_new_digest
+        );
+        assert!(
+            !config
+                .environment("shop", "prod")
+                .unwrap()
+                .unfreeze_on_new_digest
+        );
+    }
+
+    #[test]
+    fn wrong_value_type_is_a_parse_error_naming_the_key() {
+        let text = env_with(&format!("{}\ncluster = 42", base_fields("cluster")));
+        let message = error_of(&text).to_string();
+        assert!(message.contains("cluster"), "{message}");
+    }
+}

@@ -1,0 +1,179 @@
+//! Migration stopped → roll out, or fail the release and restore the SSM tag.
+//!
+//! Round trips on the happy path: 1. read the release; 2. conditional
+//! Migrating → Deploying (the supersede guard: exactly one event or release wins);
+//! 3. UpdateService on every service concurrently; 4. record deployment ids.
+
+use std::collections::BTreeMap;
+
+use super::{
+    event_for, fan_out, Decision, Engine, EngineError, Outcome, UPDATE_SERVICE_CONCURRENCY,
+};
+use crate::ports::{Ecs, EventSink, Ledger, Parameters, Registry, ReleaseUpdate, SecretsCheck};
+use crate::release::{judge_migration, MigrationVerdict, ReleaseId, ReleaseState, StoppedTask};
+
+/// An ECS Task State Change with `lastStatus` STOPPED.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskStopped {
+    pub task_arn: String,
+    pub started_by: Option<String>,
+    pub task: StoppedTask,
+}
+
+impl<L, E, P, S, R, V> Engine<L, E, P, S, R, V>
+where
+    L: Ledger,
+    E: Ecs,
+    P: Parameters,
+    S: SecretsCheck,
+    R: Registry,
+    V: EventSink,
+{
+    pub async fn on_task_stopped(
+        &self,
+        stopped: &TaskStopped,
+        _now: u64,
+    ) -> Result<Decision, EngineError> {
+        let Some(id) = stopped
+            .started_by
+            .as_deref()
+            .and_then(ReleaseId::from_started_by)
+        else {
+            return Ok(Decision::new(
+                "",
+                "",
+                None,
+                Outcome::Ignored {
+                    reason: format!("task {} was not started by ferry", stopped.task_arn),
+                },
+            ));
+        };
+        let decision = |outcome| Decision::new(id.app(), id.env(), Some(id.as_str()), outcome);
+
+        // Round trip 1.
+        let Some(record) = self.ledger.release(&id).await? else {
+            tracing::warn!(release = %id, task = %stopped.task_arn, "task names a release the ledger does not know; ignored");
+            return Ok(decision(Outcome::Ignored {
+                reason: format!("release {id} is not in the ledger"),
+            }));
+        };
+        match record.state {
+            ReleaseState::Migrating => {}
+            ReleaseState::Claimed => return Err(EngineError::NotReady(id.to_string())),
+            other => {
+                tracing::info!(release = %id, state = other.as_str(), "migration stopped after the release moved on; nothing to do");
+                let outcome = match other {
+                    ReleaseState::Superseded => Outcome::Superseded,
+                    _ => Outcome::Duplicate {
+                        state: other.as_str().to_owned(),
+                    },
+                };
+                return Ok(decision(outcome));
+            }
+        }
+        match &record.migration_task {
+            None => return Err(EngineError::NotReady(id.to_string())),
+            Some(task) if task != &stopped.task_arn => {
+                return Ok(decision(Outcome::Ignored {
+                    reason: format!(
+                        "task {} is not the release's migration task {task}",
+                        stopped.task_arn
+                    ),
+                }))
+            }
+            Some(_) => {}
+        }
+
+        let verdict = judge_migration(
+            &stopped.task,
+            &record.migration_essential_containers,
+            record.migration_deadline,
+        );
+        if let MigrationVerdict::Failed { reason } = verdict {
+            tracing::warn!(release = %id, %reason, "migration failed; services untouched, restoring the image tag");
+            let outcome = self
+                .fail_release(&record, &[ReleaseState::Migrating], reason, true)
+                .await?;
+            return Ok(decision(outcome));
+        }
+
+        // Round trip 2: the guard. A superseding claim or a duplicate event makes
+        // this condition fail, and then no service is touched.
+        let Some(record) = self
+            .ledger
+            .update(
+                &id,
+                &[ReleaseState::Migrating],
+                ReleaseUpdate {
+                    state: Some(ReleaseState::Deploying),
+                    ..ReleaseUpdate::default()
+                },
+            )
+            .await?
+        else {
+            tracing::info!(release = %id, "release moved on while its migration stopped; not rolling out");
+            return Ok(decision(Outcome::Superseded));
+        };
+
+        // Round trip 3: every service at once.
+        let rollout: Vec<(String, String)> = record
+            .task_definitions
+            .iter()
+            .map(|(s, a)| (s.clone(), a.clone()))
+            .collect();
+        let cluster = record.cluster.clone();
+        let (updated, ()) = futures_util::join!(
+            fan_out(rollout, UPDATE_SERVICE_CONCURRENCY, |(service, arn)| {
+                let cluster = &cluster;
+                async move {
+                    self.ecs
+                        .update_service(cluster, &service, &arn)
+                        .await
+                        .map(|deployment| (service, deployment))
+                }
+            }),
+            self.emit(vec![event_for(
+                &record,
+                Some(ReleaseState::Migrating),
+                ReleaseState::Deploying
+            )]),
+        );
+        let mut deployments = BTreeMap::new();
+        let mut failures = Vec::new();
+        for result in updated {
+            match result {
+                Ok((service, deployment)) => {
+                    deployments.insert(service, deployment);
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+
+        // Round trip 4: record, so deployment events map back to this release.
+        self.ledger
+            .update(
+                &id,
+                &[ReleaseState::Deploying],
+                ReleaseUpdate {
+                    deployments: Some(deployments.clone()),
+                    reason: (!failures.is_empty()).then(|| {
+                        failures
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    }),
+                    ..ReleaseUpdate::default()
+                },
+            )
+            .await?;
+        if let Some(first) = failures.into_iter().next() {
+            tracing::error!(release = %id, error = %first, "UpdateService failed for some services");
+            return Err(first.into());
+        }
+        tracing::info!(release = %id, ?deployments, "services updated");
+        Ok(decision(Outcome::Deploying {
+            deployments: deployments.into_values().collect(),
+        }))
+    }
+}

@@ -1,0 +1,336 @@
+//! The small traits the engine drives. `ferry-aws` implements them over the AWS
+//! SDK; tests implement them in memory. Every method is one AWS round trip (or a
+//! fan-out of independent calls), so the engine's structure is its latency budget.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use crate::image::{ContainerImage, ImageChange};
+use crate::release::{ReleaseId, ReleaseState};
+
+/// One failed call to AWS, with what the caller needs to decide what to do next.
+/// The SDK error is kept as the source, never flattened to a string.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} failed{}: {message}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+pub struct PortError {
+    /// The API operation, e.g. `ecs:RegisterTaskDefinition`.
+    pub operation: &'static str,
+    /// The service's error code, e.g. `ThrottlingException`, when there is one.
+    pub code: Option<String>,
+    /// Whether running the same invocation again can succeed (throttling, 5xx, timeouts).
+    pub retryable: bool,
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl PortError {
+    pub fn new(operation: &'static str, message: impl Into<String>) -> Self {
+        PortError {
+            operation,
+            code: None,
+            retryable: false,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn retryable(mut self) -> Self {
+        self.retryable = true;
+        self
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// Releases are serialised per lane: one repository's services in one environment.
+/// With one image per environment (the common shape) a lane is the environment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Lane {
+    pub app: String,
+    pub env: String,
+    pub repository: String,
+}
+
+impl std::fmt::Display for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} ({})", self.app, self.env, self.repository)
+    }
+}
+
+/// A release ferry refers to from the lane head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleasePointer {
+    pub id: ReleaseId,
+    pub tag: String,
+}
+
+/// The lane's head item: what is in flight, what is known-good, and the version
+/// every claim is conditional on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LaneHead {
+    pub version: u64,
+    pub in_flight: Option<ReleasePointer>,
+    pub known_good: Option<ReleasePointer>,
+    /// The newest push time (RFC 3339) ferry acted on in this lane; an older push is stale.
+    pub latest_pushed_at: Option<String>,
+    pub frozen: bool,
+}
+
+/// Everything the ledger records about one release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseRecord {
+    pub id: ReleaseId,
+    pub lane: Lane,
+    pub tag: String,
+    pub digest: String,
+    pub state: ReleaseState,
+    /// The image tag to restore in the SSM parameter if this release fails.
+    pub previous_tag: Option<String>,
+    pub pushed_at: Option<String>,
+    pub cluster: String,
+    pub services: Vec<String>,
+    /// service → task-definition ARN registered for this release
+    pub task_definitions: BTreeMap<String, String>,
+    pub migration_task_definition: Option<String>,
+    pub migration_essential_containers: Vec<String>,
+    pub migration_task: Option<String>,
+    /// epoch seconds by which the migration must have stopped
+    pub migration_deadline: Option<u64>,
+    pub parameter_version: Option<i64>,
+    /// service → ECS deployment id started by this release
+    pub deployments: BTreeMap<String, String>,
+    pub completed_services: BTreeSet<String>,
+    pub reason: Option<String>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// Changes to a release record made together with a state change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReleaseUpdate {
+    pub state: Option<ReleaseState>,
+    pub task_definitions: Option<BTreeMap<String, String>>,
+    pub migration_task_definition: Option<String>,
+    pub migration_essential_containers: Option<Vec<String>>,
+    pub migration_task: Option<String>,
+    pub migration_deadline: Option<u64>,
+    pub parameter_version: Option<i64>,
+    pub deployments: Option<BTreeMap<String, String>>,
+    pub completed_service: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// What a settling transition does to the lane head, in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadChange {
+    /// The release left flight without becoming known-good (failed).
+    ClearInFlight,
+    /// The release succeeded: it is the lane's known-good release now.
+    KnownGood(ReleasePointer),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    Claimed,
+    /// A release with this id exists already: a duplicate delivery.
+    AlreadyClaimed,
+    /// The lane head moved since it was read: another release claimed concurrently.
+    HeadMoved,
+}
+
+/// A new claim, applied atomically: the release record is created, the head
+/// points at it, and the release it supersedes (if any) is marked superseded.
+#[derive(Debug, Clone)]
+pub struct Claim<'a> {
+    pub release: &'a ReleaseRecord,
+    pub expected_head_version: Option<u64>,
+    pub supersedes: Option<&'a ReleaseId>,
+    /// The newest push time the lane has acted on, after this claim.
+    pub latest_pushed_at: Option<&'a str>,
+}
+
+pub trait Ledger: Send + Sync {
+    /// Consistent read of the lane head and one release.
+    fn read(
+        &self,
+        lane: &Lane,
+        release: &ReleaseId,
+    ) -> impl Future<Output = PortResult<(Option<LaneHead>, Option<ReleaseRecord>)>> + Send;
+
+    fn head(&self, lane: &Lane) -> impl Future<Output = PortResult<Option<LaneHead>>> + Send;
+
+    fn release(
+        &self,
+        id: &ReleaseId,
+    ) -> impl Future<Output = PortResult<Option<ReleaseRecord>>> + Send;
+
+    fn claim(&self, claim: Claim<'_>) -> impl Future<Output = PortResult<ClaimOutcome>> + Send;
+
+    /// Conditional update: applies only if the release is in one of `expected`.
+    /// Returns the record after the update, or `None` if the condition failed.
+    fn update(
+        &self,
+        id: &ReleaseId,
+        expected: &[ReleaseState],
+        update: ReleaseUpdate,
+    ) -> impl Future<Output = PortResult<Option<ReleaseRecord>>> + Send;
+
+    /// Like [`Ledger::update`], and in the same transaction changes the lane head,
+    /// conditional on the head still pointing at this release. Returns whether it applied.
+    fn settle(
+        &self,
+        release: &ReleaseRecord,
+        expected: &[ReleaseState],
+        update: ReleaseUpdate,
+        head: HeadChange,
+    ) -> impl Future<Output = PortResult<bool>> + Send;
+}
+
+/// How ferry sees a task definition: enough to plan a release, while the adapter
+/// keeps the full definition so the copy it registers loses nothing.
+pub trait TaskDefinitionView {
+    fn arn(&self) -> &str;
+    fn family(&self) -> &str;
+    fn containers(&self) -> Vec<ContainerImage>;
+    fn essential_containers(&self) -> Vec<String>;
+    /// Every `secrets[].valueFrom` and `repositoryCredentials.credentialsParameter`.
+    fn secret_refs(&self) -> Vec<String>;
+    fn tags(&self) -> Vec<(String, String)>;
+}
+
+pub trait ServiceView {
+    fn name(&self) -> &str;
+    fn task_definition(&self) -> &str;
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceLookup<S> {
+    pub found: Vec<S>,
+    /// Names that do not exist, or exist but are not ACTIVE.
+    pub missing: Vec<String>,
+}
+
+pub trait Ecs: Send + Sync {
+    type TaskDefinition: TaskDefinitionView + Clone + Send + Sync;
+    type Service: ServiceView + Clone + Send + Sync;
+
+    fn describe_services(
+        &self,
+        cluster: &str,
+        services: &[String],
+    ) -> impl Future<Output = PortResult<ServiceLookup<Self::Service>>> + Send;
+
+    /// With tags. `reference` is an ARN or a family (its latest ACTIVE revision).
+    fn describe_task_definition(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = PortResult<Self::TaskDefinition>> + Send;
+
+    /// Registers a copy of `base` with every field kept, only `changes` applied to
+    /// container images, and `tags` as the revision's tags. Returns the new ARN.
+    fn register_copy(
+        &self,
+        base: &Self::TaskDefinition,
+        changes: &[ImageChange],
+        tags: &[(String, String)],
+    ) -> impl Future<Output = PortResult<String>> + Send;
+
+    /// Runs the migration once, launched like `like` (network, launch type or
+    /// capacity providers, platform version). Returns the task ARN.
+    fn run_migration(
+        &self,
+        cluster: &str,
+        task_definition: &str,
+        like: &Self::Service,
+        started_by: &str,
+        tags: &[(String, String)],
+    ) -> impl Future<Output = PortResult<String>> + Send;
+
+    /// UpdateService with forceNewDeployment; returns the new deployment's id.
+    fn update_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> impl Future<Output = PortResult<String>> + Send;
+
+    fn stop_task(
+        &self,
+        cluster: &str,
+        task: &str,
+        reason: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// The SSM image-tag parameter: the public record of what an environment runs.
+pub trait Parameters: Send + Sync {
+    fn get(&self, name: &str) -> impl Future<Output = PortResult<Option<String>>> + Send;
+    /// Overwrites the value and returns the new version.
+    fn put(&self, name: &str, value: &str) -> impl Future<Output = PortResult<i64>> + Send;
+    fn label(
+        &self,
+        name: &str,
+        version: i64,
+        label: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// Existence checks for secret references, never reading a value.
+pub trait SecretsCheck: Send + Sync {
+    /// Returns the references that do not exist.
+    fn missing(
+        &self,
+        references: &[String],
+    ) -> impl Future<Output = PortResult<Vec<String>>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSelector {
+    Tag(String),
+    Digest(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedImage {
+    pub registry_id: String,
+    pub digest: String,
+    pub tags: Vec<String>,
+    /// RFC 3339
+    pub pushed_at: Option<String>,
+}
+
+pub trait Registry: Send + Sync {
+    fn resolve(
+        &self,
+        repository: &str,
+        image: &ImageSelector,
+    ) -> impl Future<Output = PortResult<Option<ResolvedImage>>> + Send;
+}
+
+/// The audit trail: one `Release State Change` event per transition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseEvent {
+    pub release_id: String,
+    pub app: String,
+    pub environment: String,
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub services: Vec<String>,
+}
+
+pub trait EventSink: Send + Sync {
+    fn emit(&self, events: &[ReleaseEvent]) -> impl Future<Output = PortResult<()>> + Send;
+}

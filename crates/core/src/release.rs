@@ -1,0 +1,889 @@
+//! A release: its identity, the states it moves through, and the verdict on its
+//! migration task.
+
+use std::fmt;
+
+use crate::config::is_valid_name;
+
+/// What ECS's `startedBy` may hold at most.
+pub const MAX_STARTED_BY_LEN: usize = 128;
+const STARTED_BY_PREFIX: &str = "ferry/";
+/// The longest release id whose `startedBy` still fits ECS's limit.
+pub const MAX_RELEASE_ID_LEN: usize = MAX_STARTED_BY_LEN - STARTED_BY_PREFIX.len();
+/// How many hex characters of the digest a release id carries.
+pub const DIGEST_PREFIX_LEN: usize = 16;
+
+/// A release's identity: `<app>/<env>/<first 16 hex characters of the digest>`.
+///
+/// It is deterministic in (app, env, digest), so a re-delivered push finds the release
+/// it already started instead of starting another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReleaseId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReleaseError {
+    #[error(
+        "`{id}` is not a release id ({why}); a release id looks like `shop/prod/3f2a9c1b7e40d5a1`"
+    )]
+    InvalidId { id: String, why: String },
+}
+
+impl ReleaseId {
+    /// The release of `digest` (`sha256:<hex>`, or bare hex) to `app`/`env`.
+    ///
+    /// With app and environment names that the config accepted and a digest from a
+    /// [`crate::image::PushedImage`], the result always passes [`ReleaseId::parse`].
+    pub fn derive(app: &str, env: &str, digest: &str) -> ReleaseId {
+        let hex = digest.rsplit(':').next().unwrap_or(digest);
+        let short: String = hex
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(DIGEST_PREFIX_LEN)
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        ReleaseId(format!("{app}/{env}/{short}"))
+    }
+
+    /// Parses and validates `<app>/<env>/<16 lowercase hex>`.
+    pub fn parse(s: &str) -> Result<ReleaseId, ReleaseError> {
+        let invalid = |why: &str| ReleaseError::InvalidId {
+            id: s.to_owned(),
+            why: why.to_owned(),
+        };
+        let parts: Vec<&str> = s.split('/').collect();
+        let [app, env, hash] = parts.as_slice() else {
+            return Err(invalid("it needs exactly three `/`-separated parts"));
+        };
+        if !is_valid_name(app) {
+            return Err(invalid(
+                "the app name must be 1 to 64 letters, digits, `_` or `-`",
+            ));
+        }
+        if !is_valid_name(env) {
+            return Err(invalid(
+                "the environment name must be 1 to 64 letters, digits, `_` or `-`",
+            ));
+        }
+        if hash.len() != DIGEST_PREFIX_LEN
+            || !hash
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(invalid(
+                "the last part must be the first 16 lowercase hex characters of the image digest",
+            ));
+        }
+        if s.len() > MAX_RELEASE_ID_LEN {
+            return Err(invalid(&format!(
+                "it is {} characters long; at most {MAX_RELEASE_ID_LEN} fit in ECS's startedBy",
+                s.len()
+            )));
+        }
+        Ok(ReleaseId(s.to_owned()))
+    }
+
+    /// The release named by an ECS task's `startedBy` (`ferry/<release id>`), if any.
+    pub fn from_started_by(started_by: &str) -> Option<ReleaseId> {
+        started_by
+            .strip_prefix(STARTED_BY_PREFIX)
+            .and_then(|id| ReleaseId::parse(id).ok())
+    }
+
+    /// `ferry/<release id>`: at most 128 characters of letters, digits, `-`, `_` and
+    /// `/`, as ECS's `startedBy` requires (the config limits name lengths so it fits).
+    pub fn started_by(&self) -> String {
+        format!("{STARTED_BY_PREFIX}{}", self.0)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn app(&self) -> &str {
+        self.0.split('/').next().unwrap_or("")
+    }
+
+    pub fn env(&self) -> &str {
+        self.0.split('/').nth(1).unwrap_or("")
+    }
+}
+
+impl fmt::Display for ReleaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a release is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReleaseState {
+    /// Recorded in the ledger; nothing in AWS changed yet.
+    Claimed,
+    /// The migration task runs.
+    Migrating,
+    /// Services are rolling out.
+    Deploying,
+    /// Every service completed; the release is known-good.
+    Succeeded,
+    Failed,
+    /// A newer release took the environment before this one reached its services.
+    Superseded,
+    RolledBack,
+}
+
+/// What happens to a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    MigrationStarted,
+    MigrationSkipped,
+    MigrationPassed,
+    Failed,
+    Superseded,
+    DeploymentsCompleted,
+    RolledBack,
+}
+
+impl Transition {
+    pub const ALL: [Transition; 7] = [
+        Transition::MigrationStarted,
+        Transition::MigrationSkipped,
+        Transition::MigrationPassed,
+        Transition::Failed,
+        Transition::Superseded,
+        Transition::DeploymentsCompleted,
+        Transition::RolledBack,
+    ];
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("release in state {from:?} cannot take transition {transition:?}")]
+pub struct IllegalTransition {
+    pub from: ReleaseState,
+    pub transition: Transition,
+}
+
+impl ReleaseState {
+    pub const ALL: [ReleaseState; 7] = [
+        ReleaseState::Claimed,
+        ReleaseState::Migrating,
+        ReleaseState::Deploying,
+        ReleaseState::Succeeded,
+        ReleaseState::Failed,
+        ReleaseState::Superseded,
+        ReleaseState::RolledBack,
+    ];
+
+    /// The ledger's spelling: `CLAIMED`, `MIGRATING`, `DEPLOYING`, `SUCCEEDED`,
+    /// `FAILED`, `SUPERSEDED`, `ROLLED_BACK`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReleaseState::Claimed => "CLAIMED",
+            ReleaseState::Migrating => "MIGRATING",
+            ReleaseState::Deploying => "DEPLOYING",
+            ReleaseState::Succeeded => "SUCCEEDED",
+            ReleaseState::Failed => "FAILED",
+            ReleaseState::Superseded => "SUPERSEDED",
+            ReleaseState::RolledBack => "ROLLED_BACK",
+        }
+    }
+
+    /// The inverse of [`ReleaseState::as_str`] (exact spelling only).
+    pub fn parse(s: &str) -> Option<Self> {
+        ReleaseState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+    }
+
+    /// A terminal release takes no further transition.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            ReleaseState::Failed | ReleaseState::Superseded | ReleaseState::RolledBack
+        )
+    }
+
+    /// Whether the release got as far as updating services.
+    pub fn reached_services(&self) -> bool {
+        matches!(
+            self,
+            ReleaseState::Deploying | ReleaseState::Succeeded | ReleaseState::RolledBack
+        )
+    }
+
+    /// The state after `t`, or an error if the release cannot take it from here.
+    pub fn apply(self, t: Transition) -> Result<ReleaseState, IllegalTransition> {
+        use ReleaseState as S;
+        use Transition as T;
+        let next = match (self, t) {
+            (S::Claimed, T::MigrationStarted) => S::Migrating,
+            (S::Claimed, T::MigrationSkipped) => S::Deploying,
+            (S::Migrating, T::MigrationPassed) => S::Deploying,
+            (S::Claimed | S::Migrating | S::Deploying, T::Failed) => S::Failed,
+            (S::Claimed | S::Migrating | S::Deploying, T::Superseded) => S::Superseded,
+            (S::Deploying, T::DeploymentsCompleted) => S::Succeeded,
+            (S::Deploying | S::Succeeded, T::RolledBack) => S::RolledBack,
+            _ => {
+                return Err(IllegalTransition {
+                    from: self,
+                    transition: t,
+                })
+            }
+        };
+        Ok(next)
+    }
+}
+
+impl fmt::Display for ReleaseState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The ECS stop code of a task that never started.
+pub const TASK_FAILED_TO_START: &str = "TaskFailedToStart";
+
+/// One container of a stopped task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoppedContainer {
+    pub name: String,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+}
+
+/// A stopped ECS task, as the task state change event reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoppedTask {
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+    pub containers: Vec<StoppedContainer>,
+    /// epoch seconds
+    pub started_at: Option<u64>,
+    /// epoch seconds
+    pub stopped_at: Option<u64>,
+}
+
+/// Whether a migration let its release go on to the services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrationVerdict {
+    Passed,
+    Failed { reason: String },
+}
+
+/// Judges a stopped migration task.
+///
+/// It passed only if the task started (stop code is not `TaskFailedToStart`), stopped
+/// no later than `deadline` (epoch seconds, when both are known), and every essential
+/// container is present with exit code 0. `essential` names the migration's essential
+/// containers; if it is empty, every container of the task is held to that rule (and a
+/// task with no container at all fails), so a lost list never waves a migration through.
+pub fn judge_migration(
+    task: &StoppedTask,
+    essential: &[String],
+    deadline: Option<u64>,
+) -> MigrationVerdict {
+    let context = stop_context(task);
+    if task.stop_code.as_deref() == Some(TASK_FAILED_TO_START) {
+        let mut reason = format!(
+            "migration task failed to start ({TASK_FAILED_TO_START}{})",
+            task.stopped_reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+        let container_reasons: Vec<String> = task
+            .containers
+            .iter()
+            .filter_map(|c| {
+                c.reason
+                    .as_ref()
+                    .map(|r| format!("container \"{}\": {r}", c.name))
+            })
+            .collect();
+        if !container_reasons.is_empty() {
+            reason.push_str("; ");
+            reason.push_str(&container_reasons.join("; "));
+        }
+        return MigrationVerdict::Failed { reason };
+    }
+    if let (Some(stopped_at), Some(deadline)) = (task.stopped_at, deadline) {
+        if stopped_at > deadline {
+            let ran = task
+                .started_at
+                .map(|s| format!(" after running {}s", stopped_at.saturating_sub(s)))
+                .unwrap_or_default();
+            return MigrationVerdict::Failed {
+                reason: format!(
+                    "migration outlived its timeout: stopped at {stopped_at}{ran}, {}s past its deadline {deadline} (epoch seconds){}",
+                    stopped_at - deadline,
+                    context.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()
+                ),
+            };
+        }
+    }
+
+    let judged: Vec<&str> = if essential.is_empty() {
+        task.containers.iter().map(|c| c.name.as_str()).collect()
+    } else {
+        essential.iter().map(String::as_str).collect()
+    };
+    if judged.is_empty() {
+        return MigrationVerdict::Failed {
+            reason: format!(
+                "migration task reported no container, so its success cannot be confirmed{}",
+                context
+                    .as_deref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default()
+            ),
+        };
+    }
+
+    let mut failures = Vec::new();
+    for name in judged {
+        let Some(container) = task.containers.iter().find(|c| c.name == name) else {
+            failures.push(format!(
+                "essential migration container \"{name}\" is missing from the stopped task"
+            ));
+            continue;
+        };
+        let detail = container
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        match container.exit_code {
+            Some(0) => {}
+            Some(code) => failures.push(format!(
+                "migration container \"{name}\" exited with code {code}{detail}"
+            )),
+            None => failures.push(format!(
+                "migration container \"{name}\" stopped without an exit code{detail}"
+            )),
+        }
+    }
+    if failures.is_empty() {
+        MigrationVerdict::Passed
+    } else {
+        let mut reason = failures.join("; ");
+        if let Some(context) = context {
+            reason.push_str(&format!(" ({context})"));
+        }
+        MigrationVerdict::Failed { reason }
+    }
+}
+
+/// `stop code X: reason`, `stop code X`, or the bare reason.
+fn stop_context(task: &StoppedTask) -> Option<String> {
+    match (task.stop_code.as_deref(), task.stopped_reason.as_deref()) {
+        (Some(code), Some(reason)) => Some(format!("stop code {code}: {reason}")),
+        (Some(code), None) => Some(format!("stop code {code}")),
+        (None, Some(reason)) => Some(reason.to_owned()),
+        (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:3f2a9c1b7e40d5a1c0ffee00112233445566778899aabbccddeeff0011223344";
+
+    #[test]
+    fn release_id_is_app_env_and_sixteen_hex_of_the_digest() {
+        let id = ReleaseId::derive("shop", "prod", DIGEST);
+        assert_eq!(id.as_str(), "shop/prod/3f2a9c1b7e40d5a1");
+        assert_eq!(id.to_string(), "shop/prod/3f2a9c1b7e40d5a1");
+        assert_eq!(id.app(), "shop");
+        assert_eq!(id.env(), "prod");
+    }
+
+    #[test]
+    fn release_id_is_deterministic_so_a_redelivered_push_finds_the_same_release() {
+        assert_eq!(
+            ReleaseId::derive("shop", "prod", DIGEST),
+            ReleaseId::derive("shop", "prod", DIGEST)
+        );
+        assert_ne!(
+            ReleaseId::derive("shop", "prod", DIGEST),
+            ReleaseId::derive("shop", "staging", DIGEST)
+        );
+    }
+
+    #[test]
+    fn release_id_ignores_digest_case() {
+        assert_eq!(
+            ReleaseId::derive(
+                "shop",
+                "prod",
+                &DIGEST.to_ascii_uppercase().replace("SHA256", "sha256")
+            ),
+            ReleaseId::derive("shop", "prod", DIGEST)
+        );
+    }
+
+    #[test]
+    fn derived_release_id_parses_back() {
+        let id = ReleaseId::derive("shop", "prod", DIGEST);
+        assert_eq!(ReleaseId::parse(id.as_str()), Ok(id));
+    }
+
+    #[test]
+    fn malformed_release_ids_are_rejected_with_an_example() {
+        for bad in [
+            "",
+            "shop/prod",
+            "shop/prod/3f2a9c1b7e40d5a1/x",
+            "shop/prod/3f2a9c1b7e40d5a",
+            "shop/prod/3F2A9C1B7E40D5A1",
+            "shop/prod/3f2a9c1b7e40d5ag",
+            "sh op/prod/3f2a9c1b7e40d5a1",
+            "shop//3f2a9c1b7e40d5a1",
+        ] {
+            let err = ReleaseId::parse(bad).expect_err(bad);
+            assert!(
+                err.to_string().contains("shop/prod/3f2a9c1b7e40d5a1"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn release_id_too_long_for_started_by_is_rejected() {
+        let long = format!("{}/{}/3f2a9c1b7e40d5a1", "a".repeat(64), "b".repeat(64));
+        let err = ReleaseId::parse(&long).unwrap_err();
+        assert!(err.to_string().contains("startedBy"), "{err}");
+        let fits = format!("{}/{}/3f2a9c1b7e40d5a1", "a".repeat(64), "b".repeat(40));
+        assert_eq!(ReleaseId::parse(&fits).unwrap().started_by().len(), 128);
+    }
+
+    #[test]
+    fn started_by_round_trips_to_the_release() {
+        let id = ReleaseId::derive("shop", "prod", DIGEST);
+        assert_eq!(id.started_by(), "ferry/shop/prod/3f2a9c1b7e40d5a1");
+        assert_eq!(ReleaseId::from_started_by(&id.started_by()), Some(id));
+    }
+
+    #[test]
+    fn started_by_uses_only_characters_ecs_accepts() {
+        let id = ReleaseId::derive("My_Shop-2", "prod-eu", DIGEST);
+        let started_by = id.started_by();
+        assert!(started_by.len() <= MAX_STARTED_BY_LEN);
+        assert!(started_by
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/')));
+    }
+
+    #[test]
+    fn tasks_not_started_by_ferry_map_to_no_release() {
+        for other in [
+            "ecs-svc/1234567890123456789",
+            "shop/prod/3f2a9c1b7e40d5a1",
+            "ferry/",
+            "ferry/not-a-release",
+            "",
+        ] {
+            assert_eq!(ReleaseId::from_started_by(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn release_state_names_round_trip() {
+        let names: Vec<&str> = ReleaseState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "CLAIMED",
+                "MIGRATING",
+                "DEPLOYING",
+                "SUCCEEDED",
+                "FAILED",
+                "SUPERSEDED",
+                "ROLLED_BACK"
+            ]
+        );
+        for state in ReleaseState::ALL {
+            assert_eq!(ReleaseState::parse(state.as_str()), Some(state));
+            assert_eq!(state.to_string(), state.as_str());
+        }
+        assert_eq!(ReleaseState::parse("claimed"), None);
+        assert_eq!(ReleaseState::parse("DONE"), None);
+    }
+
+    #[test]
+    fn failed_superseded_and_rolled_back_are_terminal() {
+        let terminal: Vec<ReleaseState> = ReleaseState::ALL
+            .into_iter()
+            .filter(ReleaseState::is_terminal)
+            .collect();
+        assert_eq!(
+            terminal,
+            [
+                ReleaseState::Failed,
+                ReleaseState::Superseded,
+                ReleaseState::RolledBack
+            ]
+        );
+    }
+
+    #[test]
+    fn only_deploying_succeeded_and_rolled_back_reached_services() {
+        let reached: Vec<ReleaseState> = ReleaseState::ALL
+            .into_iter()
+            .filter(ReleaseState::reached_services)
+            .collect();
+        assert_eq!(
+            reached,
+            [
+                ReleaseState::Deploying,
+                ReleaseState::Succeeded,
+                ReleaseState::RolledBack
+            ]
+        );
+    }
+
+    fn legal_moves() -> Vec<(ReleaseState, Transition, ReleaseState)> {
+        use ReleaseState as S;
+        use Transition as T;
+        vec![
+            (S::Claimed, T::MigrationStarted, S::Migrating),
+            (S::Claimed, T::MigrationSkipped, S::Deploying),
+            (S::Migrating, T::MigrationPassed, S::Deploying),
+            (S::Claimed, T::Failed, S::Failed),
+            (S::Migrating, T::Failed, S::Failed),
+            (S::Deploying, T::Failed, S::Failed),
+            (S::Claimed, T::Superseded, S::Superseded),
+            (S::Migrating, T::Superseded, S::Superseded),
+            (S::Deploying, T::Superseded, S::Superseded),
+            (S::Deploying, T::DeploymentsCompleted, S::Succeeded),
+            (S::Deploying, T::RolledBack, S::RolledBack),
+            (S::Succeeded, T::RolledBack, S::RolledBack),
+        ]
+    }
+
+    #[test]
+    fn every_legal_move_lands_in_its_state() {
+        for (from, t, to) in legal_moves() {
+            assert_eq!(from.apply(t), Ok(to), "{from:?} --{t:?}-->");
+        }
+    }
+
+    #[test]
+    fn every_move_outside_the_table_is_illegal() {
+        let table = legal_moves();
+        let mut illegal = 0;
+        for from in ReleaseState::ALL {
+            for t in Transition::ALL {
+                if table.iter().any(|(f, tr, _)| *f == from && *tr == t) {
+                    continue;
+                }
+                illegal += 1;
+                assert_eq!(
+                    from.apply(t),
+                    Err(IllegalTransition {
+                        from,
+                        transition: t
+                    }),
+                    "{from:?} --{t:?}--> should be illegal"
+                );
+            }
+        }
+        assert_eq!(illegal, 7 * 7 - table.len());
+    }
+
+    #[test]
+    fn terminal_states_take_no_transition() {
+        for from in ReleaseState::ALL
+            .into_iter()
+            .filter(ReleaseState::is_terminal)
+        {
+            for t in Transition::ALL {
+                assert!(from.apply(t).is_err(), "{from:?} took {t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_superseded_release_can_never_reach_its_services() {
+        // Walk every path from Superseded: none may lead to Deploying.
+        let mut frontier = vec![ReleaseState::Superseded];
+        while let Some(state) = frontier.pop() {
+            assert!(!state.reached_services(), "{state:?}");
+            frontier.extend(
+                Transition::ALL
+                    .into_iter()
+                    .filter_map(|t| state.apply(t).ok()),
+            );
+        }
+    }
+
+    #[test]
+    fn illegal_transition_names_state_and_transition() {
+        let err = ReleaseState::Failed
+            .apply(Transition::DeploymentsCompleted)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "release in state Failed cannot take transition DeploymentsCompleted"
+        );
+    }
+
+    fn container(name: &str, exit_code: Option<i32>, reason: Option<&str>) -> StoppedContainer {
+        StoppedContainer {
+            name: name.into(),
+            exit_code,
+            reason: reason.map(Into::into),
+        }
+    }
+
+    fn task(
+        stop_code: &str,
+        stopped_reason: &str,
+        containers: Vec<StoppedContainer>,
+    ) -> StoppedTask {
+        StoppedTask {
+            stop_code: Some(stop_code.into()),
+            stopped_reason: Some(stopped_reason.into()),
+            containers,
+            started_at: Some(1_000),
+            stopped_at: Some(1_060),
+        }
+    }
+
+    fn essential(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    fn reason(verdict: MigrationVerdict) -> String {
+        match verdict {
+            MigrationVerdict::Failed { reason } => reason,
+            MigrationVerdict::Passed => panic!("expected the migration to fail"),
+        }
+    }
+
+    #[test]
+    fn migration_that_exited_zero_in_time_passes() {
+        let t = task(
+            "EssentialContainerExited",
+            "Essential container in task exited",
+            vec![
+                container("migrate", Some(0), None),
+                container("log-router", Some(0), None),
+            ],
+        );
+        assert_eq!(
+            judge_migration(&t, &essential(&["migrate"]), Some(1_900)),
+            MigrationVerdict::Passed
+        );
+    }
+
+    #[test]
+    fn non_essential_sidecar_failure_does_not_fail_the_migration() {
+        let t = task(
+            "EssentialContainerExited",
+            "Essential container in task exited",
+            vec![
+                container("migrate", Some(0), None),
+                container("xray", Some(137), None),
+            ],
+        );
+        assert_eq!(
+            judge_migration(&t, &essential(&["migrate"]), None),
+            MigrationVerdict::Passed
+        );
+    }
+
+    #[test]
+    fn non_zero_exit_fails_with_container_code_and_stop_code() {
+        let t = task(
+            "EssentialContainerExited",
+            "Essential container in task exited",
+            vec![container("migrate", Some(1), None)],
+        );
+        assert_eq!(
+            reason(judge_migration(&t, &essential(&["migrate"]), None)),
+            "migration container \"migrate\" exited with code 1 (stop code EssentialContainerExited: Essential container in task exited)"
+        );
+    }
+
+    #[test]
+    fn container_reason_such_as_out_of_memory_is_reported() {
+        let t = task(
+            "EssentialContainerExited",
+            "Essential container in task exited",
+            vec![container(
+                "migrate",
+                Some(137),
+                Some("OutOfMemoryError: Container killed due to memory usage"),
+            )],
+        );
+        let text = reason(judge_migration(&t, &essential(&["migrate"]), None));
+        assert!(
+            text.contains("exited with code 137: OutOfMemoryError"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn task_that_failed_to_start_fails_with_its_reason() {
+        let t = StoppedTask {
+            stop_code: Some("TaskFailedToStart".into()),
+            stopped_reason: Some(
+                "CannotPullContainerError: pull image manifest has been retried 5 times".into(),
+            ),
+            containers: vec![container(
+                "migrate",
+                None,
+                Some("CannotPullContainerError: not found"),
+            )],
+            started_at: None,
+            stopped_at: Some(1_010),
+        };
+        let text = reason(judge_migration(&t, &essential(&["migrate"]), Some(2_000)));
+        assert!(
+            text.starts_with(
+                "migration task failed to start (TaskFailedToStart: CannotPullContainerError: pull image manifest"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("container \"migrate\": CannotPullContainerError: not found"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn task_that_failed_to_start_fails_even_if_containers_report_zero() {
+        let t = task(
+            "TaskFailedToStart",
+            "ResourceInitializationError",
+            vec![container("migrate", Some(0), None)],
+        );
+        assert!(
+            reason(judge_migration(&t, &essential(&["migrate"]), None)).contains("failed to start")
+        );
+    }
+
+    #[test]
+    fn migration_that_outlived_its_timeout_fails_even_with_exit_zero() {
+        let mut t = task(
+            "UserInitiated",
+            "ferry: migration timed out",
+            vec![container("migrate", Some(0), None)],
+        );
+        t.stopped_at = Some(2_000);
+        let text = reason(judge_migration(&t, &essential(&["migrate"]), Some(1_900)));
+        assert!(
+            text.starts_with("migration outlived its timeout: stopped at 2000"),
+            "{text}"
+        );
+        assert!(text.contains("deadline 1900"), "{text}");
+        assert!(text.contains("100s past"), "{text}");
+    }
+
+    #[test]
+    fn migration_stopping_exactly_at_its_deadline_passes() {
+        let mut t = task(
+            "EssentialContainerExited",
+            "done",
+            vec![container("migrate", Some(0), None)],
+        );
+        t.stopped_at = Some(1_900);
+        assert_eq!(
+            judge_migration(&t, &essential(&["migrate"]), Some(1_900)),
+            MigrationVerdict::Passed
+        );
+    }
+
+    #[test]
+    fn unknown_stop_time_does_not_count_as_a_timeout() {
+        let mut t = task(
+            "EssentialContainerExited",
+            "done",
+            vec![container("migrate", Some(0), None)],
+        );
+        t.stopped_at = None;
+        assert_eq!(
+            judge_migration(&t, &essential(&["migrate"]), Some(1)),
+            MigrationVerdict::Passed
+        );
+    }
+
+    #[test]
+    fn missing_exit_code_on_essential_container_fails() {
+        let t = task(
+            "SpotInterruption",
+            "Your Spot Task was interrupted.",
+            vec![container("migrate", None, None)],
+        );
+        assert_eq!(
+            reason(judge_migration(&t, &essential(&["migrate"]), None)),
+            "migration container \"migrate\" stopped without an exit code (stop code SpotInterruption: Your Spot Task was interrupted.)"
+        );
+    }
+
+    #[test]
+    fn essential_container_missing_from_the_task_fails() {
+        let t = task(
+            "EssentialContainerExited",
+            "done",
+            vec![container("sidecar", Some(0), None)],
+        );
+        let text = reason(judge_migration(&t, &essential(&["migrate"]), None));
+        assert!(text.contains("\"migrate\" is missing"), "{text}");
+    }
+
+    #[test]
+    fn every_failing_essential_container_is_named() {
+        let t = task(
+            "EssentialContainerExited",
+            "Essential container in task exited",
+            vec![
+                container("schema", Some(2), None),
+                container("data", Some(3), None),
+            ],
+        );
+        let text = reason(judge_migration(&t, &essential(&["schema", "data"]), None));
+        assert!(text.contains("\"schema\" exited with code 2"), "{text}");
+        assert!(text.contains("\"data\" exited with code 3"), "{text}");
+    }
+
+    #[test]
+    fn without_an_essential_list_every_container_must_exit_zero() {
+        let t = task(
+            "EssentialContainerExited",
+            "done",
+            vec![
+                container("migrate", Some(0), None),
+                container("other", Some(1), None),
+            ],
+        );
+        assert!(reason(judge_migration(&t, &[], None)).contains("\"other\" exited with code 1"));
+        let ok = task(
+            "EssentialContainerExited",
+            "done",
+            vec![container("migrate", Some(0), None)],
+        );
+        assert_eq!(judge_migration(&ok, &[], None), MigrationVerdict::Passed);
+    }
+
+    #[test]
+    fn task_with_no_container_and_no_essential_list_fails() {
+        let t = task("EssentialContainerExited", "done", vec![]);
+        assert!(reason(judge_migration(&t, &[], None)).contains("no container"));
+    }
+
+    #[test]
+    fn failure_without_stop_code_still_explains_itself() {
+        let t = StoppedTask {
+            stop_code: None,
+            stopped_reason: None,
+            containers: vec![container("migrate", Some(1), None)],
+            started_at: None,
+            stopped_at: None,
+        };
+        assert_eq!(
+            reason(judge_migration(&t, &essential(&["migrate"]), None)),
+            "migration container \"migrate\" exited with code 1"
+        );
+    }
+}

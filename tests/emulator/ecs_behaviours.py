@@ -1,0 +1,945 @@
+"""ECS behaviour that ferry's local emulator adds on top of moto.
+
+This module is THE one place where ferry's test harness changes how the local
+AWS emulator (moto server) behaves. Everything here follows a documented AWS
+behaviour that moto does not model, or models in a way that would make ferry's
+end-to-end tests lie. Each addition names the AWS documentation page it follows.
+
+``install()`` applies every addition by patching moto's ECS classes
+(``moto.ecs.models`` / ``moto.ecs.responses``). It is idempotent and must run
+before the emulator serves its first request. Because the patches are made on
+the classes, they survive moto's ``/moto-api/reset``.
+
+How moto 5.2 turns models into responses matters for every patch below: the
+ECS response handlers return ``ActionResult`` objects that hold *model
+objects*; moto serialises them by walking botocore's ECS output shapes and
+picking, for each member, the attribute named ``memberName`` or its snake_case
+form (``stopCode`` -> ``stop_code``). ``None`` values are left out. Timestamps
+(``datetime``) become epoch seconds with millisecond precision, as ECS's
+awsJson1_1 protocol sends them, so the AWS SDK for Rust parses them. So to add
+a field to a response, set the attribute on the model object; to remove one,
+set it to ``None``.
+
+Test scenarios drive the additions through three inputs:
+
+* ``StopTask`` with ``reason`` ``ferry-emulator:exit=<N>`` or
+  ``ferry-emulator:failed-to-start`` (see :func:`stop_task_semantics`);
+* ``finish_deployment()`` in this module, exposed by the launcher as
+  ``POST /_ferry/deployments/finish`` (see :func:`finish_deployment`);
+* ordinary ECS API calls, which now behave as listed below.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import functools
+import math
+import re
+import threading
+from typing import Any
+
+from moto.core.utils import utcnow
+from moto.ec2 import ec2_backends
+from moto.ecs import models as ecs_models
+from moto.ecs import responses as ecs_responses
+from moto.ecs.exceptions import InvalidParameterException
+from moto.moto_api._internal import mock_random
+
+__all__ = [
+    "EXIT_REASON_PREFIX",
+    "FAILED_TO_START_REASON",
+    "CIRCUIT_BREAKER_FAILED_REASON",
+    "DeploymentNotFound",
+    "DeploymentConflict",
+    "install",
+    "finish_deployment",
+    "to_json",
+]
+
+#: StopTask reason that stops a task as if its essential containers exited with N.
+EXIT_REASON_PREFIX = "ferry-emulator:exit="
+#: StopTask reason that stops a task as if its image could not be pulled.
+FAILED_TO_START_REASON = "ferry-emulator:failed-to-start"
+_DIRECTIVE_PREFIX = "ferry-emulator:"
+
+#: rolloutStateReason of a deployment the circuit breaker failed.
+CIRCUIT_BREAKER_FAILED_REASON = "ECS deployment circuit breaker: tasks failed to start."
+
+#: ECS's default deploymentConfiguration for the rolling update (ECS) controller.
+DEFAULT_DEPLOYMENT_CONFIGURATION: dict[str, Any] = {
+    "deploymentCircuitBreaker": {"enable": False, "rollback": False},
+    "maximumPercent": 200,
+    "minimumHealthyPercent": 100,
+}
+
+# Every mutation of service deployments made here (and the moto calls it wraps)
+# happens under this lock: the emulator serves requests on many threads and the
+# control route runs beside them.
+_LOCK = threading.RLock()
+_INSTALLED = False
+
+
+class DeploymentNotFound(LookupError):
+    """No such cluster, service or deployment (control route answers 404)."""
+
+
+class DeploymentConflict(Exception):
+    """The deployment cannot be finished in its current state (409)."""
+
+
+# --------------------------------------------------------------------------
+# small helpers
+
+
+def _now() -> _dt.datetime:
+    # moto keeps naive UTC datetimes (moto.core.utils.utcnow); stay consistent
+    # so every timestamp serialises the same way.
+    return utcnow()
+
+
+def _new_deployment_id() -> str:
+    # ECS deployment ids look like ecs-svc/1234567890123456789 (19 digits).
+    return f"ecs-svc/{mock_random.randint(10**18, 10**19 - 1)}"
+
+
+def _epoch(value: _dt.datetime) -> float:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.timezone.utc)
+    # millisecond precision, as moto's serialiser and ECS itself send them
+    return math.floor(value.timestamp() * 1000) / 1000.0
+
+
+def to_json(value: Any) -> Any:
+    """Deep-copy ``value`` into JSON-ready data, datetimes as epoch seconds."""
+    if isinstance(value, _dt.datetime):
+        return _epoch(value)
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    return value
+
+
+def _backend(account_id: str, region: str) -> ecs_models.EC2ContainerServiceBackend:
+    return ecs_models.ecs_backends[account_id][region]
+
+
+def _service_event(service: Any, message: str) -> None:
+    events = getattr(service, "events", None)
+    if events is None:
+        events = service.events = []
+    events.insert(0, {"id": str(mock_random.uuid4()), "createdAt": _now(), "message": message})
+    del events[100:]  # DescribeServices returns the 100 most recent events
+
+
+def _recount_service(service: Any) -> None:
+    """Service runningCount/pendingCount are the sums over its deployments."""
+    if service.deployments:
+        service.running_count = sum(int(d.get("runningCount") or 0) for d in service.deployments)
+        service.pending_count = sum(int(d.get("pendingCount") or 0) for d in service.deployments)
+
+
+def _patch(owner: type, name: str, make: Any) -> None:
+    original = getattr(owner, name)
+    replacement = make(original)
+    functools.update_wrapper(replacement, original)
+    replacement.__ferry_original__ = original  # type: ignore[attr-defined]
+    setattr(owner, name, replacement)
+
+
+# --------------------------------------------------------------------------
+# 1. tasks
+
+
+def tasks_stay_running_until_stopped() -> None:
+    """A task stays RUNNING until it is stopped.
+
+    AWS: "Amazon ECS task lifecycle" (Amazon ECS Developer Guide) -- a task
+    moves towards STOPPED only when its essential container exits, it fails,
+    or StopTask/UpdateService stops it.
+
+    moto drives its ``Task`` through a ManagedState whose default progression
+    advances one state (RUNNING -> DEACTIVATING -> STOPPING -> DEPROVISIONING
+    -> STOPPED) on every DescribeTasks call, so a migration task would appear
+    to stop by itself (with desiredStatus RUNNING and no exit code) after a
+    few polls. The emulator freezes that progression; only StopTask (below)
+    stops a task.
+    """
+
+    def make(_original: Any) -> Any:
+        def advance(self: Any) -> None:
+            return None
+
+        return advance
+
+    _patch(ecs_models.Task, "advance", make)
+
+
+def _subnet_availability_zone(backend: Any, task: Any) -> str | None:
+    subnets = (
+        (getattr(task, "network_configuration", None) or {})
+        .get("awsvpcConfiguration", {})
+        .get("subnets")
+    )
+    if not subnets:
+        return None
+    try:
+        ec2 = ec2_backends[backend.account_id][backend.region_name]
+        return ec2.get_subnet(subnets[0]).availability_zone
+    except Exception:  # an unknown subnet is moto's business, not ours
+        return None
+
+
+def _as_string(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _dress_started_task(backend: Any, task: Any, task_definition: Any) -> None:
+    """Give a task started by RunTask/StartTask the shape a running ECS task has."""
+    now = _now()
+    task.created_at = now
+    task.pull_started_at = now
+    task.pull_stopped_at = now
+    task.started_at = now
+    task.connectivity = "CONNECTED"
+    task.connectivity_at = now
+    task.last_status = "RUNNING"
+    task.desired_status = "RUNNING"
+    task.stopped_reason = None  # moto sends "" while running; ECS omits it
+    task.stop_code = None
+    task.stopping_at = None
+    task.stopped_at = None
+    task.execution_stopped_at = None
+    task.version = 1
+    task.cpu = _as_string(task_definition.cpu)
+    task.memory = _as_string(task_definition.memory)
+    task.availability_zone = _subnet_availability_zone(backend, task)
+    if task.launch_type == "FARGATE":
+        if not task.platform_version or task.platform_version == "LATEST":
+            task.platform_version = "1.4.0"
+        task.platform_family = "Linux"
+        if task_definition.ephemeral_storage:
+            task.ephemeral_storage = task_definition.ephemeral_storage
+        else:
+            task.ephemeral_storage = {"sizeInGiB": 20}
+    task.enable_execute_command = False
+
+    eni = next(
+        (a for a in task.attachments if a.get("type") == "ElasticNetworkInterface"), None
+    )
+    private_ip = None
+    if eni:
+        private_ip = next(
+            (d["value"] for d in eni.get("details", []) if d["name"] == "privateIPv4Address"),
+            None,
+        )
+
+    containers = []
+    any_health_check = False
+    for definition in task_definition.container_definitions:
+        container = ecs_models.Container(task_definition)
+        container.container_arn = (
+            f"arn:{task.task_arn.split(':')[1]}:ecs:{task.region_name}:{backend.account_id}:"
+            f"container/{task.cluster_name}/{task.id}/{mock_random.uuid4()}"
+        )
+        container.task_arn = task.task_arn  # moto puts the task definition ARN here
+        container.name = definition.get("name")
+        container.image = definition.get("image")
+        image = container.image or ""
+        container.image_digest = image.split("@", 1)[1] if "@sha256:" in image else None
+        container.runtime_id = f"{task.id.replace('-', '')[:32]}-{mock_random.randint(10**9, 10**10 - 1)}"
+        container.last_status = "RUNNING"
+        container.exitCode = None  # no exit code while running
+        container.reason = None
+        # Container.cpu/memory are *strings* in the ECS API; moto copies the
+        # container definition's integers, which strict JSON clients (the AWS
+        # SDK for Rust) reject.
+        container.cpu = _as_string(definition.get("cpu", 0))
+        container.memory = _as_string(definition.get("memory"))
+        container.memory_reservation = _as_string(definition.get("memoryReservation"))
+        container.environment = None
+        container.command = None
+        has_check = bool(definition.get("healthCheck"))
+        any_health_check = any_health_check or has_check
+        container.health_status = "HEALTHY" if has_check else "UNKNOWN"
+        container.network_interfaces = (
+            [{"attachmentId": eni["id"], "privateIpv4Address": private_ip}] if eni else []
+        )
+        container.essential = definition.get("essential", True)
+        containers.append(container)
+    task.containers = containers
+    task.health_status = "HEALTHY" if any_health_check else "UNKNOWN"
+
+
+def run_task_reports_every_container() -> None:
+    """RunTask/StartTask return a started task with all of its containers.
+
+    AWS: "Task" and "Container" data types (Amazon ECS API Reference); "Amazon
+    ECS task lifecycle" (Amazon ECS Developer Guide).
+
+    The emulated task is started at once: lastStatus RUNNING, createdAt,
+    pullStartedAt, pullStoppedAt, startedAt, connectivityAt set, cpu/memory,
+    availabilityZone, version, and one container entry for EVERY container
+    definition (moto creates one, for the first definition only) with its name,
+    image, lastStatus RUNNING and no exitCode. Container cpu/memory are sent as
+    strings, as the API defines them. The container's taskArn is the task's ARN
+    (moto puts the task definition's there).
+
+    RunTask without launchType on a cluster with no container instances, for a
+    task definition compatible with FARGATE, runs on Fargate (moto raises
+    "No instances found" instead). AWS would use the capacityProviderStrategy
+    or the cluster's default strategy; moto ignores both.
+    """
+
+    def make_run(original: Any) -> Any:
+        def run_task(
+            self: Any,
+            cluster_str: str,
+            task_definition_str: str,
+            count: int,
+            overrides: Any,
+            started_by: str,
+            tags: Any,
+            launch_type: str | None,
+            networking_configuration: Any = None,
+            group: str | None = None,
+            platform_version: str | None = None,
+        ) -> list[Any]:
+            cluster = self._get_cluster(cluster_str)
+            task_definition = self.describe_task_definition(task_definition_str)
+            if (
+                not launch_type
+                and "FARGATE" in (task_definition.compatibilities or [])
+                and not self.container_instances.get(cluster.name)
+            ):
+                launch_type = "FARGATE"
+            tasks = original(
+                self,
+                cluster_str,
+                task_definition_str,
+                count,
+                overrides,
+                started_by,
+                tags,
+                launch_type,
+                networking_configuration,
+                group,
+                platform_version,
+            )
+            for task in tasks:
+                _dress_started_task(self, task, task_definition)
+            return tasks
+
+        return run_task
+
+    def make_start(original: Any) -> Any:
+        def start_task(self: Any, cluster_str: str, task_definition_str: str, *args: Any, **kwargs: Any) -> list[Any]:
+            tasks = original(self, cluster_str, task_definition_str, *args, **kwargs)
+            task_definition = self.describe_task_definition(task_definition_str)
+            for task in tasks:
+                _dress_started_task(self, task, task_definition)
+            return tasks
+
+        return start_task
+
+    _patch(ecs_models.EC2ContainerServiceBackend, "run_task", make_run)
+    _patch(ecs_models.EC2ContainerServiceBackend, "start_task", make_start)
+
+
+def _find_task(backend: Any, cluster_str: str, task_str: str) -> Any:
+    cluster = backend._get_cluster(cluster_str)
+    task_id = task_str.split("/")[-1]
+    for arn, task in backend.tasks.get(cluster.name, {}).items():
+        if arn.endswith(task_id):
+            return task
+    raise InvalidParameterException("The referenced task was not found.")
+
+
+def _cannot_pull_message(image: str | None) -> str:
+    ref = image or "<unknown image>"
+    return (
+        "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+        f"failed to resolve ref {ref}: {ref}: not found"
+    )
+
+
+def _essential_image(task: Any) -> str | None:
+    for container in task.containers:
+        if getattr(container, "essential", True):
+            return container.image
+    return task.containers[0].image if task.containers else None
+
+
+def _check_stop_reason(reason: str | None) -> str:
+    """Return the stripped reason; reject malformed ``ferry-emulator:`` directives."""
+    reason = (reason or "").strip()
+    if reason.startswith(EXIT_REASON_PREFIX):
+        if not re.fullmatch(r"-?\d+", reason[len(EXIT_REASON_PREFIX):]):
+            raise InvalidParameterException(
+                f"ferry emulator: '{reason}' needs an integer exit code, e.g. {EXIT_REASON_PREFIX}1"
+            )
+    elif reason.startswith(_DIRECTIVE_PREFIX) and reason != FAILED_TO_START_REASON:
+        raise InvalidParameterException(
+            f"ferry emulator: unknown StopTask directive '{reason}'; use "
+            f"'{EXIT_REASON_PREFIX}<N>' or '{FAILED_TO_START_REASON}'"
+        )
+    return reason
+
+
+def apply_stop(task: Any, reason: str | None) -> None:
+    """Stop ``task`` the way ECS reports it; see :func:`stop_task_semantics`."""
+    reason = _check_stop_reason(reason)
+    now = _now()
+    task.last_status = "STOPPED"
+    task.desired_status = "STOPPED"
+    task.stopping_at = now
+    task.execution_stopped_at = now
+    task.stopped_at = now
+    task.version = int(getattr(task, "version", None) or 1) + 1
+
+    if reason.startswith(EXIT_REASON_PREFIX):
+        code = int(reason[len(EXIT_REASON_PREFIX):])
+        task.stop_code = "EssentialContainerExited"
+        task.stopped_reason = "Essential container in task exited"
+        for container in task.containers:
+            container.last_status = "STOPPED"
+            container.exitCode = code
+            container.reason = None
+    elif reason == FAILED_TO_START_REASON:
+        task.stop_code = "TaskFailedToStart"
+        task.stopped_reason = _cannot_pull_message(_essential_image(task))
+        # the task never started: no startedAt, the pull never finished
+        task.started_at = None
+        task.pull_stopped_at = None
+        for container in task.containers:
+            container.last_status = "STOPPED"
+            container.exitCode = None
+            container.reason = _cannot_pull_message(container.image)
+            container.runtime_id = None
+    else:
+        task.stop_code = "UserInitiated"
+        task.stopped_reason = reason or "Task stopped by user"
+        for container in task.containers:
+            container.last_status = "STOPPED"
+            container.exitCode = 137  # SIGKILL after the stop timeout
+            container.reason = None
+
+
+def stop_task_semantics() -> None:
+    """Stopped tasks carry stop codes, stopped reasons and exit codes.
+
+    AWS: "Amazon ECS stopped tasks error codes" and "Viewing Amazon ECS stopped
+    task errors" (Amazon ECS Developer Guide); "StopTask" and "Task" (Amazon
+    ECS API Reference).
+
+    moto's StopTask only flips lastStatus/desiredStatus and copies the reason;
+    its containers always report exitCode 0 and never stop. The emulator uses
+    the StopTask ``reason`` to choose how the task ended:
+
+    * ``ferry-emulator:exit=<N>`` -- the essential containers exited with N:
+      stopCode ``EssentialContainerExited``, stoppedReason
+      ``Essential container in task exited``, every container lastStatus
+      STOPPED with exitCode N.
+    * ``ferry-emulator:failed-to-start`` -- the image could not be pulled:
+      stopCode ``TaskFailedToStart``, stoppedReason ``CannotPullContainerError:
+      pull image manifest has been retried 5 time(s): failed to resolve ref
+      <image>: ...``, containers STOPPED with that ``reason`` and NO exitCode;
+      startedAt and pullStoppedAt are removed (the task never started).
+    * any other ``ferry-emulator:`` reason is rejected (InvalidParameterException),
+      so a typo in a scenario fails loudly.
+    * anything else -- stopCode ``UserInitiated``, stoppedReason = the reason
+      (``Task stopped by user`` when none), containers exitCode 137.
+
+    In every case lastStatus/desiredStatus become STOPPED and stoppingAt,
+    executionStoppedAt and stoppedAt are set at once (ECS takes a little while;
+    the emulator does not). Stopping an already stopped task returns it
+    unchanged, as ECS does. An unknown task is InvalidParameterException
+    "The referenced task was not found." (moto raises a bare Exception: 500).
+    """
+
+    def make(original: Any) -> Any:
+        def stop_task(self: Any, cluster_str: str, task_str: str, reason: str) -> Any:
+            task = _find_task(self, cluster_str, task_str)
+            if task.desired_status == "STOPPED" and task.last_status == "STOPPED":
+                return task
+            _check_stop_reason(reason)  # reject a bad directive before moto changes anything
+            stopped = original(self, cluster_str, task_str, reason)
+            apply_stop(stopped, reason)
+            return stopped
+
+        return stop_task
+
+    _patch(ecs_models.EC2ContainerServiceBackend, "stop_task", make)
+
+
+def describe_tasks_reports_missing() -> None:
+    """DescribeTasks lists tasks it cannot find under ``failures``.
+
+    AWS: "DescribeTasks" (Amazon ECS API Reference) -- each unknown task is a
+    Failure ``{"arn": ..., "reason": "MISSING"}``. moto always returns an empty
+    failures list.
+    """
+
+    def make(original: Any) -> Any:
+        def describe_tasks(self: Any) -> Any:
+            result = original(self)
+            requested = self._get_param("tasks", []) or []
+            found = result.result["tasks"]
+            missing = []
+            for wanted in requested:
+                wanted_id = wanted.split("/")[-1]
+                if not any(t.task_arn == wanted or t.id == wanted_id for t in found):
+                    missing.append({"arn": wanted, "reason": "MISSING"})
+            result.result["failures"] = missing
+            return result
+
+        return describe_tasks
+
+    _patch(ecs_responses.EC2ContainerServiceResponse, "describe_tasks", make)
+
+
+def list_tasks_defaults_to_running() -> None:
+    """ListTasks without desiredStatus lists only tasks whose desired status is RUNNING.
+
+    AWS: "ListTasks" (Amazon ECS API Reference): "The default status filter is
+    RUNNING". moto lists every task it ever ran, stopped ones included.
+    """
+
+    def make(original: Any) -> Any:
+        def list_tasks(
+            self: Any,
+            cluster_str: str | None = None,
+            container_instance: str | None = None,
+            family: str | None = None,
+            started_by: str | None = None,
+            service_name: str | None = None,
+            desiredStatus: str | None = None,
+        ) -> list[Any]:
+            return original(
+                self,
+                cluster_str,
+                container_instance,
+                family,
+                started_by,
+                service_name,
+                desiredStatus or "RUNNING",
+            )
+
+        return list_tasks
+
+    _patch(ecs_models.EC2ContainerServiceBackend, "list_tasks", make)
+
+
+# --------------------------------------------------------------------------
+# 2. task definitions
+
+
+_TASK_DEFINITION_SHAPE_MEMBERS: set[str] | None = None
+
+
+def _task_definition_members() -> set[str]:
+    global _TASK_DEFINITION_SHAPE_MEMBERS
+    if _TASK_DEFINITION_SHAPE_MEMBERS is None:
+        import botocore.session
+
+        model = botocore.session.get_session().get_service_model("ecs")
+        _TASK_DEFINITION_SHAPE_MEMBERS = set(model.shape_for("TaskDefinition").members)
+    return _TASK_DEFINITION_SHAPE_MEMBERS
+
+
+# RegisterTaskDefinition parameters moto itself stores on the TaskDefinition.
+_REGISTER_HANDLED = {
+    "family",
+    "containerDefinitions",
+    "volumes",
+    "tags",
+    "networkMode",
+    "placementConstraints",
+    "requiresCompatibilities",
+    "cpu",
+    "memory",
+    "taskRoleArn",
+    "executionRoleArn",
+    "proxyConfiguration",
+    "inferenceAccelerators",
+    "runtimePlatform",
+    "ipcMode",
+    "pidMode",
+    "ephemeralStorage",
+}
+
+
+def register_task_definition_keeps_every_field() -> None:
+    """RegisterTaskDefinition keeps every field the API accepts.
+
+    AWS: "RegisterTaskDefinition" and "TaskDefinition" (Amazon ECS API
+    Reference) -- every request field is part of the registered revision and
+    DescribeTaskDefinition returns it; registeredAt is set.
+
+    moto passes a fixed list of parameters to its model and silently drops the
+    rest (e.g. ``enableFaultInjection``). ferry copies task definitions and must
+    keep every field, so the emulator stores any other request parameter that
+    the TaskDefinition output shape knows, and sets registeredAt.
+    Container definitions are stored whole by moto already.
+    """
+
+    def make(original: Any) -> Any:
+        def register_task_definition(self: Any) -> Any:
+            result = original(self)
+            task_definition = result.result["taskDefinition"]
+            members = _task_definition_members()
+            for key, value in (self._get_params() or {}).items():
+                if key not in _REGISTER_HANDLED and key in members and value is not None:
+                    setattr(task_definition, key, value)
+            task_definition.registered_at = _now()
+            return result
+
+        return register_task_definition
+
+    _patch(ecs_responses.EC2ContainerServiceResponse, "register_task_definition", make)
+
+
+# --------------------------------------------------------------------------
+# 3. services and deployments
+
+
+def _deployment_configuration(service: Any) -> dict[str, Any]:
+    config = getattr(service, "deployment_configuration", None)
+    if not config:
+        config = copy.deepcopy(DEFAULT_DEPLOYMENT_CONFIGURATION)
+        service.deployment_configuration = config
+    return config
+
+
+def _merge_deployment_configuration(service: Any, given: dict[str, Any] | None) -> None:
+    config = copy.deepcopy(getattr(service, "deployment_configuration", None) or DEFAULT_DEPLOYMENT_CONFIGURATION)
+    if given:
+        config.update(copy.deepcopy(given))
+    service.deployment_configuration = config
+
+
+def _new_deployment(service: Any, task_definition_arn: str, template: dict[str, Any] | None) -> dict[str, Any]:
+    now = _now()
+    deployment_id = _new_deployment_id()
+    template = template or {}
+    network_configuration = getattr(service, "network_configuration", None) or template.get(
+        "networkConfiguration"
+    )
+    deployment = {
+        "id": deployment_id,
+        "status": "PRIMARY",
+        "taskDefinition": task_definition_arn,
+        "desiredCount": service.desired_count,
+        "pendingCount": service.desired_count,
+        "runningCount": 0,
+        "failedTasks": 0,
+        "createdAt": now,
+        "updatedAt": now,
+        "launchType": service.launch_type,
+        "platformVersion": getattr(service, "platform_version", None) or template.get("platformVersion"),
+        "platformFamily": template.get("platformFamily"),
+        "networkConfiguration": copy.deepcopy(network_configuration) or None,
+        "rolloutState": "IN_PROGRESS",
+        "rolloutStateReason": f"ECS deployment {deployment_id} in progress.",
+    }
+    strategy = getattr(service, "capacity_provider_strategy", None)
+    if strategy:
+        deployment["capacityProviderStrategy"] = copy.deepcopy(strategy)
+    return deployment
+
+
+# CreateService parameters moto drops, with ECS's defaults where it has one.
+_CREATE_SERVICE_EXTRAS: dict[str, Any] = {
+    "healthCheckGracePeriodSeconds": None,
+    "enableECSManagedTags": False,
+    "enableExecuteCommand": False,
+    "placementConstraints": None,
+    "placementStrategy": None,
+    "capacityProviderStrategy": None,
+    "availabilityZoneRebalancing": None,
+}
+
+
+def create_service_keeps_its_configuration() -> None:
+    """CreateService keeps deploymentConfiguration and the other settings it is given.
+
+    AWS: "CreateService", "DeploymentConfiguration" and
+    "DeploymentCircuitBreaker" (Amazon ECS API Reference).
+
+    moto's CreateService drops ``deploymentConfiguration`` (so the circuit
+    breaker and its rollback flag are lost), ``healthCheckGracePeriodSeconds``,
+    ``enableECSManagedTags``, ``enableExecuteCommand``, placement settings and
+    ``capacityProviderStrategy``, and sets no ``createdAt``. The emulator stores
+    them (ECS defaults: maximumPercent 200, minimumHealthyPercent 100, circuit
+    breaker off) and gives the first deployment an ECS-shaped 19-digit id.
+    """
+
+    def make(original: Any) -> Any:
+        def create_service(self: Any) -> Any:
+            with _LOCK:
+                result = original(self)
+                service = result.result["service"]
+                _merge_deployment_configuration(service, self._get_param("deploymentConfiguration"))
+                for key, default in _CREATE_SERVICE_EXTRAS.items():
+                    value = self._get_param(key)
+                    if value is None:
+                        value = default
+                    if value is not None:
+                        setattr(service, key, value)
+                service.created_at = _now()
+                for deployment in service.deployments:
+                    deployment["id"] = _new_deployment_id()
+                    deployment["rolloutStateReason"] = (
+                        f"ECS deployment {deployment['id']} "
+                        + ("completed." if deployment.get("rolloutState") == "COMPLETED" else "in progress.")
+                    )
+                    if getattr(service, "capacity_provider_strategy", None):
+                        deployment["capacityProviderStrategy"] = copy.deepcopy(
+                            service.capacity_provider_strategy
+                        )
+                return result
+
+        return create_service
+
+    _patch(ecs_responses.EC2ContainerServiceResponse, "create_service", make)
+
+
+def update_service_starts_a_deployment() -> None:
+    """UpdateService with forceNewDeployment or a new task definition starts a deployment.
+
+    AWS: "UpdateService" and "Deployment" (Amazon ECS API Reference);
+    "Deploy Amazon ECS services by replacing tasks" (rolling update, Amazon
+    ECS Developer Guide).
+
+    moto rewrites the id of the existing deployment in place and stores the
+    task definition string the caller passed (``family:rev`` stays short) on
+    the service only. The emulator instead:
+
+    * resolves ``taskDefinition`` to its full ARN and stores that on the service;
+    * when ``forceNewDeployment`` is true or the task definition changed, turns
+      the current PRIMARY deployment into ``ACTIVE`` (pendingCount 0: ECS
+      starts no more tasks for it, its running tasks drain later) and inserts a new first
+      deployment: id ``ecs-svc/<19 digits>``, status PRIMARY, the service's
+      task definition ARN, rolloutState IN_PROGRESS, rolloutStateReason
+      ``ECS deployment <id> in progress.``, desiredCount, runningCount 0,
+      pendingCount = desiredCount, createdAt/updatedAt now, launchType,
+      platform and networkConfiguration copied;
+    * keeps ``deploymentConfiguration`` (merging the given keys over the
+      stored ones) so DescribeServices returns the circuit breaker;
+    * a desiredCount change alone updates the PRIMARY deployment's
+      desiredCount (instantly scaled when that deployment has COMPLETED);
+    * service runningCount/pendingCount are the sums over its deployments.
+
+    Deployments stay IN_PROGRESS until a scenario ends them with
+    :func:`finish_deployment`.
+    """
+
+    def make(original: Any) -> Any:
+        def update_service(self: Any, service_properties: dict[str, Any]) -> Any:
+            props = dict(service_properties)
+            with _LOCK:
+                cluster_str = props.get("cluster") or "default"
+                service_name = (props.get("service") or "").split("/")[-1]
+                service = self._get_service(cluster_str, service_name)
+                # resolve first so an unknown task definition fails before any change
+                new_td_arn = None
+                if props.get("task_definition"):
+                    new_td_arn = self.describe_task_definition(props["task_definition"]).arn
+                saved_deployments = [dict(d) for d in service.deployments]
+                saved_config = copy.deepcopy(getattr(service, "deployment_configuration", None))
+                old_td_arn = service.task_definition
+
+                result = original(self, service_properties)
+
+                service.deployments = saved_deployments
+                service.deployment_configuration = saved_config
+                _merge_deployment_configuration(service, props.get("deployment_configuration"))
+                if new_td_arn:
+                    service.task_definition = new_td_arn
+                force = bool(props.get("force_new_deployment"))
+                changed = new_td_arn is not None and new_td_arn != old_td_arn
+                controller = (getattr(service, "deployment_controller", None) or {}).get("type", "ECS")
+
+                primary = next((d for d in service.deployments if d.get("status") == "PRIMARY"), None)
+                if controller == "ECS" and (force or changed):
+                    now = _now()
+                    for deployment in service.deployments:
+                        if deployment.get("status") == "PRIMARY":
+                            # superseded: ECS starts no more tasks for it, only drains it
+                            deployment["status"] = "ACTIVE"
+                            deployment["pendingCount"] = 0
+                            deployment["updatedAt"] = now
+                    service.deployments.insert(0, _new_deployment(service, service.task_definition, primary))
+                elif primary is not None and props.get("desired_count") is not None:
+                    primary["desiredCount"] = service.desired_count
+                    primary["updatedAt"] = _now()
+                    if primary.get("rolloutState") == "COMPLETED":
+                        primary["runningCount"] = service.desired_count
+                        primary["pendingCount"] = 0
+                    else:
+                        primary["pendingCount"] = max(
+                            service.desired_count - int(primary.get("runningCount") or 0), 0
+                        )
+                _recount_service(service)
+                return result
+
+        return update_service
+
+    _patch(ecs_models.EC2ContainerServiceBackend, "update_service", make)
+
+
+def _failure_threshold(desired: int) -> int:
+    # "ServiceDeploymentCircuitBreaker": 0.5 * desired task count, min 3, max 200
+    return max(3, min(200, math.ceil(0.5 * desired)))
+
+
+def finish_deployment(
+    cluster: str,
+    service: str,
+    outcome: str,
+    deployment_id: str | None = None,
+    reason: str | None = None,
+    account_id: str = "123456789012",
+    region: str = "us-east-1",
+) -> dict[str, Any]:
+    """End an IN_PROGRESS deployment as the scenario says (ECS would end it by itself).
+
+    AWS: "Deploy Amazon ECS services by replacing tasks" and "How the Amazon
+    ECS deployment circuit breaker detects failures" (Amazon ECS Developer
+    Guide); "Deployment", "DeploymentCircuitBreaker" (Amazon ECS API
+    Reference); "Amazon ECS service deployment state change events".
+
+    moto's deployments never progress. ``deployment_id`` defaults to the
+    service's PRIMARY deployment; only a PRIMARY deployment whose rolloutState
+    is IN_PROGRESS can be finished (else :class:`DeploymentConflict`).
+
+    ``COMPLETED``: rolloutState COMPLETED, rolloutStateReason ``ECS deployment
+    <id> completed.``, runningCount = desiredCount, pendingCount 0; every
+    other deployment is removed (ECS drains the old tasks and drops the ACTIVE
+    deployments once the new one is steady). Service events "deployment
+    completed" and "has reached a steady state." are added.
+
+    ``FAILED`` (the circuit breaker tripped): rolloutState FAILED,
+    rolloutStateReason ``reason`` or ``ECS deployment circuit breaker: tasks
+    failed to start.``, failedTasks = the breaker's threshold (0.5 x desired,
+    min 3, max 200), runningCount and pendingCount 0. Then, if the service's
+    ``deploymentCircuitBreaker`` has ``enable`` and ``rollback`` true and an
+    ACTIVE deployment exists, ECS rolls back "to the last deployment that
+    completed successfully": the emulator picks the newest ACTIVE deployment
+    whose rolloutState is COMPLETED (else the newest ACTIVE one), makes the
+    failed deployment ACTIVE, and inserts a NEW PRIMARY deployment (new id)
+    running the target's task definition, IN_PROGRESS, with rolloutStateReason
+    ``ECS deployment circuit breaker: rolling back to deploymentId <target id>.``;
+    the service's taskDefinition becomes the target's. The target stays ACTIVE
+    (its tasks still serve) until the rollback deployment is finished in turn.
+    Without rollback the failed deployment stays PRIMARY and FAILED, and the
+    old ACTIVE deployment keeps running.
+
+    Returns ``{"deployment": <finished deployment>, "rollbackDeployment":
+    <new PRIMARY or absent>, "service": {...}}`` in JSON form (timestamps as
+    epoch seconds).
+    """
+    outcome = (outcome or "").upper()
+    if outcome not in ("COMPLETED", "FAILED"):
+        raise ValueError("outcome must be COMPLETED or FAILED")
+    with _LOCK:
+        try:
+            backend = _backend(account_id, region)
+            svc = backend._get_service(cluster, service.split("/")[-1])
+        except Exception as exc:  # ClusterNotFound / ServiceNotFound
+            raise DeploymentNotFound(f"service {service!r} not found in cluster {cluster!r} ({region})") from exc
+        if deployment_id:
+            target = next((d for d in svc.deployments if d.get("id") == deployment_id), None)
+        else:
+            target = next((d for d in svc.deployments if d.get("status") == "PRIMARY"), None)
+        if target is None:
+            raise DeploymentNotFound(
+                f"deployment {deployment_id or 'PRIMARY'!r} not found on service {svc.name!r}"
+            )
+        if target.get("status") != "PRIMARY":
+            raise DeploymentConflict(
+                f"deployment {target['id']} is {target.get('status')}, not PRIMARY: "
+                "ECS only finishes the newest deployment"
+            )
+        if target.get("rolloutState") != "IN_PROGRESS":
+            raise DeploymentConflict(
+                f"deployment {target['id']} already finished: rolloutState {target.get('rolloutState')}"
+            )
+
+        now = _now()
+        rollback = None
+        if outcome == "COMPLETED":
+            target["rolloutState"] = "COMPLETED"
+            target["rolloutStateReason"] = f"ECS deployment {target['id']} completed."
+            target["runningCount"] = target.get("desiredCount", svc.desired_count)
+            target["pendingCount"] = 0
+            target["updatedAt"] = now
+            svc.deployments = [target]
+            _service_event(svc, f"(service {svc.name}) (deployment {target['id']}) deployment completed.")
+            _service_event(svc, f"(service {svc.name}) has reached a steady state.")
+        else:
+            target["rolloutState"] = "FAILED"
+            target["rolloutStateReason"] = reason or CIRCUIT_BREAKER_FAILED_REASON
+            target["failedTasks"] = _failure_threshold(int(target.get("desiredCount") or 0))
+            target["runningCount"] = 0
+            target["pendingCount"] = 0
+            target["updatedAt"] = now
+            _service_event(
+                svc,
+                f"(service {svc.name}) (deployment {target['id']}) deployment failed: tasks failed to start.",
+            )
+            breaker = _deployment_configuration(svc).get("deploymentCircuitBreaker") or {}
+            if breaker.get("enable") and breaker.get("rollback"):
+                active = [d for d in svc.deployments if d.get("status") == "ACTIVE"]
+                good = next((d for d in active if d.get("rolloutState") == "COMPLETED"), None)
+                back_to = good or (active[0] if active else None)
+                if back_to is not None:
+                    target["status"] = "ACTIVE"
+                    svc.task_definition = back_to["taskDefinition"]
+                    rollback = _new_deployment(svc, back_to["taskDefinition"], target)
+                    rollback["rolloutStateReason"] = (
+                        f"ECS deployment circuit breaker: rolling back to deploymentId {back_to['id']}."
+                    )
+                    svc.deployments.insert(0, rollback)
+                    _service_event(
+                        svc, f"(service {svc.name}) rolling back to deployment {back_to['id']}."
+                    )
+        _recount_service(svc)
+
+        answer: dict[str, Any] = {
+            "deployment": to_json(target),
+            "service": {
+                "serviceArn": svc.arn,
+                "serviceName": svc.name,
+                "clusterArn": svc.cluster_arn,
+                "taskDefinition": svc.task_definition,
+                "desiredCount": svc.desired_count,
+                "runningCount": svc.running_count,
+                "pendingCount": svc.pending_count,
+                "deployments": to_json(svc.deployments),
+            },
+        }
+        if rollback is not None:
+            answer["rollbackDeployment"] = to_json(rollback)
+        return answer
+
+
+# --------------------------------------------------------------------------
+
+
+def install() -> None:
+    """Apply every behaviour in this module to moto (idempotent)."""
+    global _INSTALLED
+    with _LOCK:
+        if _INSTALLED:
+            return
+        tasks_stay_running_until_stopped()
+        run_task_reports_every_container()
+        stop_task_semantics()
+        describe_tasks_reports_missing()
+        list_tasks_defaults_to_running()
+        register_task_definition_keeps_every_field()
+        create_service_keeps_its_configuration()
+        update_service_starts_a_deployment()
+        _INSTALLED = True

@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""ferry's local AWS emulator: moto server plus ferry's ECS behaviours.
+
+Launch::
+
+    .venv/bin/python tests/emulator/ferry_emulator.py --port 0 \\
+        --ready-file /tmp/ferry-emulator.json [--region eu-west-1]
+
+1. applies :mod:`ecs_behaviours` (the one place where ferry's harness adds ECS
+   behaviour moto lacks);
+2. serves moto on 127.0.0.1 (``--port 0`` picks a free port), wrapped in a
+   small WSGI middleware that answers ferry's control routes under ``/_ferry/``;
+3. reads the default VPC moto creates and writes the ready file atomically
+   (temp file + rename) as JSON::
+
+       {"endpoint": "http://127.0.0.1:PORT", "region": "eu-west-1",
+        "account_id": "123456789012", "vpc_id": "vpc-...",
+        "subnets": ["subnet-...", ...], "security_groups": ["sg-..."],
+        "pid": 1234}
+
+   then prints one line to stderr: ``ferry-emulator ready <endpoint>``;
+4. runs until its stdin reaches EOF (so it dies with the test process that
+   holds the other end of the pipe, even if that process is killed), or until
+   SIGTERM/SIGINT; then stops the server, removes the ready file and exits 0.
+   Pass ``--ignore-stdin`` to run detached (stdin at /dev/null is at EOF at
+   once: a shell's ``cmd &`` does that in scripts).
+
+Control routes (JSON in, JSON out):
+
+* ``GET  /_ferry/health`` -> 200 ``{"status": "ok", ...ready-file fields}``
+* ``POST /_ferry/deployments/finish`` with ``{"cluster", "service",
+  "deploymentId" (optional: the PRIMARY one), "outcome": "COMPLETED"|"FAILED",
+  "reason" (optional), "region" (optional)}`` -> 200 ``{"deployment",
+  "service", "rollbackDeployment"?}``; 400 bad request; 404 unknown
+  cluster/service/deployment; 409 deployment not PRIMARY/IN_PROGRESS.
+  See ``ecs_behaviours.finish_deployment``.
+
+Every other request goes to moto unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+from typing import Any, Callable, Iterable
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+DEFAULT_ACCOUNT_ID = "123456789012"
+CONTROL_PREFIX = "/_ferry/"
+
+StartResponse = Callable[..., Any]
+
+
+class FerryControlMiddleware:
+    """WSGI middleware: ``/_ferry/...`` is ferry's; everything else is moto's."""
+
+    def __init__(self, app: Any, info: dict[str, Any]):
+        self.app = app
+        self.info = info  # filled in once the server is up
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "") or ""
+        if not path.startswith(CONTROL_PREFIX):
+            return self.app(environ, start_response)
+        try:
+            status, body = self.route(environ, path)
+        except Exception as exc:  # never let a control-route bug kill the request thread silently
+            logging.getLogger("ferry-emulator").exception("control route failed")
+            status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
+        payload = json.dumps(body).encode()
+        start_response(
+            f"{status} {_REASONS.get(status, 'Error')}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],
+        )
+        return [payload]
+
+    def route(self, environ: dict[str, Any], path: str) -> tuple[int, Any]:
+        import ecs_behaviours
+
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        if path == "/_ferry/health":
+            if method not in ("GET", "HEAD"):
+                return 405, {"error": "use GET"}
+            return 200, {"status": "ok", **self.info}
+        if path == "/_ferry/deployments/finish":
+            if method != "POST":
+                return 405, {"error": "use POST"}
+            try:
+                request = _read_json(environ)
+            except ValueError as exc:
+                return 400, {"error": str(exc)}
+            missing = [k for k in ("cluster", "service", "outcome") if not request.get(k)]
+            if missing:
+                return 400, {"error": f"missing field(s): {', '.join(missing)}"}
+            try:
+                answer = ecs_behaviours.finish_deployment(
+                    cluster=request["cluster"],
+                    service=request["service"],
+                    outcome=request["outcome"],
+                    deployment_id=request.get("deploymentId"),
+                    reason=request.get("reason"),
+                    account_id=request.get("accountId") or self.info.get("account_id", DEFAULT_ACCOUNT_ID),
+                    region=request.get("region") or self.info["region"],
+                )
+            except ValueError as exc:
+                return 400, {"error": str(exc)}
+            except ecs_behaviours.DeploymentNotFound as exc:
+                return 404, {"error": str(exc)}
+            except ecs_behaviours.DeploymentConflict as exc:
+                return 409, {"error": str(exc)}
+            return 200, answer
+        return 404, {"error": f"no control route {method} {path}"}
+
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    500: "Internal Server Error",
+}
+
+
+def _read_json(environ: dict[str, Any]) -> dict[str, Any]:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    raw = environ["wsgi.input"].read(length) if length > 0 else b""
+    if not raw:
+        raise ValueError("expected a JSON object body")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"body is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object body")
+    return value
+
+
+def _default_network(endpoint: str, region: str) -> dict[str, Any]:
+    """Read moto's default VPC over the API, as a client would see it."""
+    import boto3
+
+    ec2 = boto3.client(
+        "ec2",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+    if not vpcs:
+        raise RuntimeError(f"moto created no default VPC in {region}")
+    vpc_id = vpcs[0]["VpcId"]
+    # awsvpc tasks get an ENI with a private DNS name: the VPC must have DNS
+    # hostnames on (moto's default VPC does, as AWS's does).
+    attr = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsHostnames")
+    if not attr["EnableDnsHostnames"]["Value"]:
+        ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    subnets.sort(key=lambda s: s["AvailabilityZone"])
+    groups = ec2.describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "group-name", "Values": ["default"]},
+        ]
+    )["SecurityGroups"]
+    return {
+        "vpc_id": vpc_id,
+        "subnets": [s["SubnetId"] for s in subnets],
+        "security_groups": [g["GroupId"] for g in groups],
+    }
+
+
+def _write_atomically(path: str, data: dict[str, Any]) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ferry-emulator-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _watch_stdin(stop: threading.Event) -> None:
+    """Set ``stop`` when stdin reaches EOF (the parent closed or died)."""
+    # os.read on the raw descriptor, not sys.stdin: a daemon thread blocked
+    # inside a buffered reader aborts the interpreter at exit (SIGABRT).
+    try:
+        while os.read(0, 4096):
+            pass
+    except OSError:
+        pass
+    stop.set()
+
+
+def build_app(info: dict[str, Any]) -> Any:
+    """moto's server app (DomainDispatcherApplication) behind ferry's middleware."""
+    from moto.server import DomainDispatcherApplication, create_backend_app
+
+    return FerryControlMiddleware(DomainDispatcherApplication(create_backend_app), info)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
+    parser.add_argument("--ready-file", required=True, help="where to write the ready JSON")
+    parser.add_argument("--region", default=os.environ.get("AWS_REGION") or "eu-west-1")
+    parser.add_argument(
+        "--ignore-stdin",
+        action="store_true",
+        help="do not exit on stdin EOF (run detached; stop with SIGTERM)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="ferry-emulator: %(message)s")
+    if not args.verbose:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    try:  # a stale file from an earlier run must not look like this run's
+        os.unlink(args.ready_file)
+    except OSError:
+        pass
+
+    import ecs_behaviours
+
+    ecs_behaviours.install()
+
+    from werkzeug.serving import make_server
+
+    account_id = os.environ.get("MOTO_ACCOUNT_ID", DEFAULT_ACCOUNT_ID)
+    info: dict[str, Any] = {"region": args.region, "account_id": account_id}
+    server = make_server(args.host, args.port, build_app(info), threaded=True)
+    port = server.server_port
+    endpoint = f"http://{args.host}:{port}"
+    serving = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
+    serving.start()
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if not args.ignore_stdin:
+        threading.Thread(target=_watch_stdin, args=(stop,), name="stdin-watch", daemon=True).start()
+
+    try:
+        network = _default_network(endpoint, args.region)
+        info.update(
+            {
+                "endpoint": endpoint,
+                "region": args.region,
+                "account_id": account_id,
+                **network,
+                "pid": os.getpid(),
+            }
+        )
+        _write_atomically(args.ready_file, info)
+        print(f"ferry-emulator ready {endpoint} (region {args.region})", file=sys.stderr, flush=True)
+
+        # wait in short slices so signals are handled promptly
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.shutdown()
+        serving.join(timeout=10)
+        server.server_close()
+        try:
+            os.unlink(args.ready_file)
+        except OSError:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
