@@ -376,3 +376,305 @@ impl Ecs for EcsAdapter {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ecs::types::*;
+
+    const APP_IMAGE: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:1.0.0";
+    const PINNED: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    /// A container with every optional field set.
+    fn full_container(name: &str, image: &str) -> ContainerDefinition {
+        ContainerDefinition::builder()
+            .name(name)
+            .image(image)
+            .repository_credentials(
+                RepositoryCredentials::builder()
+                    .credentials_parameter("arn:aws:secretsmanager:eu-west-1:123456789012:secret:registry-AbCdEf")
+                    .build()
+                    .unwrap(),
+            )
+            .cpu(256)
+            .memory(512)
+            .memory_reservation(256)
+            .links("db")
+            .port_mappings(
+                PortMapping::builder()
+                    .container_port(8080)
+                    .host_port(8080)
+                    .protocol(TransportProtocol::Tcp)
+                    .name("http")
+                    .app_protocol(ApplicationProtocol::Http2)
+                    .container_port_range("9000-9010")
+                    .build(),
+            )
+            .essential(true)
+            .restart_policy(
+                ContainerRestartPolicy::builder()
+                    .enabled(true)
+                    .ignored_exit_codes(0)
+                    .restart_attempt_period(60)
+                    .build()
+                    .unwrap(),
+            )
+            .entry_point("/bin/sh")
+            .command("serve")
+            .environment(KeyValuePair::builder().name("MODE").value("prod").build())
+            .environment_files(
+                EnvironmentFile::builder()
+                    .value("arn:aws:s3:::shop-config/prod.env")
+                    .r#type(EnvironmentFileType::S3)
+                    .build()
+                    .unwrap(),
+            )
+            .mount_points(
+                MountPoint::builder()
+                    .source_volume("data")
+                    .container_path("/data")
+                    .read_only(false)
+                    .build(),
+            )
+            .volumes_from(VolumeFrom::builder().source_container("init").read_only(true).build())
+            .linux_parameters(
+                LinuxParameters::builder()
+                    .init_process_enabled(true)
+                    .shared_memory_size(64)
+                    .build(),
+            )
+            .secrets(
+                Secret::builder()
+                    .name("DB")
+                    .value_from("arn:aws:ssm:eu-west-1:123456789012:parameter/shop/db")
+                    .build()
+                    .unwrap(),
+            )
+            .depends_on(
+                ContainerDependency::builder()
+                    .container_name("init")
+                    .condition(ContainerCondition::Success)
+                    .build()
+                    .unwrap(),
+            )
+            .start_timeout(30)
+            .stop_timeout(60)
+            .version_consistency(VersionConsistency::Disabled)
+            .hostname("app")
+            .user("1000:1000")
+            .working_directory("/srv")
+            .disable_networking(false)
+            .privileged(false)
+            .readonly_root_filesystem(true)
+            .dns_servers("10.0.0.2")
+            .dns_search_domains("shop.internal")
+            .extra_hosts(HostEntry::builder().hostname("db").ip_address("10.0.0.9").build().unwrap())
+            .docker_security_options("no-new-privileges")
+            .interactive(false)
+            .pseudo_terminal(false)
+            .docker_labels("team", "shop")
+            .ulimits(
+                Ulimit::builder()
+                    .name(UlimitName::Nofile)
+                    .soft_limit(1024)
+                    .hard_limit(4096)
+                    .build()
+                    .unwrap(),
+            )
+            .log_configuration(
+                LogConfiguration::builder()
+                    .log_driver(LogDriver::Awslogs)
+                    .options("awslogs-group", "/shop/prod")
+                    .build()
+                    .unwrap(),
+            )
+            .health_check(
+                HealthCheck::builder()
+                    .command("CMD-SHELL")
+                    .command("curl -f http://localhost:8080/health")
+                    .interval(30)
+                    .timeout(5)
+                    .retries(3)
+                    .start_period(10)
+                    .build()
+                    .unwrap(),
+            )
+            .system_controls(
+                SystemControl::builder()
+                    .namespace("net.core.somaxconn")
+                    .value("1024")
+                    .build(),
+            )
+            .resource_requirements(
+                ResourceRequirement::builder()
+                    .value("1")
+                    .r#type(ResourceType::Gpu)
+                    .build()
+                    .unwrap(),
+            )
+            .firelens_configuration(
+                FirelensConfiguration::builder()
+                    .r#type(FirelensConfigurationType::Fluentbit)
+                    .build()
+                    .unwrap(),
+            )
+            .credential_specs("credentialspec:arn:aws:s3:::bucket/spec.json")
+            .build()
+    }
+
+    /// A task definition as DescribeTaskDefinition returns it, every field set.
+    #[allow(deprecated)]
+    fn full_task_definition() -> TaskDefinition {
+        TaskDefinition::builder()
+            .task_definition_arn("arn:aws:ecs:eu-west-1:123456789012:task-definition/shop-api:41")
+            .container_definitions(full_container("api", APP_IMAGE))
+            .container_definitions(full_container(
+                "datadog-agent",
+                "public.ecr.aws/datadog/agent:7",
+            ))
+            .container_definitions(full_container(
+                "auth-proxy",
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/auth-proxy:2.1.0",
+            ))
+            .family("shop-api")
+            .task_role_arn("arn:aws:iam::123456789012:role/shop-task")
+            .execution_role_arn("arn:aws:iam::123456789012:role/shop-execution")
+            .network_mode(NetworkMode::Awsvpc)
+            .revision(41)
+            .volumes(Volume::builder().name("data").build())
+            .status(TaskDefinitionStatus::Active)
+            .requires_attributes(Attribute::builder().name("ecs.capability.secrets.ssm.environment-variables").build().unwrap())
+            .placement_constraints(
+                TaskDefinitionPlacementConstraint::builder()
+                    .r#type(TaskDefinitionPlacementConstraintType::MemberOf)
+                    .expression("attribute:ecs.availability-zone in [eu-west-1a]")
+                    .build(),
+            )
+            .compatibilities(Compatibility::Fargate)
+            .runtime_platform(
+                RuntimePlatform::builder()
+                    .cpu_architecture(CpuArchitecture::Arm64)
+                    .operating_system_family(OsFamily::Linux)
+                    .build(),
+            )
+            .requires_compatibilities(Compatibility::Fargate)
+            .cpu("1024")
+            .memory("2048")
+            .inference_accelerators(
+                InferenceAccelerator::builder()
+                    .device_name("eia")
+                    .device_type("eia2.medium")
+                    .build()
+                    .unwrap(),
+            )
+            .pid_mode(PidMode::Task)
+            .ipc_mode(IpcMode::None)
+            .proxy_configuration(
+                ProxyConfiguration::builder()
+                    .r#type(ProxyConfigurationType::Appmesh)
+                    .container_name("envoy")
+                    .properties(KeyValuePair::builder().name("AppPorts").value("8080").build())
+                    .build()
+                    .unwrap(),
+            )
+            .registered_at(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+            .registered_by("arn:aws:iam::123456789012:role/deployer")
+            .ephemeral_storage(EphemeralStorage::builder().size_in_gib(50).build())
+            .enable_fault_injection(true)
+            .build()
+    }
+
+    fn unset_fields(debug: &str, indent: usize) -> Vec<String> {
+        let prefix = " ".repeat(indent);
+        debug
+            .lines()
+            .filter(|l| l.starts_with(&prefix) && !l[indent..].starts_with(' '))
+            .filter(|l| l.trim_end().ends_with(": None,"))
+            .map(|l| l.trim().to_owned())
+            .collect()
+    }
+
+    fn change() -> Vec<ImageChange> {
+        vec![ImageChange {
+            container: "api".into(),
+            from: APP_IMAGE.into(),
+            to: PINNED.into(),
+        }]
+    }
+
+    #[test]
+    fn the_fixtures_set_every_field_the_sdk_knows() {
+        // If the SDK grows a field, these fixtures (and the copy) must learn it.
+        let container = format!("{:#?}", full_container("api", APP_IMAGE));
+        assert_eq!(unset_fields(&container, 4), Vec::<String>::new());
+        let definition = format!("{:#?}", full_task_definition());
+        let unset = unset_fields(&definition, 4);
+        // Only read-only fields a fresh description may lack.
+        assert!(
+            unset
+                .iter()
+                .all(|f| f.starts_with("deregistered_at") || f.starts_with("delete_requested_at")),
+            "{unset:?}"
+        );
+    }
+
+    #[test]
+    fn registration_copies_every_accepted_field_and_changes_only_the_matching_image() {
+        let base = full_task_definition();
+        let tags = vec![
+            ("team".to_owned(), "shop".to_owned()),
+            ("ferry:release".to_owned(), "shop/prod/1111111111111111".to_owned()),
+        ];
+        let input = registration_input(&base, &change(), &tags).unwrap();
+
+        // Nothing RegisterTaskDefinition accepts is left unset.
+        assert_eq!(unset_fields(&format!("{input:#?}"), 4), Vec::<String>::new());
+
+        assert_eq!(input.family(), base.family());
+        assert_eq!(input.task_role_arn(), base.task_role_arn());
+        assert_eq!(input.execution_role_arn(), base.execution_role_arn());
+        assert_eq!(input.network_mode(), base.network_mode());
+        assert_eq!(input.volumes(), base.volumes());
+        assert_eq!(input.placement_constraints(), base.placement_constraints());
+        assert_eq!(input.requires_compatibilities(), base.requires_compatibilities());
+        assert_eq!(input.cpu(), base.cpu());
+        assert_eq!(input.memory(), base.memory());
+        assert_eq!(input.pid_mode(), base.pid_mode());
+        assert_eq!(input.ipc_mode(), base.ipc_mode());
+        assert_eq!(input.proxy_configuration(), base.proxy_configuration());
+        #[allow(deprecated)]
+        {
+            assert_eq!(input.inference_accelerators(), base.inference_accelerators());
+        }
+        assert_eq!(input.ephemeral_storage(), base.ephemeral_storage());
+        assert_eq!(input.runtime_platform(), base.runtime_platform());
+        assert_eq!(input.enable_fault_injection(), base.enable_fault_injection());
+        let sent_tags: Vec<(&str, &str)> = input
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap(), t.value().unwrap()))
+            .collect();
+        assert_eq!(sent_tags, [("team", "shop"), ("ferry:release", "shop/prod/1111111111111111")]);
+
+        let containers = input.container_definitions();
+        assert_eq!(containers.len(), 3);
+        let mut expected_app = full_container("api", APP_IMAGE);
+        expected_app.image = Some(PINNED.into());
+        assert_eq!(containers[0], expected_app, "only the image of the app changed");
+        assert_eq!(containers[1], base.container_definitions()[1], "sidecar untouched");
+        assert_eq!(containers[2], base.container_definitions()[2], "other repository untouched");
+    }
+
+    #[test]
+    fn secret_references_include_registry_credentials() {
+        let td = EcsTaskDefinition {
+            definition: full_task_definition(),
+            tags: vec![],
+        };
+        let refs = td.secret_refs();
+        assert!(refs.contains(&"arn:aws:ssm:eu-west-1:123456789012:parameter/shop/db".to_owned()));
+        assert!(refs.contains(
+            &"arn:aws:secretsmanager:eu-west-1:123456789012:secret:registry-AbCdEf".to_owned()
+        ));
+    }
+}
