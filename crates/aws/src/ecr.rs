@@ -38,7 +38,9 @@ impl Registry for EcrRegistry {
     ) -> PortResult<Option<ResolvedImage>> {
         let id = match image {
             ImageSelector::Tag(tag) => ImageIdentifier::builder().image_tag(tag).build(),
-            ImageSelector::Digest(digest) => ImageIdentifier::builder().image_digest(digest).build(),
+            ImageSelector::Digest(digest) => {
+                ImageIdentifier::builder().image_digest(digest).build()
+            }
         };
         let result = self
             .client

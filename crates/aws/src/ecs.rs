@@ -74,13 +74,10 @@ impl TaskDefinitionView for EcsTaskDefinition {
             .container_definitions()
             .iter()
             .flat_map(|c| {
-                c.secrets()
-                    .iter()
-                    .map(|s| s.value_from().to_owned())
-                    .chain(
-                        c.repository_credentials()
-                            .map(|r| r.credentials_parameter().to_owned()),
-                    )
+                c.secrets().iter().map(|s| s.value_from().to_owned()).chain(
+                    c.repository_credentials()
+                        .map(|r| r.credentials_parameter().to_owned()),
+                )
             })
             .collect()
     }
@@ -298,8 +295,9 @@ impl Ecs for EcsAdapter {
                     .unwrap_or(LaunchType::Fargate),
             );
         } else {
-            request = request
-                .set_capacity_provider_strategy(Some(service.capacity_provider_strategy().to_vec()));
+            request = request.set_capacity_provider_strategy(Some(
+                service.capacity_provider_strategy().to_vec(),
+            ));
         }
         let out = request
             .send()
@@ -376,7 +374,6 @@ impl Ecs for EcsAdapter {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,7 +389,9 @@ mod tests {
             .image(image)
             .repository_credentials(
                 RepositoryCredentials::builder()
-                    .credentials_parameter("arn:aws:secretsmanager:eu-west-1:123456789012:secret:registry-AbCdEf")
+                    .credentials_parameter(
+                        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:registry-AbCdEf",
+                    )
                     .build()
                     .unwrap(),
             )
@@ -436,7 +435,12 @@ mod tests {
                     .read_only(false)
                     .build(),
             )
-            .volumes_from(VolumeFrom::builder().source_container("init").read_only(true).build())
+            .volumes_from(
+                VolumeFrom::builder()
+                    .source_container("init")
+                    .read_only(true)
+                    .build(),
+            )
             .linux_parameters(
                 LinuxParameters::builder()
                     .init_process_enabled(true)
@@ -468,7 +472,13 @@ mod tests {
             .readonly_root_filesystem(true)
             .dns_servers("10.0.0.2")
             .dns_search_domains("shop.internal")
-            .extra_hosts(HostEntry::builder().hostname("db").ip_address("10.0.0.9").build().unwrap())
+            .extra_hosts(
+                HostEntry::builder()
+                    .hostname("db")
+                    .ip_address("10.0.0.9")
+                    .build()
+                    .unwrap(),
+            )
             .docker_security_options("no-new-privileges")
             .interactive(false)
             .pseudo_terminal(false)
@@ -543,7 +553,12 @@ mod tests {
             .revision(41)
             .volumes(Volume::builder().name("data").build())
             .status(TaskDefinitionStatus::Active)
-            .requires_attributes(Attribute::builder().name("ecs.capability.secrets.ssm.environment-variables").build().unwrap())
+            .requires_attributes(
+                Attribute::builder()
+                    .name("ecs.capability.secrets.ssm.environment-variables")
+                    .build()
+                    .unwrap(),
+            )
             .placement_constraints(
                 TaskDefinitionPlacementConstraint::builder()
                     .r#type(TaskDefinitionPlacementConstraintType::MemberOf)
@@ -573,7 +588,12 @@ mod tests {
                 ProxyConfiguration::builder()
                     .r#type(ProxyConfigurationType::Appmesh)
                     .container_name("envoy")
-                    .properties(KeyValuePair::builder().name("AppPorts").value("8080").build())
+                    .properties(
+                        KeyValuePair::builder()
+                            .name("AppPorts")
+                            .value("8080")
+                            .build(),
+                    )
                     .build()
                     .unwrap(),
             )
@@ -623,12 +643,18 @@ mod tests {
         let base = full_task_definition();
         let tags = vec![
             ("team".to_owned(), "shop".to_owned()),
-            ("ferry:release".to_owned(), "shop/prod/1111111111111111".to_owned()),
+            (
+                "ferry:release".to_owned(),
+                "shop/prod/1111111111111111".to_owned(),
+            ),
         ];
         let input = registration_input(&base, &change(), &tags).unwrap();
 
         // Nothing RegisterTaskDefinition accepts is left unset.
-        assert_eq!(unset_fields(&format!("{input:#?}"), 4), Vec::<String>::new());
+        assert_eq!(
+            unset_fields(&format!("{input:#?}"), 4),
+            Vec::<String>::new()
+        );
 
         assert_eq!(input.family(), base.family());
         assert_eq!(input.task_role_arn(), base.task_role_arn());
@@ -636,7 +662,10 @@ mod tests {
         assert_eq!(input.network_mode(), base.network_mode());
         assert_eq!(input.volumes(), base.volumes());
         assert_eq!(input.placement_constraints(), base.placement_constraints());
-        assert_eq!(input.requires_compatibilities(), base.requires_compatibilities());
+        assert_eq!(
+            input.requires_compatibilities(),
+            base.requires_compatibilities()
+        );
         assert_eq!(input.cpu(), base.cpu());
         assert_eq!(input.memory(), base.memory());
         assert_eq!(input.pid_mode(), base.pid_mode());
@@ -644,25 +673,48 @@ mod tests {
         assert_eq!(input.proxy_configuration(), base.proxy_configuration());
         #[allow(deprecated)]
         {
-            assert_eq!(input.inference_accelerators(), base.inference_accelerators());
+            assert_eq!(
+                input.inference_accelerators(),
+                base.inference_accelerators()
+            );
         }
         assert_eq!(input.ephemeral_storage(), base.ephemeral_storage());
         assert_eq!(input.runtime_platform(), base.runtime_platform());
-        assert_eq!(input.enable_fault_injection(), base.enable_fault_injection());
+        assert_eq!(
+            input.enable_fault_injection(),
+            base.enable_fault_injection()
+        );
         let sent_tags: Vec<(&str, &str)> = input
             .tags()
             .iter()
             .map(|t| (t.key().unwrap(), t.value().unwrap()))
             .collect();
-        assert_eq!(sent_tags, [("team", "shop"), ("ferry:release", "shop/prod/1111111111111111")]);
+        assert_eq!(
+            sent_tags,
+            [
+                ("team", "shop"),
+                ("ferry:release", "shop/prod/1111111111111111")
+            ]
+        );
 
         let containers = input.container_definitions();
         assert_eq!(containers.len(), 3);
         let mut expected_app = full_container("api", APP_IMAGE);
         expected_app.image = Some(PINNED.into());
-        assert_eq!(containers[0], expected_app, "only the image of the app changed");
-        assert_eq!(containers[1], base.container_definitions()[1], "sidecar untouched");
-        assert_eq!(containers[2], base.container_definitions()[2], "other repository untouched");
+        assert_eq!(
+            containers[0], expected_app,
+            "only the image of the app changed"
+        );
+        assert_eq!(
+            containers[1],
+            base.container_definitions()[1],
+            "sidecar untouched"
+        );
+        assert_eq!(
+            containers[2],
+            base.container_definitions()[2],
+            "other repository untouched"
+        );
     }
 
     #[test]

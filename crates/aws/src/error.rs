@@ -1,8 +1,8 @@
 //! SDK errors → [`PortError`], keeping the service's error code, whether a retry
 //! can help, and the SDK error itself as the source.
 
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use ferry_core::ports::PortError;
 
 /// Error codes AWS documents as transient across the services ferry calls.
@@ -35,7 +35,8 @@ where
             true
         }
         _ => {
-            code.as_deref().is_some_and(|c| RETRYABLE_CODES.contains(&c))
+            code.as_deref()
+                .is_some_and(|c| RETRYABLE_CODES.contains(&c))
                 || status.is_some_and(|s| s >= 500 || s == 429)
         }
     };
@@ -45,7 +46,10 @@ where
         .unwrap_or_else(|| match &err {
             SdkError::TimeoutError(_) => "timed out".to_owned(),
             SdkError::DispatchFailure(_) => "could not reach the endpoint".to_owned(),
-            _ => format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err)),
+            _ => format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(&err)
+            ),
         });
     PortError {
         operation,

@@ -31,7 +31,10 @@ fn envelope<T: serde::de::DeserializeOwned + serde::Serialize>(
         .get("detail-type")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let seen_source = payload.get("source").and_then(Value::as_str).map(str::to_owned);
+    let seen_source = payload
+        .get("source")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     if seen_source.as_deref() != Some(source) || seen_type.as_deref() != Some(detail_type) {
         return Err(bad(format!(
             "expected an EventBridge event with source `{source}` and detail-type `{detail_type}`, got source {seen_source:?} and detail-type {seen_type:?}"
@@ -197,11 +200,14 @@ pub fn deployment_change(payload: Value) -> Result<Option<DeploymentChange>, Bad
         .resources
         .as_ref()
         .and_then(|r| r.first())
-        .ok_or_else(|| bad("ECS Deployment State Change event has no service ARN in `resources`"))?;
+        .ok_or_else(|| {
+            bad("ECS Deployment State Change event has no service ARN in `resources`")
+        })?;
     // arn:aws:ecs:region:account:service/<cluster>/<service>
     let resource = service_arn.splitn(6, ':').nth(5).unwrap_or_default();
     let mut parts = resource.split('/');
-    let (Some("service"), Some(cluster), Some(service)) = (parts.next(), parts.next(), parts.next())
+    let (Some("service"), Some(cluster), Some(service)) =
+        (parts.next(), parts.next(), parts.next())
     else {
         return Err(bad(format!(
             "`resources[0]` is not a service ARN with a cluster (arn:aws:ecs:<region>:<account>:service/<cluster>/<service>): {service_arn}"

@@ -14,8 +14,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use ferry_core::ports::{
-    Claim, ClaimOutcome, HeadChange, Lane, LaneHead, Ledger, PortError, PortResult,
-    ReleasePointer, ReleaseRecord, ReleaseUpdate,
+    Claim, ClaimOutcome, HeadChange, Lane, LaneHead, Ledger, PortError, PortResult, ReleasePointer,
+    ReleaseRecord, ReleaseUpdate,
 };
 use ferry_core::release::{ReleaseId, ReleaseState};
 
@@ -42,7 +42,10 @@ fn head_key(lane: &Lane) -> Item {
     HashMap::from([
         (
             "pk".to_owned(),
-            s(format!("lane#{}/{}#{}", lane.app, lane.env, lane.repository)),
+            s(format!(
+                "lane#{}/{}#{}",
+                lane.app, lane.env, lane.repository
+            )),
         ),
         ("sk".to_owned(), s("head")),
     ])
@@ -335,10 +338,11 @@ impl Ledger for DynamoLedger {
             .unprocessed_keys()
             .is_some_and(|u| u.values().any(|k| !k.keys().is_empty()))
         {
-            return Err(
-                PortError::new("dynamodb:BatchGetItem", "keys left unprocessed (throttled)")
-                    .retryable(),
-            );
+            return Err(PortError::new(
+                "dynamodb:BatchGetItem",
+                "keys left unprocessed (throttled)",
+            )
+            .retryable());
         }
         let mut head = None;
         let mut record = None;

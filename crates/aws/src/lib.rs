@@ -9,8 +9,8 @@ pub mod error;
 pub mod events;
 pub mod handlers;
 pub mod inbound;
-pub mod runtime;
 pub mod ledger;
+pub mod runtime;
 pub mod secrets;
 pub mod ssm;
 
@@ -19,8 +19,6 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use ferry_core::config::Config;
 use ferry_core::engine::Engine;
-
-
 
 pub type AwsEngine = Engine<
     ledger::DynamoLedger,

@@ -62,39 +62,47 @@ impl SecretsCheck for SecretsExistence {
                 SecretRef::Parameter(name) => parameters.push((reference.clone(), name)),
             }
         }
-        let describe = futures_util::future::join_all(secrets.iter().map(|(reference, id)| async move {
-            match self.secrets_manager.describe_secret().secret_id(id).send().await {
-                Ok(_) => Ok(None),
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        let describe =
+            futures_util::future::join_all(secrets.iter().map(|(reference, id)| async move {
+                match self
+                    .secrets_manager
+                    .describe_secret()
+                    .secret_id(id)
+                    .send()
+                    .await
                 {
-                    Ok(Some(reference.clone()))
+                    Ok(_) => Ok(None),
+                    Err(err)
+                        if err
+                            .as_service_error()
+                            .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                    {
+                        Ok(Some(reference.clone()))
+                    }
+                    Err(err) => Err(port_error("secretsmanager:DescribeSecret", err)),
                 }
-                Err(err) => Err(port_error("secretsmanager:DescribeSecret", err)),
-            }
-        }));
+            }));
         // GetParameters takes at most 10 names per call.
-        let lookup = futures_util::future::join_all(parameters.chunks(10).map(|chunk| async move {
-            let names: Vec<String> = chunk.iter().map(|(_, n)| n.clone()).collect();
-            let out = self
-                .ssm
-                .get_parameters()
-                .set_names(Some(names))
-                .with_decryption(false)
-                .send()
-                .await
-                .map_err(|e| port_error("ssm:GetParameters", e))?;
-            let invalid = out.invalid_parameters();
-            Ok::<_, ferry_core::ports::PortError>(
-                chunk
-                    .iter()
-                    .filter(|(_, n)| invalid.contains(n))
-                    .map(|(r, _)| r.clone())
-                    .collect::<Vec<_>>(),
-            )
-        }));
+        let lookup =
+            futures_util::future::join_all(parameters.chunks(10).map(|chunk| async move {
+                let names: Vec<String> = chunk.iter().map(|(_, n)| n.clone()).collect();
+                let out = self
+                    .ssm
+                    .get_parameters()
+                    .set_names(Some(names))
+                    .with_decryption(false)
+                    .send()
+                    .await
+                    .map_err(|e| port_error("ssm:GetParameters", e))?;
+                let invalid = out.invalid_parameters();
+                Ok::<_, ferry_core::ports::PortError>(
+                    chunk
+                        .iter()
+                        .filter(|(_, n)| invalid.contains(n))
+                        .map(|(r, _)| r.clone())
+                        .collect::<Vec<_>>(),
+                )
+            }));
         let (described, looked_up) = futures_util::join!(describe, lookup);
         let mut missing = Vec::new();
         for result in described {
@@ -114,7 +122,9 @@ mod tests {
     #[test]
     fn secrets_manager_arn_with_json_key_names_the_secret() {
         assert_eq!(
-            classify("arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop/db-AbCdEf:password::"),
+            classify(
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop/db-AbCdEf:password::"
+            ),
             SecretRef::SecretsManager(
                 "arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop/db-AbCdEf".into()
             )
@@ -131,6 +141,9 @@ mod tests {
             classify("arn:aws:ssm:eu-west-1:123456789012:parameter/flat"),
             SecretRef::Parameter("flat".into())
         );
-        assert_eq!(classify("/shop/token"), SecretRef::Parameter("/shop/token".into()));
+        assert_eq!(
+            classify("/shop/token"),
+            SecretRef::Parameter("/shop/token".into())
+        );
     }
 }

@@ -28,7 +28,10 @@ async fn push_and_migrate(shop: &Shop, tag: &str, how: &str) -> (String, Value) 
         .expect("deploy");
     assert_eq!(outcome(&reply), "migrating", "{reply}");
     let id = release_id(&reply);
-    let task = reply["decisions"][0]["task"].as_str().expect("task").to_owned();
+    let task = reply["decisions"][0]["task"]
+        .as_str()
+        .expect("task")
+        .to_owned();
     let stopped = shop.stop_task(&task, how).await;
     let gate = handlers::gate(&engine, stopped, now()).await.expect("gate");
     (id, gate)
@@ -68,14 +71,28 @@ async fn push_releases_three_services_after_a_passing_migration() {
             .expect("describe");
         let td = described.task_definition().expect("td");
         let image = td.container_definitions()[0].image().expect("image");
-        assert!(image.starts_with(&format!("{}/shop@sha256:", registry())), "{image}");
+        assert!(
+            image.starts_with(&format!("{}/shop@sha256:", registry())),
+            "{image}"
+        );
         let tags: Vec<(String, String)> = described
             .tags()
             .iter()
-            .map(|t| (t.key().unwrap_or_default().into(), t.value().unwrap_or_default().into()))
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().into(),
+                    t.value().unwrap_or_default().into(),
+                )
+            })
             .collect();
-        assert!(tags.contains(&("ferry:release".into(), id.clone())), "{tags:?}");
-        assert!(tags.contains(&("team".into(), "shop".into())), "user tags kept: {tags:?}");
+        assert!(
+            tags.contains(&("ferry:release".into(), id.clone())),
+            "{tags:?}"
+        );
+        assert!(
+            tags.contains(&("team".into(), "shop".into())),
+            "user tags kept: {tags:?}"
+        );
         // Secrets stay references; ferry copies them, never resolves them.
         assert_eq!(td.container_definitions()[0].secrets().len(), 2);
     }
@@ -90,7 +107,11 @@ async fn push_releases_three_services_after_a_passing_migration() {
     let history = shop.parameter_history().await;
     let last = history.last().expect("history");
     assert_eq!(last.1, "1.0.0");
-    assert_eq!(last.2, vec!["known-good".to_owned()], "known-good label on the release's version");
+    assert_eq!(
+        last.2,
+        vec!["known-good".to_owned()],
+        "known-good label on the release's version"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,11 +129,28 @@ async fn the_same_push_delivered_five_times_at_once_makes_one_release() {
         .iter()
         .map(|r| outcome(r.as_ref().expect("deploy")).to_owned())
         .collect();
-    assert_eq!(outcomes.iter().filter(|o| *o == "migrating").count(), 1, "{outcomes:?}");
-    assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 4, "{outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "migrating").count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "duplicate").count(),
+        4,
+        "{outcomes:?}"
+    );
 
-    for family in ["shop-api", "shop-worker", "shop-scheduler", MIGRATION_FAMILY] {
-        assert_eq!(shop.revisions(family).await.len(), 2, "{family}: one registration");
+    for family in [
+        "shop-api",
+        "shop-worker",
+        "shop-scheduler",
+        MIGRATION_FAMILY,
+    ] {
+        assert_eq!(
+            shop.revisions(family).await.len(),
+            2,
+            "{family}: one registration"
+        );
     }
     assert_eq!(shop.parameter_history().await.len(), 2, "one SSM version");
     let tasks = shop.migration_tasks().await;
@@ -128,11 +166,18 @@ async fn the_same_push_delivered_five_times_at_once_makes_one_release() {
     .await;
     let deploying = gates
         .iter()
-        .filter(|g| g.as_ref().map(|g| outcome(g) == "deploying").unwrap_or(false))
+        .filter(|g| {
+            g.as_ref()
+                .map(|g| outcome(g) == "deploying")
+                .unwrap_or(false)
+        })
         .count();
     assert_eq!(deploying, 1, "{gates:?}");
     for (service, count) in shop.deployments().await {
-        assert_eq!(count, 2, "{service}: one UpdateService (the original deployment and ferry's)");
+        assert_eq!(
+            count, 2,
+            "{service}: one UpdateService (the original deployment and ferry's)"
+        );
     }
 }
 
@@ -146,12 +191,25 @@ async fn failed_migration_touches_no_service_and_restores_the_image_tag() {
     let reason = gate["decisions"][0]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("exited with code 1"), "{reason}");
 
-    assert_eq!(shop.services_task_definitions().await, before, "services untouched");
+    assert_eq!(
+        shop.services_task_definitions().await,
+        before,
+        "services untouched"
+    );
     for (service, count) in shop.deployments().await {
         assert_eq!(count, 1, "{service}: no UpdateService");
     }
-    let values: Vec<String> = shop.parameter_history().await.into_iter().map(|h| h.1).collect();
-    assert_eq!(values, ["0.9.0", "1.2.0", "0.9.0"], "tag written, then restored");
+    let values: Vec<String> = shop
+        .parameter_history()
+        .await
+        .into_iter()
+        .map(|h| h.1)
+        .collect();
+    assert_eq!(
+        values,
+        ["0.9.0", "1.2.0", "0.9.0"],
+        "tag written, then restored"
+    );
     let item = shop.release_item(&id).await.expect("release");
     assert_eq!(item["state"], "FAILED");
     assert!(item["reason"].contains("exited with code 1"), "{item:?}");
@@ -176,9 +234,14 @@ async fn mutable_tag_and_unknown_repository_change_nothing() {
     let digest = shop.push("latest").await;
     let before = shop.snapshot().await;
 
-    let latest = handlers::deploy(&engine, REGION, ecr_push_event("shop", "latest", &digest), now())
-        .await
-        .expect("deploy");
+    let latest = handlers::deploy(
+        &engine,
+        REGION,
+        ecr_push_event("shop", "latest", &digest),
+        now(),
+    )
+    .await
+    .expect("deploy");
     assert_eq!(outcome(&latest), "refused", "{latest}");
     assert!(latest.to_string().contains("mutable"), "{latest}");
 
@@ -198,7 +261,13 @@ async fn mutable_tag_and_unknown_repository_change_nothing() {
     )
     .expect("answered, not retried");
     assert_eq!(malformed["ok"], false, "{malformed}");
-    assert!(malformed["error"]["message"].as_str().unwrap_or_default().contains("action-type"), "{malformed}");
+    assert!(
+        malformed["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("action-type"),
+        "{malformed}"
+    );
 
     assert_eq!(shop.snapshot().await, before, "nothing in AWS changed");
 }
@@ -216,9 +285,15 @@ async fn missing_secret_fails_preflight_naming_the_secret_and_touches_nothing() 
         .await
         .expect("describe")
         .task_definition()
-        .and_then(|t| t.container_definitions().first().and_then(|c| c.image().map(str::to_owned)))
+        .and_then(|t| {
+            t.container_definitions()
+                .first()
+                .and_then(|c| c.image().map(str::to_owned))
+        })
         .expect("image");
-    let broken = shop.task_definition("shop-api", "api", &image).container_definitions(
+    let broken = shop
+        .task_definition("shop-api", "api", &image)
+        .container_definitions(
         aws_sdk_ecs::types::ContainerDefinition::builder()
             .name("token-refresher")
             .image(&image)
@@ -227,7 +302,9 @@ async fn missing_secret_fails_preflight_naming_the_secret_and_touches_nothing() 
             .secrets(
                 aws_sdk_ecs::types::Secret::builder()
                     .name("TOKEN")
-                    .value_from(format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:shop/prod/missing-AbCdEf"))
+                    .value_from(format!(
+                        "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:shop/prod/missing-AbCdEf"
+                    ))
                     .build()
                     .expect("secret"),
             )
@@ -245,17 +322,30 @@ async fn missing_secret_fails_preflight_naming_the_secret_and_touches_nothing() 
     let digest = shop.push("1.0.0").await;
     let before = shop.snapshot().await;
 
-    let reply = handlers::deploy(&engine, REGION, ecr_push_event("shop", "1.0.0", &digest), now())
-        .await
-        .expect("deploy");
+    let reply = handlers::deploy(
+        &engine,
+        REGION,
+        ecr_push_event("shop", "1.0.0", &digest),
+        now(),
+    )
+    .await
+    .expect("deploy");
     assert_eq!(outcome(&reply), "preflight_failed", "{reply}");
     let problems = reply["decisions"][0]["problems"].to_string();
     assert!(problems.contains("shop/prod/missing-AbCdEf"), "{problems}");
 
     // Only the ledger records the failed release; ECS and SSM are as they were.
     let after = shop.snapshot().await;
-    let strip = |s: &str| s.lines().filter(|l| !l.starts_with("ledger:")).collect::<Vec<_>>().join("\n");
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with("ledger:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert_eq!(strip(&after), strip(&before));
-    let item = shop.release_item(&release_id(&reply)).await.expect("recorded");
+    let item = shop
+        .release_item(&release_id(&reply))
+        .await
+        .expect("recorded");
     assert_eq!(item["state"], "FAILED");
 }

@@ -13,7 +13,8 @@ async fn main() -> Result<(), Error> {
             Ok(ready) => ready,
             Err(e) => return Ok(handlers::respond(Err(e))?),
         };
-        let result = handlers::deploy(engine, region, event.payload, ferry_aws::runtime::now()).await;
+        let result =
+            handlers::deploy(engine, region, event.payload, ferry_aws::runtime::now()).await;
         Ok::<_, Error>(handlers::respond(result)?)
     }))
     .await

@@ -97,13 +97,20 @@ impl Emulator {
                 let log = std::fs::read_to_string(dir.join("emulator.log")).unwrap_or_default();
                 panic!("the emulator exited ({status}):\n{log}");
             }
-            assert!(Instant::now() < deadline, "the emulator did not start in 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "the emulator did not start in 60 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         let strings = |key: &str| -> Vec<String> {
             info[key]
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         emulator.endpoint = info["endpoint"].as_str().expect("endpoint").to_owned();
@@ -523,7 +530,12 @@ impl Shop {
             .expect("describe services");
         out.services()
             .iter()
-            .map(|s| (s.service_name().unwrap_or_default().to_owned(), s.deployments().len()))
+            .map(|s| {
+                (
+                    s.service_name().unwrap_or_default().to_owned(),
+                    s.deployments().len(),
+                )
+            })
             .collect()
     }
 
@@ -572,25 +584,36 @@ impl Shop {
             .dynamodb()
             .get_item()
             .table_name(TABLE)
-            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("release#{release_id}")))
-            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("release".into()))
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("release#{release_id}")),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("release".into()),
+            )
             .send()
             .await
             .expect("get item");
-        out.item().map(|item| {
-            item.iter()
-                .map(|(k, v)| (k.clone(), flatten(v)))
-                .collect()
-        })
+        out.item()
+            .map(|item| item.iter().map(|(k, v)| (k.clone(), flatten(v))).collect())
     }
 
     /// Everything ferry could have changed, rendered for byte-for-byte comparison.
     pub async fn snapshot(&self) -> String {
         let mut parts = Vec::new();
-        for family in ["shop-api", "shop-worker", "shop-scheduler", MIGRATION_FAMILY] {
+        for family in [
+            "shop-api",
+            "shop-worker",
+            "shop-scheduler",
+            MIGRATION_FAMILY,
+        ] {
             parts.push(format!("{family}: {:?}", self.revisions(family).await));
         }
-        parts.push(format!("services: {:?}", self.services_task_definitions().await));
+        parts.push(format!(
+            "services: {:?}",
+            self.services_task_definitions().await
+        ));
         parts.push(format!("deployments: {:?}", self.deployments().await));
         parts.push(format!("parameter: {:?}", self.parameter_history().await));
         parts.push(format!(
@@ -654,7 +677,10 @@ fn attr(name: &str) -> aws_sdk_dynamodb::types::AttributeDefinition {
         .expect("attribute")
 }
 
-fn key(name: &str, kind: aws_sdk_dynamodb::types::KeyType) -> aws_sdk_dynamodb::types::KeySchemaElement {
+fn key(
+    name: &str,
+    kind: aws_sdk_dynamodb::types::KeyType,
+) -> aws_sdk_dynamodb::types::KeySchemaElement {
     aws_sdk_dynamodb::types::KeySchemaElement::builder()
         .attribute_name(name)
         .key_type(kind)
@@ -763,8 +789,16 @@ pub fn task_state_change(task: &ecs::Task) -> Value {
 
 pub fn deployment_state_change(service_arn: &str, deployment: &str, outcome: &str) -> Value {
     let (event_type, name, reason) = match outcome {
-        "COMPLETED" => ("INFO", "SERVICE_DEPLOYMENT_COMPLETED", format!("ECS deployment {deployment} completed.")),
-        _ => ("ERROR", "SERVICE_DEPLOYMENT_FAILED", "ECS deployment circuit breaker: tasks failed to start.".to_owned()),
+        "COMPLETED" => (
+            "INFO",
+            "SERVICE_DEPLOYMENT_COMPLETED",
+            format!("ECS deployment {deployment} completed."),
+        ),
+        _ => (
+            "ERROR",
+            "SERVICE_DEPLOYMENT_FAILED",
+            "ECS deployment circuit breaker: tasks failed to start.".to_owned(),
+        ),
     };
     envelope(
         "aws.ecs",

@@ -534,13 +534,8 @@ where
                 let started_by = id.started_by();
                 let (put, run) = futures_util::join!(
                     self.params.put(&env.image_tag_parameter, &image.tag),
-                    self.ecs.run_migration(
-                        &env.cluster,
-                        migration_arn,
-                        like,
-                        &started_by,
-                        &tags
-                    ),
+                    self.ecs
+                        .run_migration(&env.cluster, migration_arn, like, &started_by, &tags),
                 );
                 let version = match put {
                     Ok(version) => Some(version),
