@@ -41,6 +41,7 @@ Every other request goes to moto unchanged.
 from __future__ import annotations
 
 import argparse
+import time
 import json
 import logging
 import os
@@ -56,6 +57,7 @@ if HERE not in sys.path:
 
 DEFAULT_ACCOUNT_ID = "123456789012"
 CONTROL_PREFIX = "/_ferry/"
+LATENCY_SECONDS = float(os.environ.get("FERRY_EMULATOR_LATENCY_MS", "0")) / 1000.0
 
 StartResponse = Callable[..., Any]
 
@@ -70,6 +72,10 @@ class FerryControlMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or ""
         if not path.startswith(CONTROL_PREFIX):
+            if LATENCY_SECONDS:
+                # Benchmarks: a fixed network latency per AWS call, so round trips
+                # show as round trips and not as client CPU time.
+                time.sleep(LATENCY_SECONDS)
             return self.app(environ, start_response)
         try:
             status, body = self.route(environ, path)

@@ -249,6 +249,9 @@ fn release_expression(expected: &[ReleaseState], update: &ReleaseUpdate) -> Rele
     if let Some(state) = update.state {
         set("state", s(state.as_str()));
     }
+    if let Some(v) = &update.previous_tag {
+        set("previous_tag", s(v));
+    }
     if let Some(v) = &update.task_definitions {
         set("task_definitions", string_map(v));
     }

@@ -115,6 +115,7 @@ pub struct ReleaseRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReleaseUpdate {
     pub state: Option<ReleaseState>,
+    pub previous_tag: Option<String>,
     pub task_definitions: Option<BTreeMap<String, String>>,
     pub migration_task_definition: Option<String>,
     pub migration_essential_containers: Option<Vec<String>>,

@@ -173,6 +173,15 @@ fn unique() -> u64 {
 }
 
 pub fn shop_config() -> String {
+    shop_config_with(&SERVICES.map(str::to_owned))
+}
+
+pub fn shop_config_with(services: &[String]) -> String {
+    let services = services
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         r#"
 [apps.shop]
@@ -180,7 +189,7 @@ repository = "shop"
 
 [apps.shop.environments.prod]
 cluster = "{CLUSTER}"
-services = ["api", "worker", "scheduler"]
+services = [{services}]
 tags = {{ semver = ">=0.1.0" }}
 image_tag_parameter = "{PARAMETER}"
 migration = {{ task_family = "{MIGRATION_FAMILY}", timeout = "15m" }}
@@ -193,6 +202,7 @@ alarms = ["shop-prod-5xx"]
 /// awsvpc Fargate services, a migration family, secrets in Secrets Manager and SSM.
 pub struct Shop {
     pub emulator: Emulator,
+    pub services: Vec<String>,
     pub config: Arc<Config>,
     pub secret_arn: String,
 }
@@ -202,7 +212,19 @@ impl Shop {
         Self::start_with(&shop_config()).await
     }
 
+    /// The estate with `count` services (for measuring fan-out).
+    pub async fn start_sized(count: usize) -> Shop {
+        let services: Vec<String> = (0..count).map(|i| format!("svc-{i:02}")).collect();
+        let mut shop = Self::start_services(&shop_config_with(&services), services.clone()).await;
+        shop.services = services;
+        shop
+    }
+
     pub async fn start_with(config_toml: &str) -> Shop {
+        Self::start_services(config_toml, SERVICES.map(str::to_owned).to_vec()).await
+    }
+
+    async fn start_services(config_toml: &str, services: Vec<String>) -> Shop {
         let emulator = Emulator::start();
         let config = Arc::new(Config::from_toml(config_toml).expect("test config is valid"));
         let dynamodb = emulator.dynamodb();
@@ -245,6 +267,7 @@ impl Shop {
             .expect("secure parameter");
         let shop = Shop {
             emulator,
+            services: services.clone(),
             config,
             secret_arn,
         };
@@ -265,7 +288,8 @@ impl Shop {
             .await
             .expect("cluster");
         let image = format!("{}/shop@{baseline}", registry());
-        for service in SERVICES {
+        for service in &services {
+            let service = service.as_str();
             let definition = shop.task_definition(&format!("shop-{service}"), service, &image);
             let arn = register(&ecs, definition).await;
             ecs.create_service()
@@ -502,7 +526,7 @@ impl Shop {
             .ecs()
             .describe_services()
             .cluster(CLUSTER)
-            .set_services(Some(SERVICES.iter().map(|s| s.to_string()).collect()))
+            .set_services(Some(self.services.clone()))
             .send()
             .await
             .expect("describe services");
@@ -524,7 +548,7 @@ impl Shop {
             .ecs()
             .describe_services()
             .cluster(CLUSTER)
-            .set_services(Some(SERVICES.iter().map(|s| s.to_string()).collect()))
+            .set_services(Some(self.services.clone()))
             .send()
             .await
             .expect("describe services");
@@ -856,6 +880,35 @@ impl CallLog {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+struct CallIndex(usize);
+
+impl aws_smithy_types::config_bag::Storable for CallIndex {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+/// `X-Amz-Target: AmazonEC2ContainerServiceV20141113.RegisterTaskDefinition` →
+/// `ecs:RegisterTaskDefinition` (every service ferry calls speaks awsJson).
+fn operation_of(target: &str) -> String {
+    let (service, operation) = target.split_once('.').unwrap_or(("?", target));
+    let service = if service.contains("ContainerService") {
+        "ecs"
+    } else if service.contains("ContainerRegistry") {
+        "ecr"
+    } else if service.contains("DynamoDB") {
+        "dynamodb"
+    } else if service.contains("SSM") {
+        "ssm"
+    } else if service.contains("secretsmanager") {
+        "secretsmanager"
+    } else if service.contains("Events") {
+        "events"
+    } else {
+        service
+    };
+    format!("{service}:{operation}")
+}
+
 impl aws_sdk_ecs::config::Intercept for CallLog {
     fn name(&self) -> &'static str {
         "CallLog"
@@ -866,36 +919,46 @@ impl aws_sdk_ecs::config::Intercept for CallLog {
         _context: &aws_sdk_ecs::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
         cfg: &mut aws_sdk_ecs::config::ConfigBag,
     ) -> Result<(), aws_sdk_ecs::error::BoxError> {
-        let operation = cfg
-            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
-            .map(|m| format!("{}:{}", m.service(), m.name()))
-            .unwrap_or_default();
-        self.calls.lock().expect("call log").push(Call {
-            operation,
+        let mut calls = self.calls.lock().expect("call log");
+        calls.push(Call {
+            operation: String::new(),
             started: Instant::now(),
             ended: None,
         });
+        cfg.interceptor_state().store_put(CallIndex(calls.len() - 1));
+        Ok(())
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_ecs::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_ecs::config::RuntimeComponents,
+        cfg: &mut aws_sdk_ecs::config::ConfigBag,
+    ) -> Result<(), aws_sdk_ecs::error::BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(CallIndex(i)) = cfg.load::<CallIndex>().copied() {
+            if let Some(call) = self.calls.lock().expect("call log").get_mut(i) {
+                call.operation = operation_of(&target);
+            }
+        }
         Ok(())
     }
 
     fn read_after_execution(
         &self,
         _context: &aws_sdk_ecs::config::interceptors::FinalizerInterceptorContextRef<'_>,
-        cfg: &aws_sdk_ecs::config::RuntimeComponents,
-        bag: &mut aws_sdk_ecs::config::ConfigBag,
+        _runtime_components: &aws_sdk_ecs::config::RuntimeComponents,
+        cfg: &mut aws_sdk_ecs::config::ConfigBag,
     ) -> Result<(), aws_sdk_ecs::error::BoxError> {
-        let _ = cfg;
-        let operation = bag
-            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
-            .map(|m| format!("{}:{}", m.service(), m.name()))
-            .unwrap_or_default();
-        let mut calls = self.calls.lock().expect("call log");
-        if let Some(call) = calls
-            .iter_mut()
-            .rev()
-            .find(|c| c.operation == operation && c.ended.is_none())
-        {
-            call.ended = Some(Instant::now());
+        if let Some(CallIndex(i)) = cfg.load::<CallIndex>().copied() {
+            if let Some(call) = self.calls.lock().expect("call log").get_mut(i) {
+                call.ended = Some(Instant::now());
+            }
         }
         Ok(())
     }

@@ -251,7 +251,7 @@ where
 
         // Round trip 1: everything that can be read before deciding.
         let by_digest = ImageSelector::Digest(image.digest.clone());
-        let (read, services, migration_td, resolved, current_tag) = futures_util::join!(
+        let (read, services, migration_td, resolved) = futures_util::join!(
             self.ledger.read(&lane, id),
             self.ecs.describe_services(&env.cluster, &service_names),
             async {
@@ -261,7 +261,6 @@ where
                 }
             },
             self.registry.resolve(&image.repository, &by_digest),
-            self.params.get(&env.image_tag_parameter),
         );
         let (head, existing) = read?;
         if let Some(existing) = existing {
@@ -305,19 +304,15 @@ where
             (_, Some(Ok(td))) => Some(td),
             (_, None) => None,
         };
-        let current_tag = current_tag?;
-
         let record = ReleaseRecord {
             id: id.clone(),
             lane: lane.clone(),
             tag: image.tag.clone(),
             digest: image.digest.clone(),
             state: ReleaseState::Claimed,
-            previous_tag: head
-                .known_good
-                .as_ref()
-                .map(|k| k.tag.clone())
-                .or(current_tag),
+            // What to restore if this release fails: the known-good tag, or for a
+            // lane's first release the parameter's value before it (read below).
+            previous_tag: head.known_good.as_ref().map(|k| k.tag.clone()),
             pushed_at: target.pushed_at.clone(),
             cluster: env.cluster.clone(),
             services: service_names.clone(),
@@ -347,7 +342,7 @@ where
             (Some(latest), Some(pushed)) => Some(latest.max(pushed).clone()),
             (latest, pushed) => latest.clone().or(pushed.clone()),
         };
-        let (claimed, described) = futures_util::join!(
+        let (claimed, described, value_before) = futures_util::join!(
             self.ledger.claim(Claim {
                 release: &record,
                 expected_head_version: Some(head.version),
@@ -359,6 +354,12 @@ where
                 DESCRIBE_CONCURRENCY,
                 |arn| async move { self.ecs.describe_task_definition(&arn).await }
             ),
+            async {
+                match &record.previous_tag {
+                    Some(_) => Ok(None),
+                    None => self.params.get(&env.image_tag_parameter).await,
+                }
+            },
         );
         match claimed? {
             ClaimOutcome::Claimed => {}
@@ -371,6 +372,14 @@ where
         }
         tracing::info!(release = %id, tag = %image.tag, supersedes = ?supersedes, "release claimed");
         let mut events = vec![event_for(&record, None, ReleaseState::Claimed)];
+        let value_before = match value_before {
+            Ok(value) => value,
+            Err(e) => {
+                return self
+                    .abandon(&record, events, format!("reading the image tag: {e}"))
+                    .await
+            }
+        };
         if let Some(old) = &supersedes {
             tracing::info!(release = %old, by = %id, "release superseded");
         }
@@ -484,6 +493,7 @@ where
                 ReleaseUpdate {
                     state: Some(next),
                     migration_deadline: deadline,
+                    previous_tag: value_before,
                     ..ReleaseUpdate::default()
                 },
             ),
@@ -568,9 +578,8 @@ where
                     }
                 };
                 // Round trip 6: record what was created.
-                let recorded = self
-                    .ledger
-                    .update(
+                let (recorded, ()) = futures_util::join!(
+                    self.ledger.update(
                         id,
                         &[ReleaseState::Migrating],
                         ReleaseUpdate {
@@ -583,9 +592,9 @@ where
                             parameter_version: version,
                             ..ReleaseUpdate::default()
                         },
-                    )
-                    .await;
-                self.emit(events).await;
+                    ),
+                    self.emit(events),
+                );
                 if recorded?.is_none() {
                     // Superseded while starting: its successor runs its own migration.
                     let _ = self
@@ -628,9 +637,8 @@ where
                         Err(e) => failures.push(e.to_string()),
                     }
                 }
-                let recorded = self
-                    .ledger
-                    .update(
+                let (recorded, ()) = futures_util::join!(
+                    self.ledger.update(
                         id,
                         &[ReleaseState::Deploying],
                         ReleaseUpdate {
@@ -640,9 +648,9 @@ where
                             reason: (!failures.is_empty()).then(|| failures.join("; ")),
                             ..ReleaseUpdate::default()
                         },
-                    )
-                    .await;
-                self.emit(events).await;
+                    ),
+                    self.emit(events),
+                );
                 put?;
                 recorded?;
                 if !failures.is_empty() {

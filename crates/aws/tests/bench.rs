@@ -1,0 +1,115 @@
+//! Benchmarks, not tests: AWS calls and sequential round trips per release, and
+//! time from the migration's STOPPED event to the last UpdateService, at 3 and
+//! 50 services. Against the local emulator, so times are emulator times; calls
+//! and round trips are what they would be against AWS.
+//!
+//!     cargo test -p ferry-aws --test bench -- --ignored --nocapture --test-threads 1
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use ferry_aws::handlers;
+use support::*;
+
+fn summarise(name: &str, calls: &[Call]) -> usize {
+    let mut by_operation: BTreeMap<&str, usize> = BTreeMap::new();
+    for call in calls {
+        *by_operation.entry(call.operation.as_str()).or_default() += 1;
+    }
+    let rounds = CallLog::round_trips(calls);
+    if std::env::var_os("FERRY_BENCH_TIMELINE").is_some() {
+        let origin = calls.iter().map(|c| c.started).min();
+        for c in calls {
+            let at = |t: Instant| origin.map(|o| (t - o).as_secs_f64() * 1000.0).unwrap_or(0.0);
+            println!(
+                "    {:>8.1} ms → {:>8.1} ms  {}",
+                at(c.started),
+                c.ended.map(at).unwrap_or(f64::NAN),
+                c.operation
+            );
+        }
+    }
+    println!(
+        "  {name:<28} {:>3} calls {:>2} round trips  {}",
+        calls.len(),
+        rounds,
+        by_operation
+            .iter()
+            .map(|(op, n)| format!("{op}×{n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    calls.len()
+}
+
+async fn measure(services: usize) {
+    let shop = if services == 3 {
+        Shop::start().await
+    } else {
+        Shop::start_sized(services).await
+    };
+    let log = CallLog::default();
+    let engine = shop.engine_observed(&log);
+    println!("release of {services} services with a migration:");
+
+    let digest = shop.push("1.0.0").await;
+    let reply = handlers::deploy(&engine, REGION, ecr_push_event("shop", "1.0.0", &digest), now())
+        .await
+        .expect("deploy");
+    assert_eq!(reply["decisions"][0]["outcome"], "migrating", "{reply}");
+    let mut total = summarise("deploy (push → migration)", &log.take());
+
+    let task = reply["decisions"][0]["task"].as_str().expect("task").to_owned();
+    let stopped = shop.stop_task(&task, "ferry-emulator:exit=0").await;
+    let received = Instant::now();
+    let gate = handlers::gate(&engine, stopped, now()).await.expect("gate");
+    assert_eq!(gate["decisions"][0]["outcome"], "deploying", "{gate}");
+    let calls = log.take();
+    let last_update = calls
+        .iter()
+        .filter(|c| c.operation.ends_with("UpdateService"))
+        .filter_map(|c| c.ended)
+        .max()
+        .expect("UpdateService calls");
+    let to_update = calls
+        .iter()
+        .filter(|c| c.ended.is_some_and(|e| e <= last_update))
+        .cloned()
+        .collect::<Vec<_>>();
+    total += summarise("gate (stopped → rollout)", &calls);
+    println!(
+        "  {:<28} {:>2} round trips to the last UpdateService, {:.1} ms from event to last UpdateService (emulator)",
+        "",
+        CallLog::round_trips(&to_update),
+        (last_update - received).as_secs_f64() * 1000.0
+    );
+
+    let mut watch_calls = Vec::new();
+    let mut last = Vec::new();
+    for service in shop.services.clone() {
+        let event = shop.finish_deployment(&service, "COMPLETED").await;
+        let reply = handlers::watch(&engine, event, now()).await.expect("watch");
+        last = log.take();
+        watch_calls.extend(last.iter().cloned());
+        if reply["decisions"][0]["outcome"] == "succeeded" {
+            break;
+        }
+    }
+    total += summarise("watch (all events)", &watch_calls);
+    summarise("watch (the final event)", &last);
+    println!("  total AWS calls for the release: {total}\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+async fn calls_and_round_trips_per_release() {
+    // A fixed latency per AWS call (see ferry_emulator.py), so that sequential
+    // round trips show in the timeline instead of the client's own CPU time.
+    if std::env::var_os("FERRY_EMULATOR_LATENCY_MS").is_none() {
+        std::env::set_var("FERRY_EMULATOR_LATENCY_MS", "40");
+    }
+    measure(3).await;
+    measure(50).await;
+}
