@@ -1,0 +1,1271 @@
+//! One in-memory AWS for the engine's tests: every port (`Ledger`, `Ecs`,
+//! `Parameters`, `SecretsCheck`, `Registry`, `EventSink`) over shared state, with
+//! the semantics of the adapters in `crates/aws/src/`:
+//!
+//! - the ledger's claim is one transaction: `AlreadyClaimed` if the release exists,
+//!   `HeadMoved` if the head's version differs or the superseded release is not
+//!   CLAIMED/MIGRATING/DEPLOYING; `update` is conditional on the state; `settle` is
+//!   conditional on the state *and* on the head still pointing at the release;
+//! - ECS keeps task-definition revisions per family, services with their
+//!   deployments, the tasks it started and stopped;
+//! - SSM keeps a version history with labels (a label moves between versions);
+//! - ECR keeps images per repository (a tag moves to the newest image).
+//!
+//! Every call is counted per operation ([`FakeAws::calls`]), yields once to the
+//! executor (so concurrent invocations really interleave), can be paused
+//! ([`FakeAws::pause`]) to observe what is in flight, and can be made to fail
+//! ([`FakeAws::fail_next`]).
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use ferry_core::config::Config;
+use ferry_core::engine::{DeploymentChange, DeploymentOutcome, Engine, Push, TaskStopped};
+use ferry_core::image::{ContainerImage, ImageChange};
+use ferry_core::ports::{
+    Claim, ClaimOutcome, Ecs, EventSink, HeadChange, ImageSelector, Lane, LaneHead, Ledger,
+    Parameters, PortError, PortResult, Registry, ReleaseEvent, ReleasePointer, ReleaseRecord,
+    ReleaseUpdate, ResolvedImage, SecretsCheck, ServiceLookup, ServiceView, TaskDefinitionView,
+};
+use ferry_core::release::{ReleaseId, ReleaseState, StoppedContainer, StoppedTask};
+
+pub const ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "eu-west-1";
+pub const REGISTRY: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+
+pub const SHOP_CLUSTER: &str = "shop-prod";
+pub const SHOP_PARAMETER: &str = "/shop/prod/compute/currentImageTag";
+pub const SHOP_REPOSITORY: &str = "shop";
+pub const SHOP_SERVICES: [&str; 3] = ["api", "worker", "scheduler"];
+pub const MIGRATION_FAMILY: &str = "shop-migrate";
+pub const MIGRATION_CONTAINER: &str = "migrate";
+/// The sidecar of `api`: from another registry, never touched by a release.
+pub const SIDECAR_IMAGE: &str = "public.ecr.aws/datadog/agent:7";
+
+pub const BLOG_CLUSTER: &str = "blog-prod";
+pub const BLOG_PARAMETER: &str = "/blog/prod/compute/currentImageTag";
+
+/// 2026-01-01T00:00:00Z, the tests' clock.
+pub const T0: u64 = 1_767_225_600;
+/// The migration timeout of the shop estate (15m).
+pub const MIGRATION_TIMEOUT: u64 = 15 * 60;
+
+/// `2026-01-01T00:MM:SSZ`, `seconds` after [`T0`] (under an hour).
+pub fn at(seconds: u64) -> String {
+    assert!(seconds < 3600);
+    format!("2026-01-01T00:{:02}:{:02}Z", seconds / 60, seconds % 60)
+}
+
+pub fn task_definition_arn(family: &str, revision: usize) -> String {
+    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{revision}")
+}
+
+pub fn image(repository: &str, tag: &str) -> String {
+    format!("{REGISTRY}/{repository}:{tag}")
+}
+
+pub fn pinned(repository: &str, digest: &str) -> String {
+    format!("{REGISTRY}/{repository}@{digest}")
+}
+
+pub fn secret_arn(name: &str) -> String {
+    format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbCdEf")
+}
+
+/// A deterministic `sha256:<64 hex>` digest for an image, distinct per
+/// (repository, tag) in its first 16 hex characters (the release id's part).
+pub fn digest_of(repository: &str, tag: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in repository.bytes().chain([b':']).chain(tag.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("sha256:{}", format!("{hash:016x}").repeat(4))
+}
+
+pub fn shop_lane() -> Lane {
+    Lane {
+        app: "shop".into(),
+        env: "prod".into(),
+        repository: SHOP_REPOSITORY.into(),
+    }
+}
+
+pub fn blog_lane(repository: &str) -> Lane {
+    Lane {
+        app: "blog".into(),
+        env: "prod".into(),
+        repository: repository.into(),
+    }
+}
+
+pub fn shop_release(tag: &str) -> ReleaseId {
+    ReleaseId::derive("shop", "prod", &digest_of(SHOP_REPOSITORY, tag))
+}
+
+/// Operations that change AWS or the ledger.
+pub const MUTATIONS: [&str; 9] = [
+    "ledger:Claim",
+    "ledger:Update",
+    "ledger:Settle",
+    "ecs:RegisterTaskDefinition",
+    "ecs:RunTask",
+    "ecs:UpdateService",
+    "ecs:StopTask",
+    "ssm:PutParameter",
+    "ssm:LabelParameterVersion",
+];
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+/// How the estate's config is written.
+#[derive(Debug, Clone, Copy)]
+pub struct EstateOptions {
+    /// `shop` runs `shop-migrate` before its services.
+    pub migration: bool,
+    pub unfreeze_on_new_digest: bool,
+}
+
+impl Default for EstateOptions {
+    fn default() -> Self {
+        EstateOptions {
+            migration: true,
+            unfreeze_on_new_digest: false,
+        }
+    }
+}
+
+/// The `shop` app (one image for api/worker/scheduler and the migration) and the
+/// `blog` app (one repository per service), as in the README's "Configuration".
+pub fn estate_toml(options: EstateOptions) -> String {
+    let migration = if options.migration {
+        "migration = { task_family = \"shop-migrate\", timeout = \"15m\" }\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"
+[apps.shop]
+repository = "shop"
+
+[apps.shop.environments.prod]
+cluster = "shop-prod"
+services = ["api", "worker", "scheduler"]
+tags = {{ semver = ">=0.1.0" }}
+image_tag_parameter = "/shop/prod/compute/currentImageTag"
+{migration}alarms = ["shop-prod-5xx"]
+unfreeze_on_new_digest = {unfreeze}
+
+[apps.blog.environments.prod]
+cluster = "blog-prod"
+services = [{{ name = "web", repository = "blog-web" }}, {{ name = "jobs", repository = "blog-jobs" }}]
+tags = {{ glob = "sha-*" }}
+image_tag_parameter = "/blog/prod/compute/currentImageTag"
+"#,
+        unfreeze = options.unfreeze_on_new_digest,
+    )
+}
+
+pub type FakeEngine = Engine<FakeAws, FakeAws, FakeAws, FakeAws, FakeAws, FakeAws>;
+
+/// The estate with a migration: fake AWS seeded, and an engine over it.
+pub fn estate() -> (FakeAws, FakeEngine) {
+    estate_with(EstateOptions::default())
+}
+
+pub fn estate_with(options: EstateOptions) -> (FakeAws, FakeEngine) {
+    let fake = FakeAws::default();
+    fake.seed_shop();
+    fake.seed_blog();
+    let config = Config::from_toml(&estate_toml(options)).expect("the estate's config is valid");
+    let engine = fake.engine(config);
+    (fake, engine)
+}
+
+// ---------------------------------------------------------------------------
+// State
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeContainer {
+    pub name: String,
+    pub image: String,
+    pub essential: bool,
+    /// `secrets[].valueFrom`
+    pub secrets: Vec<String>,
+}
+
+impl FakeContainer {
+    pub fn new(name: &str, image: &str) -> Self {
+        FakeContainer {
+            name: name.into(),
+            image: image.into(),
+            essential: true,
+            secrets: Vec::new(),
+        }
+    }
+
+    pub fn with_secret(mut self, reference: &str) -> Self {
+        self.secrets.push(reference.into());
+        self
+    }
+
+    pub fn not_essential(mut self) -> Self {
+        self.essential = false;
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeTaskDefinition {
+    pub arn: String,
+    pub family: String,
+    pub revision: usize,
+    pub containers: Vec<FakeContainer>,
+    pub tags: Vec<(String, String)>,
+}
+
+impl FakeTaskDefinition {
+    pub fn container(&self, name: &str) -> &FakeContainer {
+        self.containers
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("{} has no container {name}", self.arn))
+    }
+}
+
+impl TaskDefinitionView for FakeTaskDefinition {
+    fn arn(&self) -> &str {
+        &self.arn
+    }
+    fn family(&self) -> &str {
+        &self.family
+    }
+    fn containers(&self) -> Vec<ContainerImage> {
+        self.containers
+            .iter()
+            .map(|c| ContainerImage {
+                name: c.name.clone(),
+                image: c.image.clone(),
+            })
+            .collect()
+    }
+    fn essential_containers(&self) -> Vec<String> {
+        self.containers
+            .iter()
+            .filter(|c| c.essential)
+            .map(|c| c.name.clone())
+            .collect()
+    }
+    fn secret_refs(&self) -> Vec<String> {
+        self.containers
+            .iter()
+            .flat_map(|c| c.secrets.iter().cloned())
+            .collect()
+    }
+    fn tags(&self) -> Vec<(String, String)> {
+        self.tags.clone()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeService {
+    pub cluster: String,
+    pub name: String,
+    pub task_definition: String,
+    /// `ACTIVE`, `DRAINING` or `INACTIVE`.
+    pub status: String,
+    /// Deployment ids, oldest first; the last one is PRIMARY.
+    pub deployments: Vec<String>,
+}
+
+impl ServiceView for FakeService {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn task_definition(&self) -> &str {
+        &self.task_definition
+    }
+}
+
+/// One RegisterTaskDefinition call that succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub arn: String,
+    pub family: String,
+    pub base: String,
+    pub changes: Vec<ImageChange>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// One RunTask that started a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeTask {
+    pub arn: String,
+    pub cluster: String,
+    pub task_definition: String,
+    pub started_by: String,
+    /// The service whose launch settings the task copied.
+    pub like: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// One UpdateService that started a deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceUpdate {
+    pub cluster: String,
+    pub service: String,
+    pub task_definition: String,
+    pub deployment: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoppedByFerry {
+    pub cluster: String,
+    pub task: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParameterVersion {
+    pub version: i64,
+    pub value: String,
+    pub labels: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeImage {
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub pushed_at: String,
+}
+
+#[derive(Debug, Clone)]
+struct Failure {
+    operation: &'static str,
+    key: Option<String>,
+    code: String,
+    retryable: bool,
+}
+
+#[derive(Default)]
+pub struct State {
+    // ledger
+    pub heads: BTreeMap<Lane, LaneHead>,
+    pub releases: BTreeMap<ReleaseId, ReleaseRecord>,
+    /// Claims that applied (the transaction committed).
+    pub claims_applied: usize,
+    // ECS
+    /// family → revisions, revision n at index n - 1
+    pub task_definitions: BTreeMap<String, Vec<FakeTaskDefinition>>,
+    pub registrations: Vec<Registration>,
+    /// (cluster, name) → service
+    pub services: BTreeMap<(String, String), FakeService>,
+    pub tasks: Vec<FakeTask>,
+    pub stopped: Vec<StoppedByFerry>,
+    pub updates: Vec<ServiceUpdate>,
+    // SSM
+    pub parameters: BTreeMap<String, Vec<ParameterVersion>>,
+    // Secrets Manager / SSM secure parameters: references that exist
+    pub secrets: BTreeSet<String>,
+    // ECR: repository → images
+    pub images: BTreeMap<String, Vec<FakeImage>>,
+    // EventBridge
+    pub events: Vec<ReleaseEvent>,
+    // instrumentation
+    pub calls: BTreeMap<&'static str, usize>,
+    passed: BTreeMap<&'static str, usize>,
+    paused: BTreeSet<&'static str>,
+    wakers: Vec<Waker>,
+    failures: Vec<Failure>,
+    next_id: u64,
+}
+
+/// In-memory AWS; clones share state.
+#[derive(Clone, Default)]
+pub struct FakeAws {
+    inner: Arc<Mutex<State>>,
+}
+
+impl FakeAws {
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn engine(&self, config: Config) -> FakeEngine {
+        Engine {
+            config: Arc::new(config),
+            ledger: self.clone(),
+            ecs: self.clone(),
+            params: self.clone(),
+            secrets: self.clone(),
+            registry: self.clone(),
+            events: self.clone(),
+        }
+    }
+
+    // -- seeding ------------------------------------------------------------
+
+    /// `shop-prod`: api (with a sidecar), worker and scheduler on `shop-<name>:1`
+    /// and the migration on `shop-migrate:1`, all on `shop:0.9.0`, each referencing
+    /// one secret; SSM at `0.9.0`; ECR holds `0.9.0`.
+    pub fn seed_shop(&self) {
+        for name in SHOP_SERVICES {
+            let mut containers = vec![FakeContainer::new("app", &image(SHOP_REPOSITORY, "0.9.0"))
+                .with_secret(&secret_arn(&format!("shop/prod/{name}")))];
+            if name == "api" {
+                containers.push(FakeContainer::new("datadog", SIDECAR_IMAGE).not_essential());
+            }
+            let arn = self.add_task_definition(&format!("shop-{name}"), containers);
+            self.add_service(SHOP_CLUSTER, name, &arn);
+            self.add_secret(&secret_arn(&format!("shop/prod/{name}")));
+        }
+        self.add_task_definition(
+            MIGRATION_FAMILY,
+            vec![
+                FakeContainer::new(MIGRATION_CONTAINER, &image(SHOP_REPOSITORY, "0.9.0"))
+                    .with_secret(&secret_arn("shop/prod/db")),
+            ],
+        );
+        self.add_secret(&secret_arn("shop/prod/db"));
+        self.set_parameter(SHOP_PARAMETER, "0.9.0");
+        self.add_image(SHOP_REPOSITORY, "0.9.0", &at(0));
+    }
+
+    /// `blog-prod`: web on `blog-web`, jobs on `blog-jobs`, both at `sha-0000000`.
+    pub fn seed_blog(&self) {
+        for (name, repository) in [("web", "blog-web"), ("jobs", "blog-jobs")] {
+            let arn = self.add_task_definition(
+                &format!("blog-{name}"),
+                vec![FakeContainer::new(name, &image(repository, "sha-0000000"))],
+            );
+            self.add_service(BLOG_CLUSTER, name, &arn);
+            self.add_image(repository, "sha-0000000", &at(0));
+        }
+        self.set_parameter(BLOG_PARAMETER, "sha-0000000");
+    }
+
+    /// Registers revision n + 1 of `family` (outside ferry); returns its ARN.
+    pub fn add_task_definition(&self, family: &str, containers: Vec<FakeContainer>) -> String {
+        let mut state = self.state();
+        let revisions = state.task_definitions.entry(family.into()).or_default();
+        let revision = revisions.len() + 1;
+        let arn = task_definition_arn(family, revision);
+        revisions.push(FakeTaskDefinition {
+            arn: arn.clone(),
+            family: family.into(),
+            revision,
+            containers,
+            tags: vec![("team".into(), "payments".into())],
+        });
+        arn
+    }
+
+    pub fn add_service(&self, cluster: &str, name: &str, task_definition: &str) {
+        self.state().services.insert(
+            (cluster.into(), name.into()),
+            FakeService {
+                cluster: cluster.into(),
+                name: name.into(),
+                task_definition: task_definition.into(),
+                status: "ACTIVE".into(),
+                deployments: vec![format!("ecs-svc/initial-{name}")],
+            },
+        );
+    }
+
+    pub fn delete_service(&self, cluster: &str, name: &str) {
+        self.state()
+            .services
+            .remove(&(cluster.to_owned(), name.to_owned()));
+    }
+
+    pub fn add_secret(&self, reference: &str) {
+        self.state().secrets.insert(reference.into());
+    }
+
+    pub fn delete_secret(&self, reference: &str) {
+        self.state().secrets.remove(reference);
+    }
+
+    /// Writes the parameter outside ferry (not counted as a call).
+    pub fn set_parameter(&self, name: &str, value: &str) -> i64 {
+        let mut state = self.state();
+        let versions = state.parameters.entry(name.into()).or_default();
+        let version = versions.len() as i64 + 1;
+        versions.push(ParameterVersion {
+            version,
+            value: value.into(),
+            labels: BTreeSet::new(),
+        });
+        version
+    }
+
+    /// Pushes an image to ECR (the tag moves to it); returns its digest.
+    pub fn add_image(&self, repository: &str, tag: &str, pushed_at: &str) -> String {
+        let digest = digest_of(repository, tag);
+        let mut state = self.state();
+        let images = state.images.entry(repository.into()).or_default();
+        for other in images.iter_mut() {
+            other.tags.retain(|t| t != tag);
+        }
+        match images.iter_mut().find(|i| i.digest == digest) {
+            Some(existing) => existing.tags.push(tag.into()),
+            None => images.push(FakeImage {
+                digest: digest.clone(),
+                tags: vec![tag.into()],
+                pushed_at: pushed_at.into(),
+            }),
+        }
+        digest
+    }
+
+    /// An image is pushed to ECR and the ECR push event for it is returned.
+    pub fn push(&self, repository: &str, tag: &str, pushed_at: &str) -> Push {
+        let digest = self.add_image(repository, tag, pushed_at);
+        push_event(repository, tag, &digest, pushed_at)
+    }
+
+    /// Sets the lane's frozen flag, as the rollback flow does (a conditional
+    /// write on the head, so its version moves).
+    pub fn freeze(&self, lane: &Lane) {
+        let mut state = self.state();
+        let head = state.heads.entry(lane.clone()).or_default();
+        head.frozen = true;
+        head.version += 1;
+    }
+
+    // -- instrumentation ----------------------------------------------------
+
+    /// Calls per operation, including calls that failed or are paused.
+    pub fn calls(&self) -> BTreeMap<&'static str, usize> {
+        self.state().calls.clone()
+    }
+
+    pub fn count(&self, operation: &str) -> usize {
+        self.state().calls.get(operation).copied().unwrap_or(0)
+    }
+
+    pub fn total_calls(&self) -> usize {
+        self.state().calls.values().sum()
+    }
+
+    /// Calls to operations that change AWS or the ledger.
+    pub fn mutation_calls(&self) -> BTreeMap<&'static str, usize> {
+        self.state()
+            .calls
+            .iter()
+            .filter(|(op, _)| MUTATIONS.contains(op))
+            .map(|(op, n)| (*op, *n))
+            .collect()
+    }
+
+    /// Holds every call of `operation` (counted, not executed) until [`FakeAws::resume`].
+    pub fn pause(&self, operation: &'static str) {
+        self.state().paused.insert(operation);
+    }
+
+    pub fn resume(&self, operation: &'static str) {
+        let wakers = {
+            let mut state = self.state();
+            state.paused.remove(operation);
+            std::mem::take(&mut state.wakers)
+        };
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// How many calls of `operation` are held by [`FakeAws::pause`] now.
+    pub fn waiting(&self, operation: &'static str) -> usize {
+        let state = self.state();
+        state.calls.get(operation).copied().unwrap_or(0)
+            - state.passed.get(operation).copied().unwrap_or(0)
+    }
+
+    /// The next call of `operation` (for `key`, e.g. a service or family name,
+    /// when given) fails with the service error `code`.
+    pub fn fail_next(
+        &self,
+        operation: &'static str,
+        key: Option<&str>,
+        code: &str,
+        retryable: bool,
+    ) {
+        self.state().failures.push(Failure {
+            operation,
+            key: key.map(str::to_owned),
+            code: code.into(),
+            retryable,
+        });
+    }
+
+    async fn enter(&self, operation: &'static str, key: &str) -> PortResult<()> {
+        *self.state().calls.entry(operation).or_default() += 1;
+        YieldOnce(false).await;
+        Held {
+            fake: self,
+            operation,
+        }
+        .await;
+        let mut state = self.state();
+        *state.passed.entry(operation).or_default() += 1;
+        let failure = state.failures.iter().position(|f| {
+            f.operation == operation && f.key.as_deref().is_none_or(|k| k == key)
+        });
+        if let Some(i) = failure {
+            let failure = state.failures.remove(i);
+            let error = PortError::new(operation, format!("injected {}", failure.code))
+                .with_code(failure.code);
+            return Err(if failure.retryable {
+                error.retryable()
+            } else {
+                error
+            });
+        }
+        Ok(())
+    }
+
+    fn next_id(&self) -> u64 {
+        let mut state = self.state();
+        state.next_id += 1;
+        state.next_id
+    }
+
+    // -- reading the state --------------------------------------------------
+
+    pub fn lane_head(&self, lane: &Lane) -> LaneHead {
+        self.state().heads.get(lane).cloned().unwrap_or_default()
+    }
+
+    pub fn record(&self, id: &ReleaseId) -> ReleaseRecord {
+        self.state()
+            .releases
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| panic!("release {id} is not in the ledger"))
+    }
+
+    pub fn has_release(&self, id: &ReleaseId) -> bool {
+        self.state().releases.contains_key(id)
+    }
+
+    pub fn release_count(&self) -> usize {
+        self.state().releases.len()
+    }
+
+    pub fn parameter(&self, name: &str) -> Option<String> {
+        self.state()
+            .parameters
+            .get(name)
+            .and_then(|v| v.last())
+            .map(|v| v.value.clone())
+    }
+
+    pub fn parameter_history(&self, name: &str) -> Vec<ParameterVersion> {
+        self.state()
+            .parameters
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn service(&self, cluster: &str, name: &str) -> FakeService {
+        self.state()
+            .services
+            .get(&(cluster.to_owned(), name.to_owned()))
+            .cloned()
+            .unwrap_or_else(|| panic!("no service {cluster}/{name}"))
+    }
+
+    pub fn task_definition(&self, arn: &str) -> FakeTaskDefinition {
+        let state = self.state();
+        state
+            .task_definitions
+            .values()
+            .flatten()
+            .find(|td| td.arn == arn)
+            .cloned()
+            .unwrap_or_else(|| panic!("no task definition {arn}"))
+    }
+
+    pub fn registrations(&self) -> Vec<Registration> {
+        self.state().registrations.clone()
+    }
+
+    pub fn tasks(&self) -> Vec<FakeTask> {
+        self.state().tasks.clone()
+    }
+
+    pub fn updates(&self) -> Vec<ServiceUpdate> {
+        self.state().updates.clone()
+    }
+
+    pub fn stopped(&self) -> Vec<StoppedByFerry> {
+        self.state().stopped.clone()
+    }
+
+    pub fn events(&self) -> Vec<ReleaseEvent> {
+        self.state().events.clone()
+    }
+
+    /// `(state, previous state)` of every event about `release`, in order.
+    pub fn transitions(&self, release: &ReleaseId) -> Vec<(String, Option<String>)> {
+        self.events()
+            .into_iter()
+            .filter(|e| e.release_id == release.as_str())
+            .map(|e| (e.state, e.previous_state))
+            .collect()
+    }
+
+    /// The migration task ferry started for `release`.
+    pub fn migration_task(&self, release: &ReleaseId) -> FakeTask {
+        let started_by = release.started_by();
+        let tasks: Vec<FakeTask> = self
+            .tasks()
+            .into_iter()
+            .filter(|t| t.started_by == started_by)
+            .collect();
+        assert_eq!(tasks.len(), 1, "tasks started by {started_by}: {tasks:?}");
+        tasks[0].clone()
+    }
+
+    /// The deployment ferry's last UpdateService of `service` started.
+    pub fn last_deployment(&self, cluster: &str, service: &str) -> String {
+        self.service(cluster, service)
+            .deployments
+            .last()
+            .cloned()
+            .expect("a service has a deployment")
+    }
+}
+
+/// The ECR `PUSH`/`SUCCESS` event for an image.
+pub fn push_event(repository: &str, tag: &str, digest: &str, pushed_at: &str) -> Push {
+    Push {
+        registry_id: ACCOUNT.into(),
+        region: REGION.into(),
+        repository: repository.into(),
+        tag: tag.into(),
+        digest: digest.into(),
+        pushed_at: pushed_at.into(),
+    }
+}
+
+/// The STOPPED event of a migration task whose only container exited with `exit_code`
+/// after running from `started_at` to `stopped_at` (epoch seconds).
+pub fn migration_exited(task: &FakeTask, exit_code: i32, started_at: u64, stopped_at: u64) -> TaskStopped {
+    TaskStopped {
+        task_arn: task.arn.clone(),
+        started_by: Some(task.started_by.clone()),
+        task: StoppedTask {
+            stop_code: Some("EssentialContainerExited".into()),
+            stopped_reason: Some("Essential container in task exited".into()),
+            containers: vec![StoppedContainer {
+                name: MIGRATION_CONTAINER.into(),
+                exit_code: Some(exit_code),
+                reason: None,
+            }],
+            started_at: Some(started_at),
+            stopped_at: Some(stopped_at),
+        },
+    }
+}
+
+/// The STOPPED event of a migration task that never started.
+pub fn migration_failed_to_start(task: &FakeTask, stopped_at: u64) -> TaskStopped {
+    TaskStopped {
+        task_arn: task.arn.clone(),
+        started_by: Some(task.started_by.clone()),
+        task: StoppedTask {
+            stop_code: Some("TaskFailedToStart".into()),
+            stopped_reason: Some(
+                "CannotPullContainerError: pull image manifest has been retried 1 time(s)".into(),
+            ),
+            containers: vec![StoppedContainer {
+                name: MIGRATION_CONTAINER.into(),
+                exit_code: None,
+                reason: Some("CannotPullContainerError".into()),
+            }],
+            started_at: None,
+            stopped_at: Some(stopped_at),
+        },
+    }
+}
+
+pub fn deployment(
+    cluster: &str,
+    service: &str,
+    deployment_id: &str,
+    outcome: DeploymentOutcome,
+) -> DeploymentChange {
+    DeploymentChange {
+        cluster: cluster.into(),
+        service: service.into(),
+        deployment_id: deployment_id.into(),
+        outcome,
+        reason: match outcome {
+            DeploymentOutcome::Completed => None,
+            DeploymentOutcome::Failed => Some(
+                "ECS deployment circuit breaker: tasks failed to start.".into(),
+            ),
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Futures the fake awaits
+
+/// Pending once (waking itself), so concurrent invocations interleave at every call.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+/// Pending while the operation is paused.
+struct Held<'a> {
+    fake: &'a FakeAws,
+    operation: &'static str,
+}
+
+impl Future for Held<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.fake.state();
+        if state.paused.contains(self.operation) {
+            state.wakers.push(cx.waker().clone());
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The ledger (DynamoDB semantics, crates/aws/src/ledger.rs)
+
+fn apply_update(record: &mut ReleaseRecord, update: ReleaseUpdate) {
+    if let Some(state) = update.state {
+        record.state = state;
+    }
+    if let Some(v) = update.task_definitions {
+        record.task_definitions = v;
+    }
+    if let Some(v) = update.migration_task_definition {
+        record.migration_task_definition = Some(v);
+    }
+    if let Some(v) = update.migration_essential_containers {
+        record.migration_essential_containers = v;
+    }
+    if let Some(v) = update.migration_task {
+        record.migration_task = Some(v);
+    }
+    if let Some(v) = update.migration_deadline {
+        record.migration_deadline = Some(v);
+    }
+    if let Some(v) = update.parameter_version {
+        record.parameter_version = Some(v);
+    }
+    if let Some(v) = update.deployments {
+        record.deployments = v;
+    }
+    if let Some(v) = update.completed_service {
+        record.completed_services.insert(v);
+    }
+    if let Some(v) = update.reason {
+        record.reason = Some(v);
+    }
+}
+
+const SUPERSEDABLE: [ReleaseState; 3] = [
+    ReleaseState::Claimed,
+    ReleaseState::Migrating,
+    ReleaseState::Deploying,
+];
+
+impl Ledger for FakeAws {
+    async fn read(
+        &self,
+        lane: &Lane,
+        release: &ReleaseId,
+    ) -> PortResult<(Option<LaneHead>, Option<ReleaseRecord>)> {
+        self.enter("ledger:Read", "").await?;
+        let state = self.state();
+        Ok((
+            state.heads.get(lane).cloned(),
+            state.releases.get(release).cloned(),
+        ))
+    }
+
+    async fn head(&self, lane: &Lane) -> PortResult<Option<LaneHead>> {
+        self.enter("ledger:Head", "").await?;
+        Ok(self.state().heads.get(lane).cloned())
+    }
+
+    async fn release(&self, id: &ReleaseId) -> PortResult<Option<ReleaseRecord>> {
+        self.enter("ledger:Release", "").await?;
+        Ok(self.state().releases.get(id).cloned())
+    }
+
+    async fn claim(&self, claim: Claim<'_>) -> PortResult<ClaimOutcome> {
+        self.enter("ledger:Claim", "").await?;
+        let mut state = self.state();
+        let release = claim.release;
+        // Item 1: put the release, if it does not exist.
+        if state.releases.contains_key(&release.id) {
+            return Ok(ClaimOutcome::AlreadyClaimed);
+        }
+        // Item 2: the head, if its version is the one read (or it does not exist).
+        let expected = claim.expected_head_version.unwrap_or(0);
+        if let Some(head) = state.heads.get(&release.lane) {
+            if head.version != expected {
+                return Ok(ClaimOutcome::HeadMoved);
+            }
+        }
+        // Item 3: the superseded release, if it is still in flight.
+        if let Some(old) = claim.supersedes {
+            match state.releases.get(old) {
+                Some(r) if SUPERSEDABLE.contains(&r.state) => {}
+                _ => return Ok(ClaimOutcome::HeadMoved),
+            }
+        }
+        state.releases.insert(release.id.clone(), release.clone());
+        let head = state.heads.entry(release.lane.clone()).or_default();
+        head.version = expected + 1;
+        head.in_flight = Some(ReleasePointer {
+            id: release.id.clone(),
+            tag: release.tag.clone(),
+        });
+        if let Some(pushed) = claim.latest_pushed_at {
+            head.latest_pushed_at = Some(pushed.to_owned());
+        }
+        if let Some(old) = claim.supersedes {
+            if let Some(r) = state.releases.get_mut(old) {
+                r.state = ReleaseState::Superseded;
+            }
+        }
+        state.claims_applied += 1;
+        Ok(ClaimOutcome::Claimed)
+    }
+
+    async fn update(
+        &self,
+        id: &ReleaseId,
+        expected: &[ReleaseState],
+        update: ReleaseUpdate,
+    ) -> PortResult<Option<ReleaseRecord>> {
+        self.enter("ledger:Update", "").await?;
+        let mut state = self.state();
+        match state.releases.get_mut(id) {
+            Some(record) if expected.contains(&record.state) => {
+                apply_update(record, update);
+                Ok(Some(record.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn settle(
+        &self,
+        release: &ReleaseRecord,
+        expected: &[ReleaseState],
+        update: ReleaseUpdate,
+        head: HeadChange,
+    ) -> PortResult<bool> {
+        self.enter("ledger:Settle", "").await?;
+        let mut state = self.state();
+        let release_ok = state
+            .releases
+            .get(&release.id)
+            .is_some_and(|r| expected.contains(&r.state));
+        let head_ok = state
+            .heads
+            .get(&release.lane)
+            .and_then(|h| h.in_flight.as_ref())
+            .is_some_and(|p| p.id == release.id);
+        if !(release_ok && head_ok) {
+            return Ok(false);
+        }
+        if let Some(record) = state.releases.get_mut(&release.id) {
+            apply_update(record, update);
+        }
+        if let Some(lane_head) = state.heads.get_mut(&release.lane) {
+            lane_head.version += 1;
+            lane_head.in_flight = None;
+            if let HeadChange::KnownGood(pointer) = head {
+                lane_head.known_good = Some(pointer);
+            }
+        }
+        Ok(true)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ECS
+
+impl Ecs for FakeAws {
+    type TaskDefinition = FakeTaskDefinition;
+    type Service = FakeService;
+
+    async fn describe_services(
+        &self,
+        cluster: &str,
+        services: &[String],
+    ) -> PortResult<ServiceLookup<FakeService>> {
+        self.enter("ecs:DescribeServices", cluster).await?;
+        let state = self.state();
+        let mut lookup = ServiceLookup {
+            found: Vec::new(),
+            missing: Vec::new(),
+        };
+        for name in services {
+            match state.services.get(&(cluster.to_owned(), name.clone())) {
+                Some(service) if service.status == "ACTIVE" => lookup.found.push(service.clone()),
+                _ => lookup.missing.push(name.clone()),
+            }
+        }
+        Ok(lookup)
+    }
+
+    async fn describe_task_definition(&self, reference: &str) -> PortResult<FakeTaskDefinition> {
+        self.enter("ecs:DescribeTaskDefinition", reference).await?;
+        let state = self.state();
+        let found = if reference.starts_with("arn:") {
+            state
+                .task_definitions
+                .values()
+                .flatten()
+                .find(|td| td.arn == reference)
+        } else {
+            state
+                .task_definitions
+                .get(reference)
+                .and_then(|revisions| revisions.last())
+        };
+        found.cloned().ok_or_else(|| {
+            PortError::new(
+                "ecs:DescribeTaskDefinition",
+                "Unable to describe task definition.",
+            )
+            .with_code("ClientException")
+        })
+    }
+
+    async fn register_copy(
+        &self,
+        base: &FakeTaskDefinition,
+        changes: &[ImageChange],
+        tags: &[(String, String)],
+    ) -> PortResult<String> {
+        self.enter("ecs:RegisterTaskDefinition", &base.family)
+            .await?;
+        let mut containers = base.containers.clone();
+        for container in &mut containers {
+            if let Some(change) = changes.iter().find(|c| c.container == container.name) {
+                container.image = change.to.clone();
+            }
+        }
+        let mut state = self.state();
+        let revisions = state.task_definitions.entry(base.family.clone()).or_default();
+        let revision = revisions.len() + 1;
+        let arn = task_definition_arn(&base.family, revision);
+        revisions.push(FakeTaskDefinition {
+            arn: arn.clone(),
+            family: base.family.clone(),
+            revision,
+            containers,
+            tags: tags.to_vec(),
+        });
+        state.registrations.push(Registration {
+            arn: arn.clone(),
+            family: base.family.clone(),
+            base: base.arn.clone(),
+            changes: changes.to_vec(),
+            tags: tags.to_vec(),
+        });
+        Ok(arn)
+    }
+
+    async fn run_migration(
+        &self,
+        cluster: &str,
+        task_definition: &str,
+        like: &FakeService,
+        started_by: &str,
+        tags: &[(String, String)],
+    ) -> PortResult<String> {
+        self.enter("ecs:RunTask", cluster).await?;
+        let id = self.next_id();
+        let mut state = self.state();
+        if !state
+            .task_definitions
+            .values()
+            .flatten()
+            .any(|td| td.arn == task_definition)
+        {
+            return Err(PortError::new(
+                "ecs:RunTask",
+                format!("task definition {task_definition} does not exist"),
+            )
+            .with_code("ClientException"));
+        }
+        let arn = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster}/{id:032x}");
+        state.tasks.push(FakeTask {
+            arn: arn.clone(),
+            cluster: cluster.into(),
+            task_definition: task_definition.into(),
+            started_by: started_by.into(),
+            like: like.name.clone(),
+            tags: tags.to_vec(),
+        });
+        Ok(arn)
+    }
+
+    async fn update_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> PortResult<String> {
+        self.enter("ecs:UpdateService", service).await?;
+        let id = self.next_id();
+        let mut state = self.state();
+        let Some(existing) = state
+            .services
+            .get_mut(&(cluster.to_owned(), service.to_owned()))
+            .filter(|s| s.status == "ACTIVE")
+        else {
+            return Err(
+                PortError::new("ecs:UpdateService", "Service not found.")
+                    .with_code("ServiceNotFoundException"),
+            );
+        };
+        let deployment = format!("ecs-svc/{id:019}");
+        existing.task_definition = task_definition.into();
+        existing.deployments.push(deployment.clone());
+        state.updates.push(ServiceUpdate {
+            cluster: cluster.into(),
+            service: service.into(),
+            task_definition: task_definition.into(),
+            deployment: deployment.clone(),
+        });
+        Ok(deployment)
+    }
+
+    async fn stop_task(&self, cluster: &str, task: &str, reason: &str) -> PortResult<()> {
+        self.enter("ecs:StopTask", task).await?;
+        self.state().stopped.push(StoppedByFerry {
+            cluster: cluster.into(),
+            task: task.into(),
+            reason: reason.into(),
+        });
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// SSM, secrets, ECR, events
+
+impl Parameters for FakeAws {
+    async fn get(&self, name: &str) -> PortResult<Option<String>> {
+        self.enter("ssm:GetParameter", name).await?;
+        Ok(self.parameter(name))
+    }
+
+    async fn put(&self, name: &str, value: &str) -> PortResult<i64> {
+        self.enter("ssm:PutParameter", name).await?;
+        let mut state = self.state();
+        let versions = state.parameters.entry(name.into()).or_default();
+        let version = versions.len() as i64 + 1;
+        versions.push(ParameterVersion {
+            version,
+            value: value.into(),
+            labels: BTreeSet::new(),
+        });
+        Ok(version)
+    }
+
+    async fn label(&self, name: &str, version: i64, label: &str) -> PortResult<()> {
+        self.enter("ssm:LabelParameterVersion", name).await?;
+        let mut state = self.state();
+        let Some(versions) = state.parameters.get_mut(name) else {
+            return Err(
+                PortError::new("ssm:LabelParameterVersion", "parameter not found")
+                    .with_code("ParameterNotFound"),
+            );
+        };
+        if !versions.iter().any(|v| v.version == version) {
+            return Err(PortError::new(
+                "ssm:LabelParameterVersion",
+                format!("version {version} of {name} does not exist"),
+            )
+            .with_code("ParameterVersionNotFound"));
+        }
+        // A label names one version of a parameter: labelling another moves it.
+        for v in versions.iter_mut() {
+            if v.version == version {
+                v.labels.insert(label.into());
+            } else {
+                v.labels.remove(label);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SecretsCheck for FakeAws {
+    async fn missing(&self, references: &[String]) -> PortResult<Vec<String>> {
+        self.enter("secrets:DescribeSecret", "").await?;
+        let state = self.state();
+        Ok(references
+            .iter()
+            .filter(|r| !state.secrets.contains(*r))
+            .cloned()
+            .collect())
+    }
+}
+
+impl Registry for FakeAws {
+    async fn resolve(
+        &self,
+        repository: &str,
+        selector: &ImageSelector,
+    ) -> PortResult<Option<ResolvedImage>> {
+        self.enter("ecr:DescribeImages", repository).await?;
+        let state = self.state();
+        let found = state.images.get(repository).and_then(|images| {
+            images.iter().find(|i| match selector {
+                ImageSelector::Tag(tag) => i.tags.contains(tag),
+                ImageSelector::Digest(digest) => &i.digest == digest,
+            })
+        });
+        Ok(found.map(|i| ResolvedImage {
+            registry_id: ACCOUNT.into(),
+            digest: i.digest.clone(),
+            tags: i.tags.clone(),
+            pushed_at: Some(i.pushed_at.clone()),
+        }))
+    }
+}
+
+impl EventSink for FakeAws {
+    async fn emit(&self, events: &[ReleaseEvent]) -> PortResult<()> {
+        self.enter("events:PutEvents", "").await?;
+        self.state().events.extend_from_slice(events);
+        Ok(())
+    }
+}
