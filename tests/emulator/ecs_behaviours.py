@@ -55,6 +55,11 @@ __all__ = [
     "install",
     "finish_deployment",
     "to_json",
+    "subscribe",
+    "unsubscribe",
+    "Scenario",
+    "scenario",
+    "enable_scenario",
 ]
 
 #: StopTask reason that stops a task as if its essential containers exited with N.
@@ -329,6 +334,8 @@ def run_task_reports_every_container() -> None:
             )
             for task in tasks:
                 _dress_started_task(self, task, task_definition)
+            for task in tasks:
+                _notify("task-started", backend=self, task=task)
             return tasks
 
         return run_task
@@ -339,6 +346,8 @@ def run_task_reports_every_container() -> None:
             task_definition = self.describe_task_definition(task_definition_str)
             for task in tasks:
                 _dress_started_task(self, task, task_definition)
+            for task in tasks:
+                _notify("task-started", backend=self, task=task)
             return tasks
 
         return start_task
@@ -466,6 +475,7 @@ def stop_task_semantics() -> None:
             _check_stop_reason(reason)  # reject a bad directive before moto changes anything
             stopped = original(self, cluster_str, task_str, reason)
             apply_stop(stopped, reason)
+            _notify("task-stopped", backend=self, task=stopped)
             return stopped
 
         return stop_task
@@ -770,7 +780,9 @@ def update_service_starts_a_deployment() -> None:
                             deployment["status"] = "ACTIVE"
                             deployment["pendingCount"] = 0
                             deployment["updatedAt"] = now
-                    service.deployments.insert(0, _new_deployment(service, service.task_definition, primary))
+                    started = _new_deployment(service, service.task_definition, primary)
+                    service.deployments.insert(0, started)
+                    _notify("deployment-started", backend=self, service=service, deployment=started)
                 elif primary is not None and props.get("desired_count") is not None:
                     primary["desiredCount"] = service.desired_count
                     primary["updatedAt"] = _now()
@@ -906,6 +918,9 @@ def finish_deployment(
                         svc, f"(service {svc.name}) rolling back to deployment {back_to['id']}."
                     )
         _recount_service(svc)
+        _notify("deployment-finished", backend=backend, service=svc, deployment=target)
+        if rollback is not None:
+            _notify("deployment-started", backend=backend, service=svc, deployment=rollback)
 
         answer: dict[str, Any] = {
             "deployment": to_json(target),
@@ -923,6 +938,348 @@ def finish_deployment(
         if rollback is not None:
             answer["rollbackDeployment"] = to_json(rollback)
         return answer
+
+
+# --------------------------------------------------------------------------
+# 4. state-change notifications (for the event router)
+
+
+_OBSERVERS: list[Any] = []
+
+
+def subscribe(callback: Any) -> None:
+    """Call ``callback(kind, **data)`` after every ECS state change made here.
+
+    ``kind`` is one of:
+
+    * ``task-started`` (``backend``, ``task``) -- RunTask/StartTask started a task;
+    * ``task-stopped`` (``backend``, ``task``) -- a task moved to STOPPED;
+    * ``deployment-started`` (``backend``, ``service``, ``deployment``) -- a new
+      PRIMARY deployment began (UpdateService, or a circuit-breaker rollback);
+    * ``deployment-finished`` (``backend``, ``service``, ``deployment``) -- a
+      deployment reached COMPLETED or FAILED.
+
+    Observers only observe: the event router turns these into the EventBridge
+    events ECS emits ("Amazon ECS events", Amazon ECS Developer Guide), and the
+    scenario below schedules how tasks and deployments end. Callbacks run on
+    the thread that made the change, sometimes under this module's lock: they
+    must be quick and must not call back into the ECS backend synchronously.
+    """
+    if callback not in _OBSERVERS:
+        _OBSERVERS.append(callback)
+
+
+def unsubscribe(callback: Any) -> None:
+    if callback in _OBSERVERS:
+        _OBSERVERS.remove(callback)
+
+
+def _notify(kind: str, **data: Any) -> None:
+    for callback in list(_OBSERVERS):
+        try:
+            callback(kind, **data)
+        except Exception:  # an observer bug must not break the AWS call
+            import logging
+
+            logging.getLogger("ferry-emulator").exception("observer failed on %s", kind)
+
+
+# --------------------------------------------------------------------------
+# 5. scenario: tasks and deployments that end by themselves
+
+
+class _Scheduler:
+    """One thread running delayed actions in time order; counts what is pending."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: list[tuple[float, int, Any, str]] = []
+        self._seq = 0
+        self._running = 0
+        self._thread: threading.Thread | None = None
+
+    def call_later(self, delay: float, action: Any, label: str) -> None:
+        import heapq
+        import time
+
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._queue, (time.monotonic() + max(0.0, delay), self._seq, action, label))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="ferry-scenario", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def pending(self) -> list[str]:
+        """Labels of the actions not yet done (running ones included)."""
+        with self._cond:
+            return [item[3] for item in sorted(self._queue)] + ["(running)"] * self._running
+
+    def clear(self) -> None:
+        with self._cond:
+            self._queue.clear()
+
+    def _run(self) -> None:
+        import heapq
+        import logging
+        import time
+
+        while True:
+            with self._cond:
+                while not self._queue or self._queue[0][0] > time.monotonic():
+                    timeout = (self._queue[0][0] - time.monotonic()) if self._queue else None
+                    self._cond.wait(timeout)
+                _, _, action, label = heapq.heappop(self._queue)
+                self._running += 1
+            try:
+                action()
+            except Exception:
+                logging.getLogger("ferry-emulator").exception("scenario action failed: %s", label)
+            finally:
+                # the action's own consequences (events, new timers) are registered
+                # before it stops counting as pending: "nothing pending" means settled
+                with self._cond:
+                    self._running -= 1
+
+
+_TASK_OUTCOMES = ("exit", "failed-to-start", "never")
+_DEPLOYMENT_OUTCOMES = ("COMPLETED", "FAILED", "never")
+
+DEFAULT_SCENARIO: dict[str, Any] = {
+    # a standalone task (a migration) runs briefly, then its essential container exits 0
+    "tasks": {"default": {"outcome": "exit", "exitCode": 0, "after": 0.5}},
+    # a rolling deployment reaches steady state shortly after it starts
+    "deployments": {"default": {"outcome": "COMPLETED", "after": 0.7}},
+}
+
+
+class Scenario:
+    """How standalone tasks and service deployments end, by themselves, in time.
+
+    AWS: "Amazon ECS task lifecycle" -- a task started with RunTask runs until
+    its essential container exits, or stops before it started when its image
+    cannot be pulled (stopCode TaskFailedToStart); "Deploy Amazon ECS services
+    by replacing tasks" and "How the Amazon ECS deployment circuit breaker
+    detects failures" -- a deployment started by UpdateService reaches
+    COMPLETED once its tasks are steady, or FAILED when the circuit breaker
+    trips, after which ECS rolls back if the breaker's rollback is on.
+
+    moto has no clock for any of this. Off by default (the emulator's
+    self-test drives every ending by hand); the local stack turns it on with
+    ``--scenario`` and changes it with ``POST /_ferry/scenario``::
+
+        {"tasks": {
+            "default":        {"outcome": "exit", "exitCode": 0, "after": 0.5},
+            "1.2.0":          {"exitCode": 1},                   # any repository's tag 1.2.0
+            "shop:1.3.0":     {"outcome": "failed-to-start"},    # repository:tag
+            "family:slow":    {"outcome": "never"}               # task definition family
+         },
+         "deployments": {
+            "default":        {"outcome": "COMPLETED", "after": 0.7},
+            "shop-prod/api":  {"outcome": "FAILED", "reason": "..."},  # cluster/service
+            "worker":         {"after": 3}                              # service
+         },
+         "replace": false}
+
+    A task's rule is looked up by ``<repository>:<tag>``, then ``<tag>``, for
+    every tag ECR holds for the digest its essential container runs (an image
+    given by tag counts as that tag), then ``family:<family>``, then
+    ``default``; missing fields come from ``default``. ``exit`` stops the task
+    after ``after`` seconds as if the essential containers exited with
+    ``exitCode`` (StopTask reason ``ferry-emulator:exit=<N>``);
+    ``failed-to-start`` stops it as an image pull failure
+    (``ferry-emulator:failed-to-start``); ``never`` leaves it running (a
+    migration that outlives its timeout, ended later by hand).
+
+    A deployment's rule is looked up by ``<cluster>/<service>``, then
+    ``<service>``, then ``default``: ``COMPLETED`` or ``FAILED`` it through
+    :func:`finish_deployment` after ``after`` seconds, when it is still the
+    PRIMARY IN_PROGRESS deployment (a newer UpdateService makes ECS abandon
+    it); ``never`` leaves it IN_PROGRESS. A circuit-breaker rollback
+    deployment completes after the default delay.
+
+    ``replace: true`` starts again from the defaults before applying the rest.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.rules: dict[str, dict[str, dict[str, Any]]] = copy.deepcopy(DEFAULT_SCENARIO)
+        self.scheduler = _Scheduler()
+
+    # -- configuration
+
+    def configure(self, update: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(update, dict):
+            raise ValueError("expected a JSON object")
+        unknown = set(update) - {"tasks", "deployments", "replace", "enabled"}
+        if unknown:
+            raise ValueError(f"unknown scenario key(s): {', '.join(sorted(unknown))}")
+        rules = copy.deepcopy(DEFAULT_SCENARIO) if update.get("replace") else copy.deepcopy(self.rules)
+        for section, outcomes in (("tasks", _TASK_OUTCOMES), ("deployments", _DEPLOYMENT_OUTCOMES)):
+            given = update.get(section) or {}
+            if not isinstance(given, dict):
+                raise ValueError(f"`{section}` must be an object of selector -> rule")
+            for selector, rule in given.items():
+                if rule is None:
+                    rules[section].pop(selector, None)
+                    continue
+                rules[section][selector] = self._check_rule(section, selector, rule, outcomes)
+        self.rules = rules
+        if "enabled" in update:
+            self.enabled = bool(update["enabled"])
+        return self.describe()
+
+    @staticmethod
+    def _check_rule(section: str, selector: str, rule: Any, outcomes: tuple[str, ...]) -> dict[str, Any]:
+        where = f"{section}.{selector}"
+        if not isinstance(rule, dict):
+            raise ValueError(f"{where}: a rule is an object")
+        allowed = {"outcome", "after"} | ({"exitCode"} if section == "tasks" else {"reason"})
+        unknown = set(rule) - allowed
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
+        rule = dict(rule)
+        if "outcome" in rule:
+            if section == "deployments" and isinstance(rule["outcome"], str) and rule["outcome"] != "never":
+                rule["outcome"] = rule["outcome"].upper()
+            if rule["outcome"] not in outcomes:
+                raise ValueError(f"{where}.outcome must be one of {', '.join(outcomes)}")
+        if "after" in rule and (not isinstance(rule["after"], (int, float)) or rule["after"] < 0):
+            raise ValueError(f"{where}.after must be a number of seconds >= 0")
+        if "exitCode" in rule:
+            if not isinstance(rule["exitCode"], int) or isinstance(rule["exitCode"], bool):
+                raise ValueError(f"{where}.exitCode must be an integer")
+            rule.setdefault("outcome", "exit")
+        return rule
+
+    def describe(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, **copy.deepcopy(self.rules), "pending": self.scheduler.pending()}
+
+    # -- rules
+
+    def _rule(self, section: str, selectors: list[str]) -> tuple[str, dict[str, Any]]:
+        table = self.rules[section]
+        merged = dict(table.get("default") or DEFAULT_SCENARIO[section]["default"])
+        for selector in selectors:
+            if selector in table:
+                merged.update(table[selector])
+                return selector, merged
+        return "default", merged
+
+    def task_rule(self, backend: Any, task: Any) -> tuple[str, dict[str, Any]]:
+        selectors: list[str] = []
+        image = _essential_image(task) or ""
+        for repository, tag in _image_tags(backend, image):
+            selectors.append(f"{repository}:{tag}")
+        for _, tag in _image_tags(backend, image):
+            selectors.append(tag)
+        family = task.task_definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+        selectors.append(f"family:{family}")
+        return self._rule("tasks", selectors)
+
+    def deployment_rule(self, service: Any) -> tuple[str, dict[str, Any]]:
+        return self._rule("deployments", [f"{service.cluster_name}/{service.name}", service.name])
+
+    # -- observer
+
+    def __call__(self, kind: str, **data: Any) -> None:
+        if not self.enabled:
+            return
+        if kind == "task-started":
+            self._task_started(data["backend"], data["task"])
+        elif kind == "deployment-started":
+            self._deployment_started(data["backend"], data["service"], data["deployment"])
+
+    def _task_started(self, backend: Any, task: Any) -> None:
+        selector, rule = self.task_rule(backend, task)
+        outcome = rule.get("outcome", "exit")
+        if outcome == "never":
+            return
+        reason = (
+            FAILED_TO_START_REASON
+            if outcome == "failed-to-start"
+            else f"{EXIT_REASON_PREFIX}{int(rule.get('exitCode', 0))}"
+        )
+        cluster, arn = task.cluster_name, task.task_arn
+
+        def stop() -> None:
+            if task.last_status == "STOPPED":
+                return  # stopped meanwhile (StopTask): ECS would not stop it twice
+            backend.stop_task(cluster, arn, reason)
+
+        self.scheduler.call_later(float(rule.get("after", 0.5)), stop, f"stop {arn} ({selector}: {reason})")
+
+    def _deployment_started(self, backend: Any, service: Any, deployment: dict[str, Any]) -> None:
+        rollback = str(deployment.get("rolloutStateReason", "")).startswith("ECS deployment circuit breaker: rolling back")
+        if rollback:
+            selector, rule = "default", dict(self.rules["deployments"].get("default") or {})
+            rule["outcome"] = "COMPLETED"
+        else:
+            selector, rule = self.deployment_rule(service)
+        outcome = rule.get("outcome", "COMPLETED")
+        if outcome == "never":
+            return
+        deployment_id = deployment["id"]
+        cluster, name = service.cluster_name, service.name
+        account_id, region = backend.account_id, backend.region_name
+
+        def finish() -> None:
+            with _LOCK:
+                current = next((d for d in service.deployments if d.get("id") == deployment_id), None)
+                if not current or current.get("status") != "PRIMARY" or current.get("rolloutState") != "IN_PROGRESS":
+                    return  # replaced by a newer deployment, or ended by hand
+                finish_deployment(
+                    cluster=cluster,
+                    service=name,
+                    outcome=outcome,
+                    deployment_id=deployment_id,
+                    reason=rule.get("reason"),
+                    account_id=account_id,
+                    region=region,
+                )
+
+        self.scheduler.call_later(
+            float(rule.get("after", 0.7)), finish, f"finish {cluster}/{name} {deployment_id} ({selector}: {outcome})"
+        )
+
+
+def _image_tags(backend: Any, image: str) -> list[tuple[str, str]]:
+    """(repository, tag) pairs ECR holds for ``image`` (``registry/repo@digest`` or ``registry/repo:tag``)."""
+    if not image:
+        return []
+    path = image.split("/", 1)[1] if "/" in image and "." in image.split("/", 1)[0] else image
+    if "@" in path:
+        repository, digest = path.split("@", 1)
+        try:
+            from moto.ecr.models import ecr_backends
+
+            repo = ecr_backends[backend.account_id][backend.region_name].repositories.get(repository)
+        except Exception:
+            repo = None
+        if repo is None:
+            return []
+        tags: list[tuple[str, str]] = []
+        for candidate in list(repo.images):
+            if candidate.get_image_digest() == digest:
+                tags.extend((repository, t) for t in candidate.image_tags if t)
+        return tags
+    last = path.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository, tag = path.rsplit(":", 1)
+        return [(repository, tag)]
+    return [(path, "latest")]
+
+
+#: The emulator's one scenario (off until :func:`enable_scenario`).
+scenario = Scenario()
+
+
+def enable_scenario(update: dict[str, Any] | None = None) -> Scenario:
+    """Turn the scenario on (with the defaults, or ``update`` applied)."""
+    install()
+    subscribe(scenario)
+    scenario.configure({**(update or {}), "enabled": True})
+    return scenario
 
 
 # --------------------------------------------------------------------------

@@ -28,6 +28,10 @@ Launch::
 Control routes (JSON in, JSON out):
 
 * ``GET  /_ferry/health`` -> 200 ``{"status": "ok", ...ready-file fields}``
+* ``GET|POST /_ferry/scenario`` -> how tasks and deployments end by themselves
+  (``--scenario``; see ``ecs_behaviours.Scenario``)
+* ``/_ferry/router/{log,status,config,emit}`` -> the event router
+  (``--router template.yaml``; see ``router.py``)
 * ``POST /_ferry/deployments/finish`` with ``{"cluster", "service",
   "deploymentId" (optional: the PRIMARY one), "outcome": "COMPLETED"|"FAILED",
   "reason" (optional), "region" (optional)}`` -> 200 ``{"deployment",
@@ -76,6 +80,8 @@ class FerryControlMiddleware:
                 # Benchmarks: a fixed network latency per AWS call, so round trips
                 # show as round trips and not as client CPU time.
                 time.sleep(LATENCY_SECONDS)
+            if CALLS.enabled:
+                return CALLS.observe(self.app, environ, start_response)
             return self.app(environ, start_response)
         try:
             status, body = self.route(environ, path)
@@ -124,7 +130,102 @@ class FerryControlMiddleware:
             except ecs_behaviours.DeploymentConflict as exc:
                 return 409, {"error": str(exc)}
             return 200, answer
+        if path == "/_ferry/scenario":
+            if method == "GET":
+                return 200, ecs_behaviours.scenario.describe()
+            if method != "POST":
+                return 405, {"error": "use GET or POST"}
+            try:
+                return 200, ecs_behaviours.scenario.configure(_read_json(environ))
+            except ValueError as exc:
+                return 400, {"error": str(exc)}
+        if path == "/_ferry/calls":
+            from urllib.parse import parse_qs
+
+            since = int((parse_qs(environ.get("QUERY_STRING", "") or "").get("since") or ["0"])[0] or 0)
+            calls = CALLS.since(since)
+            return 200, {"calls": calls, "next": calls[-1]["seq"] if calls else since}
+        if path.startswith("/_ferry/router/"):
+            import router
+
+            if router.router is None:
+                return 404, {"error": "the event router is off: start the emulator with --router template.yaml"}
+            from urllib.parse import parse_qs
+
+            query = parse_qs(environ.get("QUERY_STRING", "") or "")
+            try:
+                return router.router.route(method, path, query, lambda: _read_json(environ))
+            except ValueError as exc:
+                return 400, {"error": str(exc)}
         return 404, {"error": f"no control route {method} {path}"}
+
+
+class CallLog:
+    """Every AWS call made to the emulator: who (the access key id of its
+    SigV4 credentials; the local stack gives each function its own),
+    which operation (``ecs:RunTask``) and the HTTP status. ``GET
+    /_ferry/calls?since=SEQ`` lists them (the demo shows them per step)."""
+
+    _SERVICES = {
+        "AmazonEC2ContainerServiceV20141113": "ecs",
+        "AmazonEC2ContainerRegistry_V20150921": "ecr",
+        "DynamoDB_20120810": "dynamodb",
+        "AmazonSSM": "ssm",
+        "secretsmanager": "secretsmanager",
+        "AWSEvents": "events",
+        "GraniteServiceVersion20100801": "cloudwatch",
+        "AWSLambda": "lambda",
+        "AmazonSQS": "sqs",
+        "Logs_20140328": "logs",
+    }
+
+    def __init__(self) -> None:
+        import collections
+
+        self.enabled = False
+        self._lock = threading.Lock()
+        self._calls: "collections.deque[dict[str, Any]]" = collections.deque(maxlen=50000)
+        self._seq = 0
+
+    def observe(self, app: Any, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        target = environ.get("HTTP_X_AMZ_TARGET") or ""
+        if target:
+            prefix, _, operation = target.partition(".")
+            service = self._SERVICES.get(prefix, prefix)
+        else:
+            from urllib.parse import parse_qs
+
+            operation = (parse_qs(environ.get("QUERY_STRING", "")).get("Action") or ["?"])[0]
+            service = "aws"
+        auth = environ.get("HTTP_AUTHORIZATION") or ""
+        caller = auth.split("Credential=", 1)[1].split("/", 1)[0] if "Credential=" in auth else "-"
+        started = time.time()
+        status_holder: list[str] = []
+
+        def capture(status: str, headers: Any, *rest: Any) -> Any:
+            status_holder.append(status)
+            return start_response(status, headers, *rest)
+
+        result = app(environ, capture)
+        with self._lock:
+            self._seq += 1
+            self._calls.append(
+                {
+                    "seq": self._seq,
+                    "time": started,
+                    "caller": caller,
+                    "operation": f"{service}:{operation}",
+                    "status": int((status_holder or ["0"])[0].split(" ", 1)[0]),
+                }
+            )
+        return result
+
+    def since(self, seq: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return [c for c in self._calls if c["seq"] > seq]
+
+
+CALLS = CallLog()
 
 
 _REASONS = {
@@ -239,6 +340,20 @@ def main(argv: list[str] | None = None) -> int:
         help="do not exit on stdin EOF (run detached; stop with SIGTERM)",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument(
+        "--router",
+        metavar="TEMPLATE",
+        help="run the event router (router.py) with the EventBridge rules of this SAM template",
+    )
+    parser.add_argument(
+        "--functions-url",
+        help="base URL of the local Lambda runtime the router invokes (also settable later: POST /_ferry/router/config)",
+    )
+    parser.add_argument(
+        "--scenario",
+        action="store_true",
+        help="tasks and deployments end by themselves (ecs_behaviours.Scenario; POST /_ferry/scenario)",
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="ferry-emulator: %(message)s")
@@ -253,6 +368,13 @@ def main(argv: list[str] | None = None) -> int:
     import ecs_behaviours
 
     ecs_behaviours.install()
+    if args.scenario:
+        ecs_behaviours.enable_scenario()
+    if args.router:
+        import router
+
+        router.start(args.router, args.functions_url)
+        CALLS.enabled = True
 
     from werkzeug.serving import make_server
 

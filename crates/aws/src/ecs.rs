@@ -329,13 +329,46 @@ impl Ecs for EcsAdapter {
         service: &str,
         task_definition: &str,
     ) -> PortResult<String> {
+        self.update(cluster, service, task_definition, true).await
+    }
+
+    async fn restore_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> PortResult<String> {
+        self.update(cluster, service, task_definition, false).await
+    }
+
+    async fn stop_task(&self, cluster: &str, task: &str, reason: &str) -> PortResult<()> {
+        self.client
+            .stop_task()
+            .cluster(cluster)
+            .task(task)
+            .reason(reason)
+            .send()
+            .await
+            .map_err(|e| port_error("ecs:StopTask", e))?;
+        Ok(())
+    }
+}
+
+impl EcsAdapter {
+    async fn update(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+        force: bool,
+    ) -> PortResult<String> {
         let out = self
             .client
             .update_service()
             .cluster(cluster)
             .service(service)
             .task_definition(task_definition)
-            .force_new_deployment(true)
+            .force_new_deployment(force)
             .send()
             .await
             .map_err(|e| port_error("ecs:UpdateService", e))?;
@@ -359,18 +392,6 @@ impl Ecs for EcsAdapter {
                     },
                 )
             })
-    }
-
-    async fn stop_task(&self, cluster: &str, task: &str, reason: &str) -> PortResult<()> {
-        self.client
-            .stop_task()
-            .cluster(cluster)
-            .task(task)
-            .reason(reason)
-            .send()
-            .await
-            .map_err(|e| port_error("ecs:StopTask", e))?;
-        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::inbound::{self, BadEvent, DeployInput};
+use crate::inbound::{self, BadEvent, DeployInput, RollbackInput};
 use crate::AwsEngine;
 use ferry_core::engine::{Decision, EngineError};
 
@@ -110,4 +110,19 @@ pub async fn watch(engine: &AwsEngine, payload: Value, now: u64) -> Result<Value
     let decision = engine.on_deployment(&change, now).await?;
     log(std::slice::from_ref(&decision));
     Ok(reply(vec![decision]))
+}
+
+pub async fn rollback(
+    engine: &AwsEngine,
+    region: &str,
+    payload: Value,
+    now: u64,
+) -> Result<Value, HandlerError> {
+    let decisions = match inbound::rollback_input(payload)? {
+        RollbackInput::Alarm(alarm) => engine.on_alarm(&alarm).await?,
+        RollbackInput::Rollback(request) => engine.rollback(&request).await?,
+        RollbackInput::Unfreeze(request) => engine.unfreeze(&request, region, now).await?,
+    };
+    log(&decisions);
+    Ok(reply(decisions))
 }

@@ -4,7 +4,10 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, SecondsFormat, Utc};
-use ferry_core::engine::{DeployRequest, DeploymentChange, DeploymentOutcome, Push, TaskStopped};
+use ferry_core::engine::{
+    AlarmChange, DeployRequest, DeploymentChange, DeploymentOutcome, Push, RollbackRequest,
+    TaskStopped, UnfreezeRequest,
+};
 use ferry_core::release::{StoppedContainer, StoppedTask};
 use serde::Deserialize;
 use serde_json::Value;
@@ -220,4 +223,57 @@ pub fn deployment_change(payload: Value) -> Result<Option<DeploymentChange>, Bad
         outcome,
         reason: event.detail.reason,
     }))
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmState {
+    pub value: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `CloudWatch Alarm State Change` detail (the fields ferry reads).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmStateChange {
+    pub alarm_name: String,
+    pub state: AlarmState,
+    #[serde(default)]
+    pub previous_state: Option<AlarmState>,
+}
+
+/// What the rollback function was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackInput {
+    Alarm(AlarmChange),
+    Rollback(RollbackRequest),
+    Unfreeze(UnfreezeRequest),
+}
+
+pub fn rollback_input(payload: Value) -> Result<RollbackInput, BadEvent> {
+    if payload.get("detail-type").is_some() {
+        let event: EventBridgeEvent<AlarmStateChange> =
+            envelope(payload, "aws.cloudwatch", "CloudWatch Alarm State Change")?;
+        let d = event.detail;
+        return Ok(RollbackInput::Alarm(AlarmChange {
+            alarm: d.alarm_name,
+            state: d.state.value,
+            previous_state: d.previous_state.map(|p| p.value),
+            reason: d.state.reason.unwrap_or_default(),
+        }));
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "snake_case")]
+    enum Invoke {
+        Rollback(RollbackRequest),
+        Unfreeze(UnfreezeRequest),
+    }
+    match serde_json::from_value::<Invoke>(payload) {
+        Ok(Invoke::Rollback(r)) => Ok(RollbackInput::Rollback(r)),
+        Ok(Invoke::Unfreeze(u)) => Ok(RollbackInput::Unfreeze(u)),
+        Err(e) => Err(bad(format!(
+            "expected a CloudWatch Alarm State Change event, {{\"rollback\": {{\"app\", \"environment\", \"reason\", \"to\"?}}}} or {{\"unfreeze\": {{\"app\", \"environment\"}}}}: {e}"
+        ))),
+    }
 }

@@ -14,8 +14,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use ferry_core::ports::{
-    Claim, ClaimOutcome, HeadChange, Lane, LaneHead, Ledger, PortError, PortResult, ReleasePointer,
-    ReleaseRecord, ReleaseUpdate,
+    Claim, ClaimOutcome, HeadChange, HeldPush, KnownGoodRelease, Lane, LaneHead, Ledger,
+    PortError, PortResult, ReleasePointer, ReleaseRecord, ReleaseUpdate, RollbackLedger,
+    RollbackWrite,
 };
 use ferry_core::release::{ReleaseId, ReleaseState};
 
@@ -136,6 +137,57 @@ fn decode_head(item: &Item) -> PortResult<LaneHead> {
             .and_then(|v| v.as_bool().ok())
             .copied()
             .unwrap_or(false),
+        history: item
+            .get("history")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| {
+                l.iter()
+                    .filter_map(|v| v.as_m().ok())
+                    .map(decode_known_good)
+                    .collect::<PortResult<Vec<_>>>()
+            })
+            .transpose()?
+            .map(|mut h: Vec<KnownGoodRelease>| {
+                h.truncate(HISTORY_KEPT);
+                h
+            })
+            .unwrap_or_default(),
+        bad_releases: item
+            .get("bad_releases")
+            .and_then(|v| v.as_ss().ok())
+            .map(|ids| ids.iter().filter_map(|id| ReleaseId::parse(id).ok()).collect())
+            .unwrap_or_default(),
+        held: match (get_s(item, "held_tag"), get_s(item, "held_digest")) {
+            (Some(tag), Some(digest)) => Some(HeldPush {
+                tag,
+                digest,
+                pushed_at: get_s(item, "held_pushed_at"),
+            }),
+            _ => None,
+        },
+        last_rollback: get_s(item, "last_rollback").and_then(|id| ReleaseId::parse(&id).ok()),
+    })
+}
+
+/// How many known-good releases the head keeps as rollback targets.
+const HISTORY_KEPT: usize = 10;
+
+fn encode_known_good(k: &KnownGoodRelease) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("id".to_owned(), s(k.id.as_str())),
+        ("tag".to_owned(), s(&k.tag)),
+        ("digest".to_owned(), s(&k.digest)),
+        ("task_definitions".to_owned(), string_map(&k.task_definitions)),
+    ]))
+}
+
+fn decode_known_good(item: &Item) -> PortResult<KnownGoodRelease> {
+    let id = get_s(item, "id").ok_or_else(|| corrupt("history.id"))?;
+    Ok(KnownGoodRelease {
+        id: ReleaseId::parse(&id).map_err(|_| corrupt("history.id"))?,
+        tag: get_s(item, "tag").ok_or_else(|| corrupt("history.tag"))?,
+        digest: get_s(item, "digest").ok_or_else(|| corrupt("history.digest"))?,
+        task_definitions: get_map(item, "task_definitions"),
     })
 }
 
@@ -403,8 +455,14 @@ impl Ledger for DynamoLedger {
             .table_name(&self.table)
             .set_key(Some(head_key(&release.lane)))
             .update_expression(
-                "SET version = :next, in_flight_id = :id, in_flight_tag = :tag, frozen = if_not_exists(frozen, :false)".to_owned()
-                    + if claim.latest_pushed_at.is_some() { ", latest_pushed_at = :pushed" } else { "" },
+                "SET version = :next, in_flight_id = :id, in_flight_tag = :tag".to_owned()
+                    + if claim.unfreeze {
+                        ", frozen = :false"
+                    } else {
+                        ", frozen = if_not_exists(frozen, :false)"
+                    }
+                    + if claim.latest_pushed_at.is_some() { ", latest_pushed_at = :pushed" } else { "" }
+                    + if claim.unfreeze { " REMOVE held_tag, held_digest, held_pushed_at" } else { "" },
             )
             .condition_expression("attribute_not_exists(version) OR version = :expected")
             .expression_attribute_values(":next", n(expected_version + 1))
@@ -524,10 +582,20 @@ impl Ledger for DynamoLedger {
                 .update_expression("SET version = version + :one REMOVE in_flight_id, in_flight_tag"),
             HeadChange::KnownGood(pointer) => head_update
                 .update_expression(
-                    "SET version = version + :one, known_good_id = :good, known_good_tag = :good_tag REMOVE in_flight_id, in_flight_tag",
+                    "SET version = version + :one, known_good_id = :good, known_good_tag = :good_tag, history = list_append(:entry, if_not_exists(history, :empty)) REMOVE in_flight_id, in_flight_tag",
                 )
                 .expression_attribute_values(":good", s(pointer.id.as_str()))
-                .expression_attribute_values(":good_tag", s(pointer.tag)),
+                .expression_attribute_values(":good_tag", s(pointer.tag))
+                .expression_attribute_values(
+                    ":entry",
+                    AttributeValue::L(vec![encode_known_good(&KnownGoodRelease {
+                        id: release.id.clone(),
+                        tag: release.tag.clone(),
+                        digest: release.digest.clone(),
+                        task_definitions: release.task_definitions.clone(),
+                    })]),
+                )
+                .expression_attribute_values(":empty", AttributeValue::L(Vec::new())),
         }
         .build()
         .map_err(build_error)?;
@@ -545,5 +613,143 @@ impl Ledger for DynamoLedger {
                 _ => Err(port_error("dynamodb:TransactWriteItems", err)),
             },
         }
+    }
+}
+
+impl DynamoLedger {
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> PortResult<bool> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) => match cancelled_items(&err) {
+                Some(failed) if failed.iter().any(|f| *f) => Ok(false),
+                _ => Err(port_error("dynamodb:TransactWriteItems", err)),
+            },
+        }
+    }
+
+    async fn update_head(
+        &self,
+        lane: &Lane,
+        expected_version: u64,
+        expression: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> PortResult<bool> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(head_key(lane)))
+            .update_expression(expression)
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", n(expected_version))
+            .expression_attribute_values(":next", n(expected_version + 1));
+        for (k, v) in values {
+            update = update.expression_attribute_values(k, v);
+        }
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(port_error("dynamodb:UpdateItem", err)),
+        }
+    }
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
+    PortError::new("dynamodb:TransactWriteItems", e.to_string())
+}
+
+impl RollbackLedger for DynamoLedger {
+    async fn roll_back(&self, write: RollbackWrite<'_>) -> PortResult<bool> {
+        let mut head = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(head_key(write.lane)))
+            .update_expression(
+                "SET version = :next, frozen = :true, history = :history, known_good_id = :good, known_good_tag = :good_tag, last_rollback = :left REMOVE in_flight_id, in_flight_tag ADD bad_releases :bad",
+            )
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", n(write.expected_head_version))
+            .expression_attribute_values(":next", n(write.expected_head_version + 1))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(
+                ":history",
+                AttributeValue::L(write.history.iter().map(encode_known_good).collect()),
+            )
+            .expression_attribute_values(":good", s(write.target.id.as_str()))
+            .expression_attribute_values(":good_tag", s(&write.target.tag));
+        let mut items = Vec::new();
+        match write.left {
+            Some((id, expected, state)) => {
+                head = head
+                    .expression_attribute_values(":left", s(id.as_str()))
+                    .expression_attribute_values(":bad", AttributeValue::Ss(vec![id.to_string()]));
+                let mut release = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(release_key(id)))
+                    .update_expression("SET #state = :state, reason = :reason, updated_at = :now")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":state", s(state.as_str()))
+                    .expression_attribute_values(":reason", s(write.reason))
+                    .expression_attribute_values(":now", n(now()));
+                let mut allowed = Vec::new();
+                for (i, e) in expected.iter().enumerate() {
+                    allowed.push(format!(":e{i}"));
+                    release = release.expression_attribute_values(format!(":e{i}"), s(e.as_str()));
+                }
+                let release = release
+                    .condition_expression(format!("#state IN ({})", allowed.join(", ")))
+                    .build()
+                    .map_err(build_error)?;
+                items.push(TransactWriteItem::builder().update(release).build());
+            }
+            None => {
+                return Err(PortError::new(
+                    "dynamodb:TransactWriteItems",
+                    "a rollback must name the release it leaves",
+                ))
+            }
+        }
+        items.push(
+            TransactWriteItem::builder()
+                .update(head.build().map_err(build_error)?)
+                .build(),
+        );
+        self.transact(items).await
+    }
+
+    async fn hold(&self, lane: &Lane, expected: u64, push: &HeldPush) -> PortResult<bool> {
+        let mut values = vec![
+            (":tag", s(&push.tag)),
+            (":digest", s(&push.digest)),
+        ];
+        let expression = match &push.pushed_at {
+            Some(at) => {
+                values.push((":at", s(at)));
+                "SET version = :next, held_tag = :tag, held_digest = :digest, held_pushed_at = :at"
+            }
+            None => "SET version = :next, held_tag = :tag, held_digest = :digest REMOVE held_pushed_at",
+        };
+        self.update_head(lane, expected, expression, values).await
+    }
+
+    async fn unfreeze(&self, lane: &Lane, expected: u64) -> PortResult<bool> {
+        self.update_head(
+            lane,
+            expected,
+            "SET version = :next, frozen = :false REMOVE held_tag, held_digest, held_pushed_at",
+            vec![(":false", AttributeValue::Bool(false))],
+        )
+        .await
     }
 }

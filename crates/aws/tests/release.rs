@@ -4,55 +4,14 @@
 mod support;
 
 use ferry_aws::handlers;
-use serde_json::Value;
 use support::*;
-
-fn outcome(reply: &Value) -> &str {
-    reply["decisions"][0]["outcome"].as_str().unwrap_or("?")
-}
-
-fn release_id(reply: &Value) -> String {
-    reply["decisions"][0]["release_id"]
-        .as_str()
-        .expect("a release id")
-        .to_owned()
-}
-
-/// Pushes `tag`, delivers the push event, stops the migration with `how`.
-/// Returns (release id, gate reply).
-async fn push_and_migrate(shop: &Shop, tag: &str, how: &str) -> (String, Value) {
-    let engine = shop.engine();
-    let digest = shop.push(tag).await;
-    let reply = handlers::deploy(&engine, REGION, ecr_push_event("shop", tag, &digest), now())
-        .await
-        .expect("deploy");
-    assert_eq!(outcome(&reply), "migrating", "{reply}");
-    let id = release_id(&reply);
-    let task = reply["decisions"][0]["task"]
-        .as_str()
-        .expect("task")
-        .to_owned();
-    let stopped = shop.stop_task(&task, how).await;
-    let gate = handlers::gate(&engine, stopped, now()).await.expect("gate");
-    (id, gate)
-}
-
-async fn complete_all(shop: &Shop) -> Vec<Value> {
-    let engine = shop.engine();
-    let mut replies = Vec::new();
-    for service in SERVICES {
-        let event = shop.finish_deployment(service, "COMPLETED").await;
-        replies.push(handlers::watch(&engine, event, now()).await.expect("watch"));
-    }
-    replies
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_releases_three_services_after_a_passing_migration() {
     let shop = Shop::start().await;
     let before = shop.services_task_definitions().await;
 
-    let (id, gate) = push_and_migrate(&shop, "1.0.0", "ferry-emulator:exit=0").await;
+    let (id, gate) = shop.push_and_migrate("1.0.0", "ferry-emulator:exit=0").await;
     assert_eq!(outcome(&gate), "deploying", "{gate}");
 
     // Every service runs a new revision of its own family, pinned by digest.
@@ -99,7 +58,7 @@ async fn push_releases_three_services_after_a_passing_migration() {
     let history = shop.parameter_history().await;
     assert_eq!(history.last().map(|h| h.1.as_str()), Some("1.0.0"));
 
-    let replies = complete_all(&shop).await;
+    let replies = shop.complete_all().await;
     assert_eq!(outcome(&replies[0]), "progress");
     assert_eq!(outcome(&replies[2]), "succeeded", "{}", replies[2]);
     let item = shop.release_item(&id).await.expect("release recorded");
@@ -186,7 +145,7 @@ async fn failed_migration_touches_no_service_and_restores_the_image_tag() {
     let shop = Shop::start().await;
     let before = shop.services_task_definitions().await;
 
-    let (id, gate) = push_and_migrate(&shop, "1.2.0", "ferry-emulator:exit=1").await;
+    let (id, gate) = shop.push_and_migrate("1.2.0", "ferry-emulator:exit=1").await;
     assert_eq!(outcome(&gate), "failed", "{gate}");
     let reason = gate["decisions"][0]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("exited with code 1"), "{reason}");
@@ -218,7 +177,7 @@ async fn failed_migration_touches_no_service_and_restores_the_image_tag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migration_that_fails_to_start_fails_the_release_with_its_stop_code() {
     let shop = Shop::start().await;
-    let (id, gate) = push_and_migrate(&shop, "1.3.0", "ferry-emulator:failed-to-start").await;
+    let (id, gate) = shop.push_and_migrate("1.3.0", "ferry-emulator:failed-to-start").await;
     assert_eq!(outcome(&gate), "failed", "{gate}");
     let item = shop.release_item(&id).await.expect("release");
     assert!(item["reason"].contains("TaskFailedToStart"), "{item:?}");

@@ -8,4 +8,5 @@ pub mod engine;
 pub mod image;
 pub mod ports;
 pub mod release;
+pub mod rollback;
 pub mod tag_policy;

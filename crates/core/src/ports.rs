@@ -80,6 +80,35 @@ pub struct LaneHead {
     /// The newest push time (RFC 3339) ferry acted on in this lane; an older push is stale.
     pub latest_pushed_at: Option<String>,
     pub frozen: bool,
+    /// Releases that succeeded, newest first: the only rollback targets. Kept on
+    /// the head so a rollback needs one read before it can act.
+    pub history: Vec<KnownGoodRelease>,
+    /// Releases that were rolled back. A release id derives from the image
+    /// digest, so this marks the digest bad in this environment: it is never
+    /// deployed again, by a re-delivered push or as a rollback target.
+    pub bad_releases: BTreeSet<ReleaseId>,
+    /// A push that arrived while the lane was frozen, deployed on unfreeze.
+    pub held: Option<HeldPush>,
+    /// The release the last rollback took the lane away from.
+    pub last_rollback: Option<ReleaseId>,
+}
+
+/// A release that completed on every service, with what a rollback needs to
+/// return to it without registering anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownGoodRelease {
+    pub id: ReleaseId,
+    pub tag: String,
+    pub digest: String,
+    /// service → task-definition ARN the release runs
+    pub task_definitions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldPush {
+    pub tag: String,
+    pub digest: String,
+    pub pushed_at: Option<String>,
 }
 
 /// Everything the ledger records about one release.
@@ -154,6 +183,43 @@ pub struct Claim<'a> {
     pub supersedes: Option<&'a ReleaseId>,
     /// The newest push time the lane has acted on, after this claim.
     pub latest_pushed_at: Option<&'a str>,
+    /// The claim lifts the lane's freeze (a new digest, when the config says so).
+    pub unfreeze: bool,
+}
+
+/// One rollback, applied atomically: the lane head (conditional on its version)
+/// and the release it leaves.
+#[derive(Debug, Clone)]
+pub struct RollbackWrite<'a> {
+    pub lane: &'a Lane,
+    pub expected_head_version: u64,
+    pub target: &'a KnownGoodRelease,
+    /// The history after the rollback (target first, the rolled-back release gone).
+    pub history: Vec<KnownGoodRelease>,
+    /// The release rolled back: its id, the states it may be in, the state it takes.
+    pub left: Option<(&'a ReleaseId, &'a [ReleaseState], ReleaseState)>,
+    pub reason: &'a str,
+}
+
+/// The ledger writes that rollback and freezing need.
+pub trait RollbackLedger: Send + Sync {
+    /// Returns false if the head or the release moved since they were read.
+    fn roll_back(&self, write: RollbackWrite<'_>) -> impl Future<Output = PortResult<bool>> + Send;
+
+    /// Records a push that arrived while the lane was frozen.
+    fn hold(
+        &self,
+        lane: &Lane,
+        expected_head_version: u64,
+        push: &HeldPush,
+    ) -> impl Future<Output = PortResult<bool>> + Send;
+
+    /// Lifts the freeze; clears the held push.
+    fn unfreeze(
+        &self,
+        lane: &Lane,
+        expected_head_version: u64,
+    ) -> impl Future<Output = PortResult<bool>> + Send;
 }
 
 pub trait Ledger: Send + Sync {
@@ -252,6 +318,18 @@ pub trait Ecs: Send + Sync {
         started_by: &str,
         tags: &[(String, String)],
     ) -> impl Future<Output = PortResult<String>> + Send;
+
+    /// Puts a service back on a task definition it ran before, without forcing a
+    /// deployment: a service already on it is left alone. Returns the PRIMARY
+    /// deployment's id.
+    fn restore_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> impl Future<Output = PortResult<String>> + Send {
+        self.update_service(cluster, service, task_definition)
+    }
 
     /// UpdateService with forceNewDeployment; returns the new deployment's id.
     fn update_service(

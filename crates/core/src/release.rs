@@ -221,7 +221,8 @@ impl ReleaseState {
             (S::Claimed | S::Migrating | S::Deploying, T::Failed) => S::Failed,
             (S::Claimed | S::Migrating | S::Deploying, T::Superseded) => S::Superseded,
             (S::Deploying, T::DeploymentsCompleted) => S::Succeeded,
-            (S::Deploying | S::Succeeded, T::RolledBack) => S::RolledBack,
+            // A rollback also cancels a release that has not reached its services yet.
+            (S::Claimed | S::Migrating | S::Deploying | S::Succeeded, T::RolledBack) => S::RolledBack,
             _ => {
                 return Err(IllegalTransition {
                     from: self,
@@ -555,6 +556,8 @@ mod tests {
             (S::Migrating, T::Superseded, S::Superseded),
             (S::Deploying, T::Superseded, S::Superseded),
             (S::Deploying, T::DeploymentsCompleted, S::Succeeded),
+            (S::Claimed, T::RolledBack, S::RolledBack),
+            (S::Migrating, T::RolledBack, S::RolledBack),
             (S::Deploying, T::RolledBack, S::RolledBack),
             (S::Succeeded, T::RolledBack, S::RolledBack),
         ]

@@ -395,7 +395,8 @@ impl Shop {
             "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023,
                        "digest": format!("sha256:{:064x}", tag.bytes().fold(7u128, |a, b| a.wrapping_mul(31).wrapping_add(b as u128)))},
             "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 32654,
-                        "digest": format!("sha256:{:064x}", tag.len())}],
+                        // moto derives the image digest from the layer digests.
+                        "digest": format!("sha256:{:064x}", tag.bytes().fold(11u128, |a, b| a.wrapping_mul(131).wrapping_add(b as u128)))}],
             "annotations": {"tag": tag}
         });
         let out = self
@@ -836,6 +837,86 @@ pub fn deployment_state_change(service_arn: &str, deployment: &str, outcome: &st
             "reason": reason,
         }),
     )
+}
+
+pub fn outcome(reply: &Value) -> &str {
+    reply["decisions"][0]["outcome"].as_str().unwrap_or("?")
+}
+
+pub fn release_id(reply: &Value) -> String {
+    reply["decisions"][0]["release_id"]
+        .as_str()
+        .expect("a release id")
+        .to_owned()
+}
+
+impl Shop {
+    /// Pushes `tag`, delivers the push event, stops the migration with `how`.
+    /// Returns (release id, gate reply).
+    pub async fn push_and_migrate(&self, tag: &str, how: &str) -> (String, Value) {
+        let engine = self.engine();
+        let digest = self.push(tag).await;
+        let reply = ferry_aws::handlers::deploy(
+            &engine,
+            REGION,
+            ecr_push_event("shop", tag, &digest),
+            now(),
+        )
+        .await
+        .expect("deploy");
+        assert_eq!(outcome(&reply), "migrating", "{reply}");
+        let id = release_id(&reply);
+        let task = reply["decisions"][0]["task"].as_str().expect("task").to_owned();
+        let stopped = self.stop_task(&task, how).await;
+        let gate = ferry_aws::handlers::gate(&engine, stopped, now())
+            .await
+            .expect("gate");
+        (id, gate)
+    }
+
+    /// Every service's deployment completes; returns the watch replies.
+    pub async fn complete_all(&self) -> Vec<Value> {
+        let engine = self.engine();
+        let mut replies = Vec::new();
+        for service in self.services.clone() {
+            let event = self.finish_deployment(&service, "COMPLETED").await;
+            replies.push(
+                ferry_aws::handlers::watch(&engine, event, now())
+                    .await
+                    .expect("watch"),
+            );
+        }
+        replies
+    }
+
+    /// A full release of `tag`: migration passes, every service completes.
+    /// Returns the release id and what each service runs afterwards.
+    pub async fn release(&self, tag: &str) -> (String, BTreeMap<String, String>) {
+        let (id, gate) = self.push_and_migrate(tag, "ferry-emulator:exit=0").await;
+        assert_eq!(outcome(&gate), "deploying", "{gate}");
+        let replies = self.complete_all().await;
+        assert_eq!(
+            replies.last().map(|r| outcome(r).to_owned()).as_deref(),
+            Some("succeeded"),
+            "{replies:?}"
+        );
+        (id, self.services_task_definitions().await)
+    }
+
+    /// The `CloudWatch Alarm State Change` event CloudWatch emits.
+    pub fn alarm_event(&self, alarm: &str, state: &str, previous: &str) -> Value {
+        envelope(
+            "aws.cloudwatch",
+            "CloudWatch Alarm State Change",
+            vec![format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}")],
+            json!({
+                "alarmName": alarm,
+                "state": {"value": state, "reason": "Threshold Crossed: 1 datapoint [12.0] was greater than the threshold (5.0).", "timestamp": "2026-11-23T14:00:00.000+0000"},
+                "previousState": {"value": previous, "reason": "Threshold Crossed", "timestamp": "2026-11-23T13:00:00.000+0000"},
+                "configuration": {"metrics": [], "description": "5xx on the shop api"}
+            }),
+        )
+    }
 }
 
 pub fn now() -> u64 {

@@ -20,7 +20,7 @@ use super::{
 use crate::config::Environment;
 use crate::image::{plan_image_changes, release_tags, ImageChange, PushedImage};
 use crate::ports::{
-    Claim, ClaimOutcome, Ecs, EventSink, ImageSelector, Lane, LaneHead, Ledger, Parameters,
+    Claim, ClaimOutcome, Ecs, HeldPush, RollbackLedger, EventSink, ImageSelector, Lane, LaneHead, Ledger, Parameters,
     PortError, Registry, ReleaseRecord, ReleaseUpdate, SecretsCheck, ServiceView,
     TaskDefinitionView,
 };
@@ -68,7 +68,7 @@ struct Target<'a> {
 
 impl<L, E, P, S, R, V> Engine<L, E, P, S, R, V>
 where
-    L: Ledger,
+    L: Ledger + RollbackLedger,
     E: Ecs,
     P: Parameters,
     S: SecretsCheck,
@@ -263,6 +263,17 @@ where
             self.registry.resolve(&image.repository, &by_digest),
         );
         let (head, existing) = read?;
+        if existing
+            .as_ref()
+            .is_some_and(|e| e.state == ReleaseState::RolledBack)
+        {
+            let reason = format!(
+                "{}@{} was rolled back in {}/{} and is marked bad; it is not deployed again",
+                image.repository, image.digest, env.app, env.name
+            );
+            tracing::info!(release = %id, %reason, "refused");
+            return Ok(Some(Outcome::Refused { reason }));
+        }
         if let Some(existing) = existing {
             tracing::info!(release = %id, state = existing.state.as_str(), "release exists already; duplicate event ignored");
             return Ok(Some(Outcome::Duplicate {
@@ -273,6 +284,23 @@ where
         if let Some(refusal) = self.guard(target, &head) {
             tracing::info!(release = %id, reason = %refusal, "release refused");
             return Ok(Some(Outcome::Refused { reason: refusal }));
+        }
+        // A rolled-back lane is frozen for automatic deploys: a new push is held
+        // until an operator unfreezes, unless the config lets a new digest through.
+        let unfreeze = head.frozen && target.origin == Origin::Push && env.unfreeze_on_new_digest;
+        if head.frozen && target.origin == Origin::Push && !unfreeze {
+            let held = HeldPush {
+                tag: image.tag.clone(),
+                digest: image.digest.clone(),
+                pushed_at: target.pushed_at.clone(),
+            };
+            if !self.ledger.hold(&lane, head.version, &held).await? {
+                return Ok(None);
+            }
+            tracing::info!(release = %id, tag = %image.tag, "lane frozen after a rollback; push held");
+            return Ok(Some(Outcome::Held {
+                tag: image.tag.clone(),
+            }));
         }
 
         let mut problems = Vec::new();
@@ -348,6 +376,7 @@ where
                 expected_head_version: Some(head.version),
                 supersedes: supersedes.as_ref(),
                 latest_pushed_at: latest_pushed_at.as_deref(),
+                unfreeze,
             }),
             fan_out(
                 current_arns.clone(),
@@ -685,12 +714,6 @@ where
                         "push at {pushed} is older than the newest push ferry acted on ({latest}); a late event never moves an environment backwards"
                     ));
                 }
-            }
-            if head.frozen {
-                return Some(format!(
-                    "environment {}/{} is frozen after a rollback; unfreeze it to deploy",
-                    env.app, env.name
-                ));
             }
         }
         None

@@ -6,6 +6,7 @@
 
 mod deploy;
 mod gate;
+mod rollback;
 mod watch;
 
 use std::future::Future;
@@ -23,6 +24,7 @@ use crate::release::ReleaseState;
 
 pub use deploy::{DeployRequest, Push};
 pub use gate::TaskStopped;
+pub use rollback::{AlarmChange, RollbackRequest, UnfreezeRequest};
 pub use watch::{DeploymentChange, DeploymentOutcome};
 
 /// ECS accepts a burst of 20 RegisterTaskDefinition calls; stay inside it.
@@ -109,6 +111,16 @@ pub enum Outcome {
     },
     /// Every service completed: the release is the known-good one now.
     Succeeded,
+    /// The lane is frozen after a rollback: the push is recorded, not deployed.
+    Held { tag: String },
+    /// Every service went back to the known-good release's task definitions.
+    RolledBack {
+        from: String,
+        to: String,
+        reason: String,
+    },
+    /// The lane's freeze was lifted.
+    Unfrozen,
 }
 
 impl Decision {

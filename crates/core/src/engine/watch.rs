@@ -4,9 +4,10 @@
 use super::{event_for, Decision, Engine, EngineError, Outcome, KNOWN_GOOD_LABEL};
 use crate::ports::{
     Ecs, EventSink, HeadChange, Lane, Ledger, Parameters, Registry, ReleasePointer, ReleaseUpdate,
-    SecretsCheck,
+    RollbackLedger, SecretsCheck,
 };
 use crate::release::ReleaseState;
+use crate::rollback::RollbackCause;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeploymentOutcome {
@@ -26,7 +27,7 @@ pub struct DeploymentChange {
 
 impl<L, E, P, S, R, V> Engine<L, E, P, S, R, V>
 where
-    L: Ledger,
+    L: Ledger + RollbackLedger,
     E: Ecs,
     P: Parameters,
     S: SecretsCheck,
@@ -100,13 +101,17 @@ where
                 change.service,
                 change.reason.as_deref().unwrap_or("no reason given")
             );
-            tracing::error!(release = %id, %reason, "deployment failed");
-            // Roll-back of the services that did complete is the rollback flow's job;
-            // the release is recorded failed so it never becomes known-good.
-            let outcome = self
-                .fail_release(&record, &[ReleaseState::Deploying], reason, false)
-                .await?;
-            return Ok(decision(outcome));
+            tracing::error!(release = %id, %reason, "deployment failed; rolling the whole release back");
+            // Every service of the release goes back, the ones that completed too.
+            return self
+                .roll_back(
+                    &lane,
+                    &RollbackCause::DeploymentFailed {
+                        release: id.clone(),
+                        reason,
+                    },
+                )
+                .await;
         }
 
         // Round trip 3: mark this service completed.

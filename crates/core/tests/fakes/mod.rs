@@ -27,9 +27,10 @@ use ferry_core::config::Config;
 use ferry_core::engine::{DeploymentChange, DeploymentOutcome, Engine, Push, TaskStopped};
 use ferry_core::image::{ContainerImage, ImageChange};
 use ferry_core::ports::{
-    Claim, ClaimOutcome, Ecs, EventSink, HeadChange, ImageSelector, Lane, LaneHead, Ledger,
-    Parameters, PortError, PortResult, Registry, ReleaseEvent, ReleasePointer, ReleaseRecord,
-    ReleaseUpdate, ResolvedImage, SecretsCheck, ServiceLookup, ServiceView, TaskDefinitionView,
+    Claim, ClaimOutcome, Ecs, EventSink, HeadChange, HeldPush, ImageSelector, KnownGoodRelease,
+    Lane, LaneHead, Ledger, Parameters, PortError, PortResult, Registry, ReleaseEvent,
+    ReleasePointer, ReleaseRecord, ReleaseUpdate, ResolvedImage, RollbackLedger, RollbackWrite,
+    SecretsCheck, ServiceLookup, ServiceView, TaskDefinitionView,
 };
 use ferry_core::release::{ReleaseId, ReleaseState, StoppedContainer, StoppedTask};
 
@@ -107,18 +108,26 @@ pub fn shop_release(tag: &str) -> ReleaseId {
     ReleaseId::derive("shop", "prod", &digest_of(SHOP_REPOSITORY, tag))
 }
 
-/// Operations that change AWS or the ledger.
-pub const MUTATIONS: [&str; 9] = [
+/// Operations that change AWS or the ledger. `ecs:RestoreService` is UpdateService
+/// without forceNewDeployment (a rollback putting a service back).
+pub const MUTATIONS: [&str; 13] = [
     "ledger:Claim",
     "ledger:Update",
     "ledger:Settle",
+    "ledger:RollBack",
+    "ledger:Hold",
+    "ledger:Unfreeze",
     "ecs:RegisterTaskDefinition",
     "ecs:RunTask",
     "ecs:UpdateService",
+    "ecs:RestoreService",
     "ecs:StopTask",
     "ssm:PutParameter",
     "ssm:LabelParameterVersion",
 ];
+
+/// How many known-good releases a lane head keeps (the adapter's `HISTORY_KEPT`).
+pub const HISTORY_KEPT: usize = 10;
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -321,6 +330,8 @@ pub struct ServiceUpdate {
     pub service: String,
     pub task_definition: String,
     pub deployment: String,
+    /// forceNewDeployment: a release's rollout (true) or a rollback's restore (false).
+    pub forced: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,8 +389,10 @@ pub struct State {
     pub events: Vec<ReleaseEvent>,
     // instrumentation
     pub calls: BTreeMap<&'static str, usize>,
-    passed: BTreeMap<&'static str, usize>,
-    paused: BTreeSet<&'static str>,
+    /// operation → calls held by a pause right now
+    held: BTreeMap<&'static str, usize>,
+    /// operation → the calls held: numbers (counted from 1) after `.0`, up to `.1`
+    paused: BTreeMap<&'static str, (usize, Option<usize>)>,
     wakers: Vec<Waker>,
     failures: Vec<Failure>,
     next_id: u64,
@@ -564,9 +577,26 @@ impl FakeAws {
             .collect()
     }
 
-    /// Holds every call of `operation` (counted, not executed) until [`FakeAws::resume`].
+    /// Holds every later call of `operation` (counted, not executed) until
+    /// [`FakeAws::resume`].
     pub fn pause(&self, operation: &'static str) {
-        self.state().paused.insert(operation);
+        let mut state = self.state();
+        let made = state.calls.get(operation).copied().unwrap_or(0);
+        state.paused.insert(operation, (made, None));
+    }
+
+    /// Lets the first `allowed` calls of `operation` (ever) through and holds the
+    /// rest until [`FakeAws::resume`].
+    pub fn pause_after(&self, operation: &'static str, allowed: usize) {
+        self.state().paused.insert(operation, (allowed, None));
+    }
+
+    /// Holds only the `number`-th call of `operation` (counted from 1) until
+    /// [`FakeAws::resume`]; the others pass.
+    pub fn pause_call(&self, operation: &'static str, number: usize) {
+        self.state()
+            .paused
+            .insert(operation, (number - 1, Some(number)));
     }
 
     pub fn resume(&self, operation: &'static str) {
@@ -580,11 +610,9 @@ impl FakeAws {
         }
     }
 
-    /// How many calls of `operation` are held by [`FakeAws::pause`] now.
+    /// How many calls of `operation` are held by a pause now.
     pub fn waiting(&self, operation: &'static str) -> usize {
-        let state = self.state();
-        state.calls.get(operation).copied().unwrap_or(0)
-            - state.passed.get(operation).copied().unwrap_or(0)
+        self.state().held.get(operation).copied().unwrap_or(0)
     }
 
     /// The next call of `operation` (for `key`, e.g. a service or family name,
@@ -605,18 +633,25 @@ impl FakeAws {
     }
 
     async fn enter(&self, operation: &'static str, key: &str) -> PortResult<()> {
-        *self.state().calls.entry(operation).or_default() += 1;
+        let number = {
+            let mut state = self.state();
+            let calls = state.calls.entry(operation).or_default();
+            *calls += 1;
+            *calls
+        };
         YieldOnce(false).await;
         Held {
             fake: self,
             operation,
+            number,
+            waiting: false,
         }
         .await;
         let mut state = self.state();
-        *state.passed.entry(operation).or_default() += 1;
-        let failure = state.failures.iter().position(|f| {
-            f.operation == operation && f.key.as_deref().is_none_or(|k| k == key)
-        });
+        let failure = state
+            .failures
+            .iter()
+            .position(|f| f.operation == operation && f.key.as_deref().is_none_or(|k| k == key));
         if let Some(i) = failure {
             let failure = state.failures.remove(i);
             let error = PortError::new(operation, format!("injected {}", failure.code))
@@ -744,6 +779,46 @@ impl FakeAws {
     }
 }
 
+impl FakeAws {
+    /// UpdateService: with `force` (or a new task definition) a new PRIMARY
+    /// deployment starts; without, a service already on `task_definition` keeps
+    /// its PRIMARY deployment, as ECS does.
+    fn apply_service_update(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+        force: bool,
+    ) -> PortResult<String> {
+        let id = self.next_id();
+        let mut state = self.state();
+        let Some(existing) = state
+            .services
+            .get_mut(&(cluster.to_owned(), service.to_owned()))
+            .filter(|s| s.status == "ACTIVE")
+        else {
+            return Err(PortError::new("ecs:UpdateService", "Service not found.")
+                .with_code("ServiceNotFoundException"));
+        };
+        if !force && existing.task_definition == task_definition {
+            if let Some(primary) = existing.deployments.last() {
+                return Ok(primary.clone());
+            }
+        }
+        let deployment = format!("ecs-svc/{id:019}");
+        existing.task_definition = task_definition.into();
+        existing.deployments.push(deployment.clone());
+        state.updates.push(ServiceUpdate {
+            cluster: cluster.into(),
+            service: service.into(),
+            task_definition: task_definition.into(),
+            deployment: deployment.clone(),
+            forced: force,
+        });
+        Ok(deployment)
+    }
+}
+
 /// The ECR `PUSH`/`SUCCESS` event for an image.
 pub fn push_event(repository: &str, tag: &str, digest: &str, pushed_at: &str) -> Push {
     Push {
@@ -758,7 +833,12 @@ pub fn push_event(repository: &str, tag: &str, digest: &str, pushed_at: &str) ->
 
 /// The STOPPED event of a migration task whose only container exited with `exit_code`
 /// after running from `started_at` to `stopped_at` (epoch seconds).
-pub fn migration_exited(task: &FakeTask, exit_code: i32, started_at: u64, stopped_at: u64) -> TaskStopped {
+pub fn migration_exited(
+    task: &FakeTask,
+    exit_code: i32,
+    started_at: u64,
+    stopped_at: u64,
+) -> TaskStopped {
     TaskStopped {
         task_arn: task.arn.clone(),
         started_by: Some(task.started_by.clone()),
@@ -810,9 +890,9 @@ pub fn deployment(
         outcome,
         reason: match outcome {
             DeploymentOutcome::Completed => None,
-            DeploymentOutcome::Failed => Some(
-                "ECS deployment circuit breaker: tasks failed to start.".into(),
-            ),
+            DeploymentOutcome::Failed => {
+                Some("ECS deployment circuit breaker: tasks failed to start.".into())
+            }
         },
     }
 }
@@ -836,20 +916,38 @@ impl Future for YieldOnce {
     }
 }
 
-/// Pending while the operation is paused.
+/// Pending while the operation is paused for this call (the `number`-th).
 struct Held<'a> {
     fake: &'a FakeAws,
     operation: &'static str,
+    number: usize,
+    /// Counted in `State::held`.
+    waiting: bool,
 }
 
 impl Future for Held<'_> {
     type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.fake.state();
-        if state.paused.contains(self.operation) {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let operation = self.operation;
+        let fake = self.fake;
+        let mut state = fake.state();
+        let held = state.paused.get(operation).is_some_and(|(after, until)| {
+            self.number > *after && until.is_none_or(|until| self.number <= until)
+        });
+        if held {
             state.wakers.push(cx.waker().clone());
+            if !self.waiting {
+                *state.held.entry(operation).or_default() += 1;
+                drop(state);
+                self.waiting = true;
+            }
             Poll::Pending
         } else {
+            if self.waiting {
+                *state.held.entry(operation).or_default() -= 1;
+                drop(state);
+                self.waiting = false;
+            }
             Poll::Ready(())
         }
     }
@@ -858,37 +956,64 @@ impl Future for Held<'_> {
 // ---------------------------------------------------------------------------
 // The ledger (DynamoDB semantics, crates/aws/src/ledger.rs)
 
+/// Applies a `ReleaseUpdate` as the DynamoDB `SET`/`ADD` expression does. The
+/// update is destructured field by field so that a new field fails to compile here
+/// instead of being silently dropped by the fake.
 fn apply_update(record: &mut ReleaseRecord, update: ReleaseUpdate) {
-    if let Some(state) = update.state {
-        record.state = state;
+    let ReleaseUpdate {
+        state,
+        previous_tag,
+        task_definitions,
+        migration_task_definition,
+        migration_essential_containers,
+        migration_task,
+        migration_deadline,
+        parameter_version,
+        deployments,
+        completed_service,
+        reason,
+    } = update;
+    if let Some(v) = state {
+        record.state = v;
     }
-    if let Some(v) = update.task_definitions {
+    if let Some(v) = previous_tag {
+        record.previous_tag = Some(v);
+    }
+    if let Some(v) = task_definitions {
         record.task_definitions = v;
     }
-    if let Some(v) = update.migration_task_definition {
+    if let Some(v) = migration_task_definition {
         record.migration_task_definition = Some(v);
     }
-    if let Some(v) = update.migration_essential_containers {
+    if let Some(v) = migration_essential_containers {
         record.migration_essential_containers = v;
     }
-    if let Some(v) = update.migration_task {
+    if let Some(v) = migration_task {
         record.migration_task = Some(v);
     }
-    if let Some(v) = update.migration_deadline {
+    if let Some(v) = migration_deadline {
         record.migration_deadline = Some(v);
     }
-    if let Some(v) = update.parameter_version {
+    if let Some(v) = parameter_version {
         record.parameter_version = Some(v);
     }
-    if let Some(v) = update.deployments {
+    if let Some(v) = deployments {
         record.deployments = v;
     }
-    if let Some(v) = update.completed_service {
+    if let Some(v) = completed_service {
         record.completed_services.insert(v);
     }
-    if let Some(v) = update.reason {
+    if let Some(v) = reason {
         record.reason = Some(v);
     }
+}
+
+/// The head as the adapter decodes it (history cut to [`HISTORY_KEPT`]).
+fn decoded(head: Option<&LaneHead>) -> Option<LaneHead> {
+    head.cloned().map(|mut h| {
+        h.history.truncate(HISTORY_KEPT);
+        h
+    })
 }
 
 const SUPERSEDABLE: [ReleaseState; 3] = [
@@ -906,14 +1031,14 @@ impl Ledger for FakeAws {
         self.enter("ledger:Read", "").await?;
         let state = self.state();
         Ok((
-            state.heads.get(lane).cloned(),
+            decoded(state.heads.get(lane)),
             state.releases.get(release).cloned(),
         ))
     }
 
     async fn head(&self, lane: &Lane) -> PortResult<Option<LaneHead>> {
         self.enter("ledger:Head", "").await?;
-        Ok(self.state().heads.get(lane).cloned())
+        Ok(decoded(self.state().heads.get(lane)))
     }
 
     async fn release(&self, id: &ReleaseId) -> PortResult<Option<ReleaseRecord>> {
@@ -923,21 +1048,27 @@ impl Ledger for FakeAws {
 
     async fn claim(&self, claim: Claim<'_>) -> PortResult<ClaimOutcome> {
         self.enter("ledger:Claim", "").await?;
+        let Claim {
+            release,
+            expected_head_version,
+            supersedes,
+            latest_pushed_at,
+            unfreeze,
+        } = claim;
         let mut state = self.state();
-        let release = claim.release;
         // Item 1: put the release, if it does not exist.
         if state.releases.contains_key(&release.id) {
             return Ok(ClaimOutcome::AlreadyClaimed);
         }
         // Item 2: the head, if its version is the one read (or it does not exist).
-        let expected = claim.expected_head_version.unwrap_or(0);
+        let expected = expected_head_version.unwrap_or(0);
         if let Some(head) = state.heads.get(&release.lane) {
             if head.version != expected {
                 return Ok(ClaimOutcome::HeadMoved);
             }
         }
         // Item 3: the superseded release, if it is still in flight.
-        if let Some(old) = claim.supersedes {
+        if let Some(old) = supersedes {
             match state.releases.get(old) {
                 Some(r) if SUPERSEDABLE.contains(&r.state) => {}
                 _ => return Ok(ClaimOutcome::HeadMoved),
@@ -950,10 +1081,14 @@ impl Ledger for FakeAws {
             id: release.id.clone(),
             tag: release.tag.clone(),
         });
-        if let Some(pushed) = claim.latest_pushed_at {
+        if let Some(pushed) = latest_pushed_at {
             head.latest_pushed_at = Some(pushed.to_owned());
         }
-        if let Some(old) = claim.supersedes {
+        if unfreeze {
+            head.frozen = false;
+            head.held = None;
+        }
+        if let Some(old) = supersedes {
             if let Some(r) = state.releases.get_mut(old) {
                 r.state = ReleaseState::Superseded;
             }
@@ -1008,9 +1143,95 @@ impl Ledger for FakeAws {
             lane_head.in_flight = None;
             if let HeadChange::KnownGood(pointer) = head {
                 lane_head.known_good = Some(pointer);
+                // From the record the engine passed, as the adapter does.
+                lane_head.history.insert(
+                    0,
+                    KnownGoodRelease {
+                        id: release.id.clone(),
+                        tag: release.tag.clone(),
+                        digest: release.digest.clone(),
+                        task_definitions: release.task_definitions.clone(),
+                    },
+                );
             }
         }
         Ok(true)
+    }
+}
+
+impl RollbackLedger for FakeAws {
+    async fn roll_back(&self, write: RollbackWrite<'_>) -> PortResult<bool> {
+        self.enter("ledger:RollBack", "").await?;
+        let RollbackWrite {
+            lane,
+            expected_head_version,
+            target,
+            history,
+            left,
+            reason,
+        } = write;
+        let Some((left, expected, next)) = left else {
+            return Err(PortError::new(
+                "dynamodb:TransactWriteItems",
+                "a rollback must name the release it leaves",
+            ));
+        };
+        let mut state = self.state();
+        let release_ok = state
+            .releases
+            .get(left)
+            .is_some_and(|r| expected.contains(&r.state));
+        let head_ok = state
+            .heads
+            .get(lane)
+            .is_some_and(|h| h.version == expected_head_version);
+        if !(release_ok && head_ok) {
+            return Ok(false);
+        }
+        if let Some(record) = state.releases.get_mut(left) {
+            record.state = next;
+            record.reason = Some(reason.to_owned());
+        }
+        if let Some(head) = state.heads.get_mut(lane) {
+            head.version = expected_head_version + 1;
+            head.frozen = true;
+            head.history = history;
+            head.known_good = Some(ReleasePointer {
+                id: target.id.clone(),
+                tag: target.tag.clone(),
+            });
+            head.last_rollback = Some(left.clone());
+            head.in_flight = None;
+            head.bad_releases.insert(left.clone());
+        }
+        Ok(true)
+    }
+
+    async fn hold(&self, lane: &Lane, expected: u64, push: &HeldPush) -> PortResult<bool> {
+        self.enter("ledger:Hold", "").await?;
+        let mut state = self.state();
+        match state.heads.get_mut(lane) {
+            Some(head) if head.version == expected => {
+                head.version = expected + 1;
+                head.held = Some(push.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn unfreeze(&self, lane: &Lane, expected: u64) -> PortResult<bool> {
+        self.enter("ledger:Unfreeze", "").await?;
+        let mut state = self.state();
+        match state.heads.get_mut(lane) {
+            Some(head) if head.version == expected => {
+                head.version = expected + 1;
+                head.frozen = false;
+                head.held = None;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 
@@ -1080,7 +1301,10 @@ impl Ecs for FakeAws {
             }
         }
         let mut state = self.state();
-        let revisions = state.task_definitions.entry(base.family.clone()).or_default();
+        let revisions = state
+            .task_definitions
+            .entry(base.family.clone())
+            .or_default();
         let revision = revisions.len() + 1;
         let arn = task_definition_arn(&base.family, revision);
         revisions.push(FakeTaskDefinition {
@@ -1142,28 +1366,17 @@ impl Ecs for FakeAws {
         task_definition: &str,
     ) -> PortResult<String> {
         self.enter("ecs:UpdateService", service).await?;
-        let id = self.next_id();
-        let mut state = self.state();
-        let Some(existing) = state
-            .services
-            .get_mut(&(cluster.to_owned(), service.to_owned()))
-            .filter(|s| s.status == "ACTIVE")
-        else {
-            return Err(
-                PortError::new("ecs:UpdateService", "Service not found.")
-                    .with_code("ServiceNotFoundException"),
-            );
-        };
-        let deployment = format!("ecs-svc/{id:019}");
-        existing.task_definition = task_definition.into();
-        existing.deployments.push(deployment.clone());
-        state.updates.push(ServiceUpdate {
-            cluster: cluster.into(),
-            service: service.into(),
-            task_definition: task_definition.into(),
-            deployment: deployment.clone(),
-        });
-        Ok(deployment)
+        self.apply_service_update(cluster, service, task_definition, true)
+    }
+
+    async fn restore_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> PortResult<String> {
+        self.enter("ecs:RestoreService", service).await?;
+        self.apply_service_update(cluster, service, task_definition, false)
     }
 
     async fn stop_task(&self, cluster: &str, task: &str, reason: &str) -> PortResult<()> {
