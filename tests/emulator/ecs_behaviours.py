@@ -356,6 +356,39 @@ def run_task_reports_every_container() -> None:
     _patch(ecs_models.EC2ContainerServiceBackend, "start_task", make_start)
 
 
+def container_memory_is_optional() -> None:
+    """RunTask accepts task definitions whose containers set no memory.
+
+    AWS: "ContainerDefinition" (Amazon ECS API Reference), ``memory``: "If
+    using the Fargate launch type, this parameter is optional"; the task-level
+    ``memory`` is what Fargate sizes the task by.
+
+    moto adds up the containers' ``memory``/``memoryReservation`` to place a
+    task and fails with a TypeError (HTTP 500) when a container has neither.
+    The emulator counts such a container as 0 MiB (its share of the task-level
+    memory), so RunTask works for the task definitions AWS accepts.
+    """
+
+    def make(original: Any) -> Any:
+        def calculate(task_definition: Any) -> dict[str, Any]:
+            sized = copy.copy(task_definition)
+            sized.container_definitions = [
+                c
+                if any(k in c for k in ("memory", "memoryReservation", "Memory", "MemoryReservation"))
+                else {**c, "memory": 0}
+                for c in task_definition.container_definitions
+            ]
+            return original(sized)
+
+        return calculate
+
+    original = ecs_models.EC2ContainerServiceBackend.__dict__["_calculate_task_resource_requirements"].__func__
+    replacement = make(original)
+    functools.update_wrapper(replacement, original)
+    replacement.__ferry_original__ = original  # type: ignore[attr-defined]
+    ecs_models.EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(replacement)
+
+
 def _find_task(backend: Any, cluster_str: str, task_str: str) -> Any:
     cluster = backend._get_cluster(cluster_str)
     task_id = task_str.split("/")[-1]
@@ -708,6 +741,9 @@ def create_service_keeps_its_configuration() -> None:
                         deployment["capacityProviderStrategy"] = copy.deepcopy(
                             service.capacity_provider_strategy
                         )
+                for deployment in service.deployments:
+                    if deployment.get("rolloutState") == "IN_PROGRESS":
+                        _notify("deployment-started", backend=self.ecs_backend, service=service, deployment=deployment)
                 return result
 
         return create_service
@@ -1293,6 +1329,7 @@ def install() -> None:
             return
         tasks_stay_running_until_stopped()
         run_task_reports_every_container()
+        container_memory_is_optional()
         stop_task_semantics()
         describe_tasks_reports_missing()
         list_tasks_defaults_to_running()

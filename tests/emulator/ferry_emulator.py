@@ -61,6 +61,7 @@ if HERE not in sys.path:
 
 DEFAULT_ACCOUNT_ID = "123456789012"
 CONTROL_PREFIX = "/_ferry/"
+DYNAMODB_LOCK = threading.Lock()
 LATENCY_SECONDS = float(os.environ.get("FERRY_EMULATOR_LATENCY_MS", "0")) / 1000.0
 
 StartResponse = Callable[..., Any]
@@ -80,6 +81,15 @@ class FerryControlMiddleware:
                 # Benchmarks: a fixed network latency per AWS call, so round trips
                 # show as round trips and not as client CPU time.
                 time.sleep(LATENCY_SECONDS)
+            if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+                # DynamoDB applies each write and each transaction atomically. moto
+                # does not under concurrent requests (a cancelled transaction
+                # restores a snapshot taken before a concurrent one committed), so
+                # DynamoDB requests are served one at a time, as if atomic.
+                with DYNAMODB_LOCK:
+                    if CALLS.enabled:
+                        return list(CALLS.observe(self.app, environ, start_response))
+                    return list(self.app(environ, start_response))
             if CALLS.enabled:
                 return CALLS.observe(self.app, environ, start_response)
             return self.app(environ, start_response)
@@ -166,19 +176,6 @@ class CallLog:
     which operation (``ecs:RunTask``) and the HTTP status. ``GET
     /_ferry/calls?since=SEQ`` lists them (the demo shows them per step)."""
 
-    _SERVICES = {
-        "AmazonEC2ContainerServiceV20141113": "ecs",
-        "AmazonEC2ContainerRegistry_V20150921": "ecr",
-        "DynamoDB_20120810": "dynamodb",
-        "AmazonSSM": "ssm",
-        "secretsmanager": "secretsmanager",
-        "AWSEvents": "events",
-        "GraniteServiceVersion20100801": "cloudwatch",
-        "AWSLambda": "lambda",
-        "AmazonSQS": "sqs",
-        "Logs_20140328": "logs",
-    }
-
     def __init__(self) -> None:
         import collections
 
@@ -188,17 +185,26 @@ class CallLog:
         self._seq = 0
 
     def observe(self, app: Any, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        auth = environ.get("HTTP_AUTHORIZATION") or ""
+        scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/") if "Credential=" in auth else []
+        caller = scope[0] if scope else "-"
+        service = scope[3] if len(scope) > 3 else "?"
+        service = {"monitoring": "cloudwatch"}.get(service, service)
         target = environ.get("HTTP_X_AMZ_TARGET") or ""
         if target:
-            prefix, _, operation = target.partition(".")
-            service = self._SERVICES.get(prefix, prefix)
+            operation = target.rpartition(".")[2]
         else:
             from urllib.parse import parse_qs
 
-            operation = (parse_qs(environ.get("QUERY_STRING", "")).get("Action") or ["?"])[0]
-            service = "aws"
-        auth = environ.get("HTTP_AUTHORIZATION") or ""
-        caller = auth.split("Credential=", 1)[1].split("/", 1)[0] if "Credential=" in auth else "-"
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            if "Action" not in query and "form-urlencoded" in (environ.get("CONTENT_TYPE") or ""):
+                import io
+
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = environ["wsgi.input"].read(length) if length > 0 else b""
+                environ["wsgi.input"] = io.BytesIO(body)
+                query = parse_qs(body.decode(errors="replace"))
+            operation = (query.get("Action") or [f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"])[0]
         started = time.time()
         status_holder: list[str] = []
 

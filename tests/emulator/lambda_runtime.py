@@ -6,7 +6,7 @@ Launch::
     .venv/bin/python tests/emulator/lambda_runtime.py --template template.yaml \\
         --bin-dir target/debug --ready-file .ferry/runtime.json \\
         --endpoint-url http://127.0.0.1:PORT --region eu-west-1 \\
-        [--physical-ids ids.json] [--parameter ConfigParameterName=/ferry/config]
+        [--stack-file stack.json] [--parameter ConfigParameterName=/ferry/config]
 
 For every ``AWS::Serverless::Function`` in the template it runs the binary
 named by ``Metadata.BuildProperties.Binary`` (``<bin-dir>/<binary>``) the way
@@ -39,7 +39,7 @@ Lambda runs a ``provided.al2023`` function:
 * **Environment**: ``Globals.Function.Environment`` merged with the
   function's ``Environment``, intrinsics resolved (``Ref`` of a parameter ->
   its value or ``--parameter`` override; ``Ref`` of a resource -> its
-  physical id from ``--physical-ids``), plus what Lambda sets
+  physical id from ``--stack-file``), plus what Lambda sets
   (``AWS_LAMBDA_FUNCTION_NAME``, ``..._MEMORY_SIZE``, ``..._VERSION``,
   ``AWS_LAMBDA_LOG_GROUP_NAME``, ``AWS_REGION``, ``_HANDLER``, ...) and the
   emulator's ``AWS_ENDPOINT_URL`` and dummy credentials.
@@ -430,11 +430,14 @@ class Runtime:
             self.base_env["RUST_BACKTRACE"] = os.environ["RUST_BACKTRACE"]
 
         template = load_template(args.template)
-        physical_ids = {}
-        if args.physical_ids:
-            with open(args.physical_ids) as handle:
-                physical_ids = json.load(handle)
-        parameters = dict(p.split("=", 1) for p in args.parameter or [])
+        physical_ids: dict[str, Any] = {}
+        parameters: dict[str, Any] = {}
+        if args.stack_file:
+            with open(args.stack_file) as handle:
+                stack = json.load(handle)
+            physical_ids = stack.get("physical_ids") or {}
+            parameters = stack.get("parameters") or {}
+        parameters.update(dict(p.split("=", 1) for p in args.parameter or []))
         resolver = Resolver(
             template,
             parameters,
@@ -466,6 +469,9 @@ class Runtime:
             name = str(resolver.resolve(props.get("FunctionName")) or f"{args.stack_name}-{logical_id}")
             memory = int(props.get("MemorySize", globals_fn.get("MemorySize", 128)))
             lambda_env = {
+                # each function its own credentials, as each has its own role on
+                # AWS (the emulator's call log tells the functions apart by them)
+                "AWS_ACCESS_KEY_ID": binary,
                 "AWS_LAMBDA_FUNCTION_NAME": name,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
                 "AWS_LAMBDA_LOG_GROUP_NAME": log_group,
@@ -666,7 +672,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack-name", default="ferry-local")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--log-dir", default=".ferry/logs")
-    parser.add_argument("--physical-ids", help="JSON file: logical id -> physical id of the template's resources")
+    parser.add_argument(
+        "--stack-file",
+        help='JSON file {"physical_ids": {logical id: physical id}, "parameters": {name: value}} of the deployed template',
+    )
     parser.add_argument("--parameter", action="append", help="template parameter override Name=Value")
     parser.add_argument("--env", action="append", help="extra environment variable for every function KEY=VALUE")
     parser.add_argument("--max-concurrency", type=int, default=10, help="instances per function (default 10)")

@@ -504,7 +504,12 @@ def summarize(event: dict[str, Any]) -> str:
     if kind == "CloudWatch Alarm State Change":
         return f"alarm {detail.get('alarmName')} {detail.get('previousState', {}).get('value')} -> {detail.get('state', {}).get('value')}"
     if event.get("source") == "ferry":
-        return f"{detail.get('release') or detail.get('release_id') or ''} {json.dumps(detail, sort_keys=True)[:160]}"
+        before = detail.get("previousState")
+        text = f"release {detail.get('releaseId')} ({detail.get('repository')}:{detail.get('tag')}) "
+        text += f"{before} -> {detail.get('state')}" if before else f"{detail.get('state')}"
+        if detail.get("reason"):
+            text += f": {detail['reason']}"
+        return text
     return f"{event.get('source')} {kind}"
 
 

@@ -150,6 +150,7 @@ class Stack:
             self._seed()
             self._start_runtime()
             self.control("/_ferry/router/config", {"functions_url": self.info["runtime"]["endpoint"]})
+            self.settle(60)  # the services' first deployments reach steady state
             self._write_state()
         except BaseException:
             self.stop()
@@ -215,8 +216,9 @@ class Stack:
 
     def _start_runtime(self) -> None:
         self.say("starting ferry-deploy, ferry-gate, ferry-watch under the local Lambda runtime")
-        ids = self.state_dir / "physical-ids.json"
-        ids.write_text(json.dumps(self.info["ferry"]["physical_ids"], indent=2))
+        ids = self.state_dir / "ferry-stack.json"
+        ferry = self.info["ferry"]
+        ids.write_text(json.dumps({"physical_ids": ferry["physical_ids"], "parameters": ferry["parameters"]}, indent=2))
         info = self._spawn(
             "runtime",
             [
@@ -235,9 +237,8 @@ class Stack:
                 FERRY_STACK,
                 "--log-dir",
                 str(self.log_dir),
-                "--physical-ids",
+                "--stack-file",
                 str(ids),
-                *[f"--parameter={k}={v}" for k, v in self.info["ferry"]["parameters"].items() if k == "ConfigParameterName"],
             ],
             self.state_dir / "runtime.json",
             "lambda_runtime.py",
@@ -341,7 +342,7 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        for name in ("emulator.json", "runtime.json", "stack.json", "physical-ids.json"):
+        for name in ("emulator.json", "runtime.json", "stack.json", "ferry-stack.json"):
             try:
                 (self.state_dir / name).unlink()
             except OSError:
@@ -388,7 +389,7 @@ class Stack:
             if _pid_alive(process["pid"], process["marker"]):
                 os.kill(process["pid"], signal.SIGKILL)
             stopped.append(f"{name} (pid {process['pid']})")
-        for name in ("emulator.json", "runtime.json", "stack.json", "physical-ids.json"):
+        for name in ("emulator.json", "runtime.json", "stack.json", "ferry-stack.json"):
             try:
                 (state_dir / name).unlink()
             except OSError:

@@ -14,9 +14,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use ferry_core::ports::{
-    Claim, ClaimOutcome, HeadChange, HeldPush, KnownGoodRelease, Lane, LaneHead, Ledger,
-    PortError, PortResult, ReleasePointer, ReleaseRecord, ReleaseUpdate, RollbackLedger,
-    RollbackWrite,
+    Claim, ClaimOutcome, HeadChange, HeldPush, KnownGoodRelease, Lane, LaneHead, Ledger, PortError,
+    PortResult, ReleasePointer, ReleaseRecord, ReleaseUpdate, RollbackLedger, RollbackWrite,
 };
 use ferry_core::release::{ReleaseId, ReleaseState};
 
@@ -155,7 +154,11 @@ fn decode_head(item: &Item) -> PortResult<LaneHead> {
         bad_releases: item
             .get("bad_releases")
             .and_then(|v| v.as_ss().ok())
-            .map(|ids| ids.iter().filter_map(|id| ReleaseId::parse(id).ok()).collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| ReleaseId::parse(id).ok())
+                    .collect()
+            })
             .unwrap_or_default(),
         held: match (get_s(item, "held_tag"), get_s(item, "held_digest")) {
             (Some(tag), Some(digest)) => Some(HeldPush {
@@ -177,7 +180,10 @@ fn encode_known_good(k: &KnownGoodRelease) -> AttributeValue {
         ("id".to_owned(), s(k.id.as_str())),
         ("tag".to_owned(), s(&k.tag)),
         ("digest".to_owned(), s(&k.digest)),
-        ("task_definitions".to_owned(), string_map(&k.task_definitions)),
+        (
+            "task_definitions".to_owned(),
+            string_map(&k.task_definitions),
+        ),
     ]))
 }
 
@@ -461,8 +467,16 @@ impl Ledger for DynamoLedger {
                     } else {
                         ", frozen = if_not_exists(frozen, :false)"
                     }
-                    + if claim.latest_pushed_at.is_some() { ", latest_pushed_at = :pushed" } else { "" }
-                    + if claim.unfreeze { " REMOVE held_tag, held_digest, held_pushed_at" } else { "" },
+                    + if claim.latest_pushed_at.is_some() {
+                        ", latest_pushed_at = :pushed"
+                    } else {
+                        ""
+                    }
+                    + if claim.unfreeze {
+                        " REMOVE held_tag, held_digest, held_pushed_at"
+                    } else {
+                        ""
+                    },
             )
             .condition_expression("attribute_not_exists(version) OR version = :expected")
             .expression_attribute_values(":next", n(expected_version + 1))
@@ -729,16 +743,15 @@ impl RollbackLedger for DynamoLedger {
     }
 
     async fn hold(&self, lane: &Lane, expected: u64, push: &HeldPush) -> PortResult<bool> {
-        let mut values = vec![
-            (":tag", s(&push.tag)),
-            (":digest", s(&push.digest)),
-        ];
+        let mut values = vec![(":tag", s(&push.tag)), (":digest", s(&push.digest))];
         let expression = match &push.pushed_at {
             Some(at) => {
                 values.push((":at", s(at)));
                 "SET version = :next, held_tag = :tag, held_digest = :digest, held_pushed_at = :at"
             }
-            None => "SET version = :next, held_tag = :tag, held_digest = :digest REMOVE held_pushed_at",
+            None => {
+                "SET version = :next, held_tag = :tag, held_digest = :digest REMOVE held_pushed_at"
+            }
         };
         self.update_head(lane, expected, expression, values).await
     }

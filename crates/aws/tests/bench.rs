@@ -22,7 +22,11 @@ fn summarise(name: &str, calls: &[Call]) -> usize {
     if std::env::var_os("FERRY_BENCH_TIMELINE").is_some() {
         let origin = calls.iter().map(|c| c.started).min();
         for c in calls {
-            let at = |t: Instant| origin.map(|o| (t - o).as_secs_f64() * 1000.0).unwrap_or(0.0);
+            let at = |t: Instant| {
+                origin
+                    .map(|o| (t - o).as_secs_f64() * 1000.0)
+                    .unwrap_or(0.0)
+            };
             println!(
                 "    {:>8.1} ms → {:>8.1} ms  {}",
                 at(c.started),
@@ -55,13 +59,21 @@ async fn measure(services: usize) {
     println!("release of {services} services with a migration:");
 
     let digest = shop.push("1.0.0").await;
-    let reply = handlers::deploy(&engine, REGION, ecr_push_event("shop", "1.0.0", &digest), now())
-        .await
-        .expect("deploy");
+    let reply = handlers::deploy(
+        &engine,
+        REGION,
+        ecr_push_event("shop", "1.0.0", &digest),
+        now(),
+    )
+    .await
+    .expect("deploy");
     assert_eq!(reply["decisions"][0]["outcome"], "migrating", "{reply}");
     let mut total = summarise("deploy (push → migration)", &log.take());
 
-    let task = reply["decisions"][0]["task"].as_str().expect("task").to_owned();
+    let task = reply["decisions"][0]["task"]
+        .as_str()
+        .expect("task")
+        .to_owned();
     let stopped = shop.stop_task(&task, "ferry-emulator:exit=0").await;
     let received = Instant::now();
     let gate = handlers::gate(&engine, stopped, now()).await.expect("gate");

@@ -11,7 +11,9 @@ async fn push_releases_three_services_after_a_passing_migration() {
     let shop = Shop::start().await;
     let before = shop.services_task_definitions().await;
 
-    let (id, gate) = shop.push_and_migrate("1.0.0", "ferry-emulator:exit=0").await;
+    let (id, gate) = shop
+        .push_and_migrate("1.0.0", "ferry-emulator:exit=0")
+        .await;
     assert_eq!(outcome(&gate), "deploying", "{gate}");
 
     // Every service runs a new revision of its own family, pinned by digest.
@@ -145,7 +147,9 @@ async fn failed_migration_touches_no_service_and_restores_the_image_tag() {
     let shop = Shop::start().await;
     let before = shop.services_task_definitions().await;
 
-    let (id, gate) = shop.push_and_migrate("1.2.0", "ferry-emulator:exit=1").await;
+    let (id, gate) = shop
+        .push_and_migrate("1.2.0", "ferry-emulator:exit=1")
+        .await;
     assert_eq!(outcome(&gate), "failed", "{gate}");
     let reason = gate["decisions"][0]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("exited with code 1"), "{reason}");
@@ -177,7 +181,9 @@ async fn failed_migration_touches_no_service_and_restores_the_image_tag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migration_that_fails_to_start_fails_the_release_with_its_stop_code() {
     let shop = Shop::start().await;
-    let (id, gate) = shop.push_and_migrate("1.3.0", "ferry-emulator:failed-to-start").await;
+    let (id, gate) = shop
+        .push_and_migrate("1.3.0", "ferry-emulator:failed-to-start")
+        .await;
     assert_eq!(outcome(&gate), "failed", "{gate}");
     let item = shop.release_item(&id).await.expect("release");
     assert!(item["reason"].contains("TaskFailedToStart"), "{item:?}");
@@ -253,22 +259,22 @@ async fn missing_secret_fails_preflight_naming_the_secret_and_touches_nothing() 
     let broken = shop
         .task_definition("shop-api", "api", &image)
         .container_definitions(
-        aws_sdk_ecs::types::ContainerDefinition::builder()
-            .name("token-refresher")
-            .image(&image)
-            .essential(false)
-            .memory(128)
-            .secrets(
-                aws_sdk_ecs::types::Secret::builder()
-                    .name("TOKEN")
-                    .value_from(format!(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("token-refresher")
+                .image(&image)
+                .essential(false)
+                .memory(128)
+                .secrets(
+                    aws_sdk_ecs::types::Secret::builder()
+                        .name("TOKEN")
+                        .value_from(format!(
                         "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:shop/prod/missing-AbCdEf"
                     ))
-                    .build()
-                    .expect("secret"),
-            )
-            .build(),
-    );
+                        .build()
+                        .expect("secret"),
+                )
+                .build(),
+        );
     let arn = register(&ecs, broken).await;
     ecs.update_service()
         .cluster(CLUSTER)

@@ -222,7 +222,9 @@ impl ReleaseState {
             (S::Claimed | S::Migrating | S::Deploying, T::Superseded) => S::Superseded,
             (S::Deploying, T::DeploymentsCompleted) => S::Succeeded,
             // A rollback also cancels a release that has not reached its services yet.
-            (S::Claimed | S::Migrating | S::Deploying | S::Succeeded, T::RolledBack) => S::RolledBack,
+            (S::Claimed | S::Migrating | S::Deploying | S::Succeeded, T::RolledBack) => {
+                S::RolledBack
+            }
             _ => {
                 return Err(IllegalTransition {
                     from: self,

@@ -195,7 +195,11 @@ mod tests {
                 tag: k.tag.clone(),
             }),
             in_flight: in_flight.map(|(tag, hex)| ReleasePointer {
-                id: ReleaseId::derive("shop", "prod", &format!("sha256:{}", hex.to_string().repeat(64))),
+                id: ReleaseId::derive(
+                    "shop",
+                    "prod",
+                    &format!("sha256:{}", hex.to_string().repeat(64)),
+                ),
                 tag: tag.to_owned(),
             }),
             ..LaneHead::default()
@@ -220,7 +224,12 @@ mod tests {
     fn alarm_during_a_rollout_returns_to_the_known_good_release() {
         let good = known_good("1.0.0", 'a');
         let choice = choose_rollback(&head(&[good.clone()], Some(("1.1.0", 'b'))), &alarm());
-        let RollbackChoice::Roll { leaving, to, history } = choice else {
+        let RollbackChoice::Roll {
+            leaving,
+            to,
+            history,
+        } = choice
+        else {
             panic!("expected a rollback, got {choice:?}");
         };
         assert_eq!(leaving.tag, "1.1.0");
@@ -232,7 +241,10 @@ mod tests {
     #[test]
     fn alarm_when_the_known_good_release_runs_has_nothing_to_roll_back_to() {
         let choice = choose_rollback(&head(&[known_good("1.0.0", 'a')], None), &alarm());
-        assert!(matches!(choice, RollbackChoice::Nothing { ref reason } if reason.contains("nothing to roll back to")), "{choice:?}");
+        assert!(
+            matches!(choice, RollbackChoice::Nothing { ref reason } if reason.contains("nothing to roll back to")),
+            "{choice:?}"
+        );
     }
 
     #[test]
@@ -240,14 +252,24 @@ mod tests {
         // After the first rollback the in-flight release is gone: the same alarm
         // again (duplicate or flapping) finds the known-good release running.
         let mut after = head(&[known_good("1.0.0", 'a')], None);
-        after.last_rollback = Some(ReleaseId::derive("shop", "prod", &format!("sha256:{}", "b".repeat(64))));
-        assert!(matches!(choose_rollback(&after, &alarm()), RollbackChoice::Nothing { .. }));
+        after.last_rollback = Some(ReleaseId::derive(
+            "shop",
+            "prod",
+            &format!("sha256:{}", "b".repeat(64)),
+        ));
+        assert!(matches!(
+            choose_rollback(&after, &alarm()),
+            RollbackChoice::Nothing { .. }
+        ));
     }
 
     #[test]
     fn no_known_good_release_is_a_clear_refusal() {
         let choice = choose_rollback(&head(&[], Some(("1.0.0", 'a'))), &alarm());
-        assert!(matches!(choice, RollbackChoice::Refused { ref reason } if reason.contains("no known-good release")), "{choice:?}");
+        assert!(
+            matches!(choice, RollbackChoice::Refused { ref reason } if reason.contains("no known-good release")),
+            "{choice:?}"
+        );
     }
 
     #[test]
@@ -256,15 +278,26 @@ mod tests {
             release: ReleaseId::derive("shop", "prod", &format!("sha256:{}", "c".repeat(64))),
             reason: "circuit breaker".into(),
         };
-        let choice = choose_rollback(&head(&[known_good("1.0.0", 'a')], Some(("1.1.0", 'b'))), &stale);
-        assert!(matches!(choice, RollbackChoice::Nothing { .. }), "{choice:?}");
+        let choice = choose_rollback(
+            &head(&[known_good("1.0.0", 'a')], Some(("1.1.0", 'b'))),
+            &stale,
+        );
+        assert!(
+            matches!(choice, RollbackChoice::Nothing { .. }),
+            "{choice:?}"
+        );
     }
 
     #[test]
     fn operator_rollback_without_a_target_goes_to_the_previous_known_good_release() {
         let (new, old) = (known_good("1.1.0", 'b'), known_good("1.0.0", 'a'));
         let choice = choose_rollback(&head(&[new.clone(), old.clone()], None), &operator(None));
-        let RollbackChoice::Roll { leaving, to, history } = choice else {
+        let RollbackChoice::Roll {
+            leaving,
+            to,
+            history,
+        } = choice
+        else {
             panic!("expected a rollback, got {choice:?}");
         };
         assert_eq!(leaving.id, new.id);
@@ -276,21 +309,37 @@ mod tests {
     #[test]
     fn operator_rollback_with_one_known_good_release_and_nothing_in_flight_is_refused() {
         let choice = choose_rollback(&head(&[known_good("1.0.0", 'a')], None), &operator(None));
-        assert!(matches!(choice, RollbackChoice::Refused { .. }), "{choice:?}");
+        assert!(
+            matches!(choice, RollbackChoice::Refused { .. }),
+            "{choice:?}"
+        );
     }
 
     #[test]
     fn operator_rollback_to_a_named_tag_or_release_id() {
-        let history = [known_good("1.2.0", 'c'), known_good("1.1.0", 'b'), known_good("1.0.0", 'a')];
+        let history = [
+            known_good("1.2.0", 'c'),
+            known_good("1.1.0", 'b'),
+            known_good("1.0.0", 'a'),
+        ];
         for wanted in ["1.0.0".to_owned(), history[2].id.to_string()] {
             let choice = choose_rollback(&head(&history, None), &operator(Some(&wanted)));
-            let RollbackChoice::Roll { leaving, to, history: after } = choice else {
+            let RollbackChoice::Roll {
+                leaving,
+                to,
+                history: after,
+            } = choice
+            else {
                 panic!("expected a rollback, got {choice:?}");
             };
             assert_eq!(leaving.tag, "1.2.0");
             assert_eq!(to.tag, "1.0.0");
             let tags: Vec<&str> = after.iter().map(|k| k.tag.as_str()).collect();
-            assert_eq!(tags, ["1.0.0", "1.1.0"], "the rolled-back release leaves the history");
+            assert_eq!(
+                tags,
+                ["1.0.0", "1.1.0"],
+                "the rolled-back release leaves the history"
+            );
         }
     }
 
@@ -298,10 +347,16 @@ mod tests {
     fn a_rollback_target_that_is_unknown_or_marked_bad_is_refused_with_the_reason() {
         let history = [known_good("1.1.0", 'b'), known_good("1.0.0", 'a')];
         let unknown = choose_rollback(&head(&history, None), &operator(Some("0.1.0")));
-        assert!(matches!(unknown, RollbackChoice::Refused { ref reason } if reason.contains("not a known-good release")), "{unknown:?}");
+        assert!(
+            matches!(unknown, RollbackChoice::Refused { ref reason } if reason.contains("not a known-good release")),
+            "{unknown:?}"
+        );
         let mut marked = head(&history, None);
         marked.bad_releases.insert(history[1].id.clone());
         let bad = choose_rollback(&marked, &operator(Some("1.0.0")));
-        assert!(matches!(bad, RollbackChoice::Refused { ref reason } if reason.contains("marked bad")), "{bad:?}");
+        assert!(
+            matches!(bad, RollbackChoice::Refused { ref reason } if reason.contains("marked bad")),
+            "{bad:?}"
+        );
     }
 }

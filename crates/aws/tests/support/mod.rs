@@ -866,7 +866,10 @@ impl Shop {
         .expect("deploy");
         assert_eq!(outcome(&reply), "migrating", "{reply}");
         let id = release_id(&reply);
-        let task = reply["decisions"][0]["task"].as_str().expect("task").to_owned();
+        let task = reply["decisions"][0]["task"]
+            .as_str()
+            .expect("task")
+            .to_owned();
         let stopped = self.stop_task(&task, how).await;
         let gate = ferry_aws::handlers::gate(&engine, stopped, now())
             .await
@@ -908,7 +911,9 @@ impl Shop {
         envelope(
             "aws.cloudwatch",
             "CloudWatch Alarm State Change",
-            vec![format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}")],
+            vec![format!(
+                "arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}"
+            )],
             json!({
                 "alarmName": alarm,
                 "state": {"value": state, "reason": "Threshold Crossed: 1 datapoint [12.0] was greater than the threshold (5.0).", "timestamp": "2026-11-23T14:00:00.000+0000"},
@@ -1006,7 +1011,8 @@ impl aws_sdk_ecs::config::Intercept for CallLog {
             started: Instant::now(),
             ended: None,
         });
-        cfg.interceptor_state().store_put(CallIndex(calls.len() - 1));
+        cfg.interceptor_state()
+            .store_put(CallIndex(calls.len() - 1));
         Ok(())
     }
 

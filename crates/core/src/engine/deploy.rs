@@ -20,9 +20,9 @@ use super::{
 use crate::config::Environment;
 use crate::image::{plan_image_changes, release_tags, ImageChange, PushedImage};
 use crate::ports::{
-    Claim, ClaimOutcome, Ecs, HeldPush, RollbackLedger, EventSink, ImageSelector, Lane, LaneHead, Ledger, Parameters,
-    PortError, Registry, ReleaseRecord, ReleaseUpdate, SecretsCheck, ServiceView,
-    TaskDefinitionView,
+    Claim, ClaimOutcome, Ecs, EventSink, HeldPush, ImageSelector, Lane, LaneHead, Ledger,
+    Parameters, PortError, Registry, ReleaseRecord, ReleaseUpdate, RollbackLedger, SecretsCheck,
+    ServiceView, TaskDefinitionView,
 };
 use crate::release::{ReleaseId, ReleaseState};
 

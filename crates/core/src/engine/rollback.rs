@@ -12,11 +12,13 @@
 
 use serde::Deserialize;
 
-use super::{fan_out, Decision, Engine, EngineError, Outcome, KNOWN_GOOD_LABEL, UPDATE_SERVICE_CONCURRENCY};
+use super::{
+    fan_out, Decision, Engine, EngineError, Outcome, KNOWN_GOOD_LABEL, UPDATE_SERVICE_CONCURRENCY,
+};
 use crate::config::Environment;
 use crate::ports::{
-    Ecs, EventSink, Lane, Ledger, Parameters, Registry, ReleaseEvent,
-    RollbackLedger, RollbackWrite, SecretsCheck,
+    Ecs, EventSink, Lane, Ledger, Parameters, Registry, ReleaseEvent, RollbackLedger,
+    RollbackWrite, SecretsCheck,
 };
 use crate::release::ReleaseState;
 use crate::rollback::{choose_rollback, RollbackCause, RollbackChoice};
@@ -75,7 +77,12 @@ where
     pub async fn on_alarm(&self, alarm: &AlarmChange) -> Result<Vec<Decision>, EngineError> {
         let ignored = |reason: String| {
             tracing::info!(alarm = %alarm.alarm, %reason, "alarm ignored");
-            Ok(vec![Decision::new("", "", None, Outcome::Ignored { reason })])
+            Ok(vec![Decision::new(
+                "",
+                "",
+                None,
+                Outcome::Ignored { reason },
+            )])
         };
         if alarm.state != "ALARM" {
             return ignored(format!(
@@ -84,7 +91,10 @@ where
             ));
         }
         let Some(env) = self.config.environment_guarded_by(&alarm.alarm) else {
-            return ignored(format!("alarm {} guards no environment in ferry's config", alarm.alarm));
+            return ignored(format!(
+                "alarm {} guards no environment in ferry's config",
+                alarm.alarm
+            ));
         };
         let cause = RollbackCause::Alarm {
             alarm: alarm.alarm.clone(),
@@ -105,7 +115,12 @@ where
         };
         let chosen: Vec<Lane> = lanes(env)
             .into_iter()
-            .filter(|l| request.repository.as_ref().is_none_or(|r| r == &l.repository))
+            .filter(|l| {
+                request
+                    .repository
+                    .as_ref()
+                    .is_none_or(|r| r == &l.repository)
+            })
             .collect();
         if chosen.is_empty() {
             return Err(EngineError::BadRequest(format!(
@@ -117,7 +132,9 @@ where
         for lane in &chosen {
             let decision = self.roll_back(lane, &cause).await?;
             if let Outcome::Refused { reason } = &decision.outcome {
-                return Err(EngineError::BadRequest(format!("rollback of {lane} refused: {reason}")));
+                return Err(EngineError::BadRequest(format!(
+                    "rollback of {lane} refused: {reason}"
+                )));
             }
             decisions.push(decision);
         }
@@ -135,9 +152,14 @@ where
         for lane in lanes(env) {
             let head = self.ledger.head(&lane).await?.unwrap_or_default();
             if !head.frozen {
-                decisions.push(Decision::new(&lane.app, &lane.env, None, Outcome::Ignored {
-                    reason: format!("{lane} is not frozen"),
-                }));
+                decisions.push(Decision::new(
+                    &lane.app,
+                    &lane.env,
+                    None,
+                    Outcome::Ignored {
+                        reason: format!("{lane} is not frozen"),
+                    },
+                ));
                 continue;
             }
             if !self.ledger.unfreeze(&lane, head.version).await? {
@@ -161,7 +183,9 @@ where
 
     fn environment_of(&self, app: &str, env: &str) -> Result<&Environment, EngineError> {
         self.config.environment(app, env).ok_or_else(|| {
-            EngineError::BadRequest(format!("no environment `{env}` in app `{app}` in ferry's config"))
+            EngineError::BadRequest(format!(
+                "no environment `{env}` in app `{app}` in ferry's config"
+            ))
         })
     }
 
@@ -176,7 +200,11 @@ where
             // Round trip 1.
             let head = self.ledger.head(lane).await?.unwrap_or_default();
             let (leaving, to, history) = match choose_rollback(&head, cause) {
-                RollbackChoice::Roll { leaving, to, history } => (leaving, to, history),
+                RollbackChoice::Roll {
+                    leaving,
+                    to,
+                    history,
+                } => (leaving, to, history),
                 RollbackChoice::Nothing { reason } => {
                     tracing::info!(%lane, %reason, cause = %cause.describe(), "nothing to roll back");
                     if let Some(current) = head.history.first() {
@@ -201,9 +229,18 @@ where
                     return Ok(decide(None, Outcome::Refused { reason }));
                 }
             };
-            let reason = format!("rolled back to {} ({}): {}", to.tag, to.id, cause.describe());
+            let reason = format!(
+                "rolled back to {} ({}): {}",
+                to.tag,
+                to.id,
+                cause.describe()
+            );
             let expected: &[ReleaseState] = if leaving.in_flight {
-                &[ReleaseState::Claimed, ReleaseState::Migrating, ReleaseState::Deploying]
+                &[
+                    ReleaseState::Claimed,
+                    ReleaseState::Migrating,
+                    ReleaseState::Deploying,
+                ]
             } else {
                 &[ReleaseState::Succeeded]
             };
@@ -263,14 +300,21 @@ where
                 .map(|e| e.to_string())
                 .collect();
             // Round trip 4: the restored version is the known-good one.
-            self.params.label(&parameter, version, KNOWN_GOOD_LABEL).await?;
+            self.params
+                .label(&parameter, version, KNOWN_GOOD_LABEL)
+                .await?;
             if !failures.is_empty() {
                 tracing::error!(%lane, ?failures, "some services could not be rolled back");
-                return Err(EngineError::Aws(crate::ports::PortError::new(
-                    "ecs:UpdateService",
-                    format!("rollback of {lane} left services behind: {}", failures.join("; ")),
-                )
-                .retryable()));
+                return Err(EngineError::Aws(
+                    crate::ports::PortError::new(
+                        "ecs:UpdateService",
+                        format!(
+                            "rollback of {lane} left services behind: {}",
+                            failures.join("; ")
+                        ),
+                    )
+                    .retryable(),
+                ));
             }
             return Ok(decide(
                 Some(leaving.id.as_str()),
