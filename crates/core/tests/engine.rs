@@ -1147,7 +1147,7 @@ async fn a_failed_deployment_rolls_every_service_back_to_the_known_good_release(
 }
 
 #[tokio::test]
-#[ignore = "bug: a failed deployment of a lane's first release (no known-good to roll back to) is Refused and leaves the release DEPLOYING and in flight instead of FAILED (watch.rs → roll_back)"]
+
 async fn a_failed_deployment_of_a_first_release_fails_it_and_it_never_becomes_known_good() {
     let (fake, engine) = estate();
     let id = deploying_shop(&engine, &fake).await;
@@ -1404,7 +1404,7 @@ async fn a_new_digest_unfreezes_a_lane_whose_policy_says_so() {
 // Found bugs (ignored until fixed)
 
 #[tokio::test]
-#[ignore = "bug: a release superseding a first release records the superseded tag as previous_tag, so its failure restores SSM to a tag no service runs (deploy.rs previous_tag)"]
+
 async fn a_failing_migration_after_superseding_a_first_release_restores_the_tag_the_services_run() {
     let (fake, engine) = estate();
     push_shop(&engine, &fake, "1.0.0", 10).await;
@@ -1422,7 +1422,7 @@ async fn a_failing_migration_after_superseding_a_first_release_restores_the_tag_
 }
 
 #[tokio::test]
-#[ignore = "bug: gate returns a retryable error when an UpdateService fails, but the redelivered event is a no-op (release already DEPLOYING), so that service is never updated (gate.rs)"]
+
 async fn a_throttled_update_service_is_finished_when_the_migration_event_is_redelivered() {
     let (fake, engine) = estate();
     push_shop(&engine, &fake, "1.0.0", 10).await;
@@ -1456,7 +1456,7 @@ async fn a_throttled_update_service_is_finished_when_the_migration_event_is_rede
 }
 
 #[tokio::test]
-#[ignore = "bug: a release superseded while its PutParameter is in flight still writes its tag after its successor's, so SSM names a release that never ran (deploy.rs round trip 5)"]
+
 async fn a_superseded_releases_late_ssm_write_does_not_overwrite_its_successors_tag() {
     let (fake, engine) = estate();
     let older = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));

@@ -384,9 +384,16 @@ where
                 |arn| async move { self.ecs.describe_task_definition(&arn).await }
             ),
             async {
-                match &record.previous_tag {
-                    Some(_) => Ok(None),
-                    None => self.params.get(&env.image_tag_parameter).await,
+                match (&record.previous_tag, &supersedes) {
+                    (Some(_), _) => Ok(None),
+                    // The superseded release may have written its own tag already:
+                    // what to restore is what it would have restored.
+                    (None, Some(old)) => self
+                        .ledger
+                        .release(old)
+                        .await
+                        .map(|r| r.and_then(|r| r.previous_tag)),
+                    (None, None) => self.params.get(&env.image_tag_parameter).await,
                 }
             },
         );
@@ -625,11 +632,22 @@ where
                     self.emit(events),
                 );
                 if recorded?.is_none() {
-                    // Superseded while starting: its successor runs its own migration.
-                    let _ = self
-                        .ecs
-                        .stop_task(&env.cluster, &task, "ferry: release superseded")
-                        .await;
+                    // Superseded while starting: its successor runs its own
+                    // migration, and the image tag must name the successor even
+                    // if this release's write landed after the successor's.
+                    let (stopped, head) = futures_util::join!(
+                        self.ecs
+                            .stop_task(&env.cluster, &task, "ferry: release superseded"),
+                        self.ledger.head(&lane),
+                    );
+                    if let Err(error) = stopped {
+                        tracing::warn!(release = %id, %error, "could not stop the superseded migration");
+                    }
+                    if let Some(successor) = head?.and_then(|h| h.in_flight) {
+                        self.params
+                            .put(&env.image_tag_parameter, &successor.tag)
+                            .await?;
+                    }
                     return Ok(Some(Outcome::Superseded));
                 }
                 tracing::info!(release = %id, %task, "migration started");

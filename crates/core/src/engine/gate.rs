@@ -4,12 +4,12 @@
 //! Migrating → Deploying (the supersede guard: exactly one event or release wins);
 //! 3. UpdateService on every service concurrently; 4. record deployment ids.
 
-use std::collections::BTreeMap;
-
 use super::{
     event_for, fan_out, Decision, Engine, EngineError, Outcome, UPDATE_SERVICE_CONCURRENCY,
 };
-use crate::ports::{Ecs, EventSink, Ledger, Parameters, Registry, ReleaseUpdate, SecretsCheck};
+use crate::ports::{
+    Ecs, EventSink, Ledger, Parameters, Registry, ReleaseRecord, ReleaseUpdate, SecretsCheck,
+};
 use crate::release::{judge_migration, MigrationVerdict, ReleaseId, ReleaseState, StoppedTask};
 
 /// An ECS Task State Change with `lastStatus` STOPPED.
@@ -60,6 +60,18 @@ where
         match record.state {
             ReleaseState::Migrating => {}
             ReleaseState::Claimed => return Err(EngineError::NotReady(id.to_string())),
+            ReleaseState::Deploying
+                if stopped.task_arn.as_str()
+                    == record.migration_task.as_deref().unwrap_or_default()
+                    && record
+                        .task_definitions
+                        .keys()
+                        .any(|s| !record.deployments.contains_key(s)) =>
+            {
+                // A redelivery after some UpdateService calls failed: finish the rollout.
+                tracing::warn!(release = %id, "resuming a rollout that left services behind");
+                return self.roll_out(record).await.map(decision);
+            }
             other => {
                 tracing::info!(release = %id, state = other.as_str(), "migration stopped after the release moved on; nothing to do");
                 let outcome = match other {
@@ -115,30 +127,39 @@ where
             return Ok(decision(Outcome::Superseded));
         };
 
-        // Round trip 3: every service at once.
+        // Round trips 3–4: every service at once, then record the deployments.
+        let event = event_for(
+            &record,
+            Some(ReleaseState::Migrating),
+            ReleaseState::Deploying,
+        );
+        let (outcome, ()) = futures_util::join!(self.roll_out(record), self.emit(vec![event]));
+        outcome.map(decision)
+    }
+
+    /// UpdateService on every service of the release that has no deployment
+    /// yet, concurrently; records the deployment ids (merged with earlier ones).
+    async fn roll_out(&self, record: ReleaseRecord) -> Result<Outcome, EngineError> {
+        let id = &record.id;
         let rollout: Vec<(String, String)> = record
             .task_definitions
             .iter()
+            .filter(|(s, _)| !record.deployments.contains_key(*s))
             .map(|(s, a)| (s.clone(), a.clone()))
             .collect();
-        let cluster = record.cluster.clone();
-        let (updated, ()) = futures_util::join!(
-            fan_out(rollout, UPDATE_SERVICE_CONCURRENCY, |(service, arn)| {
-                let cluster = &cluster;
-                async move {
-                    self.ecs
-                        .update_service(cluster, &service, &arn)
-                        .await
-                        .map(|deployment| (service, deployment))
-                }
-            }),
-            self.emit(vec![event_for(
-                &record,
-                Some(ReleaseState::Migrating),
-                ReleaseState::Deploying
-            )]),
-        );
-        let mut deployments = BTreeMap::new();
+        let cluster = &record.cluster;
+        let updated = fan_out(
+            rollout,
+            UPDATE_SERVICE_CONCURRENCY,
+            |(service, arn)| async move {
+                self.ecs
+                    .update_service(cluster, &service, &arn)
+                    .await
+                    .map(|deployment| (service, deployment))
+            },
+        )
+        .await;
+        let mut deployments = record.deployments.clone();
         let mut failures = Vec::new();
         for result in updated {
             match result {
@@ -148,11 +169,9 @@ where
                 Err(e) => failures.push(e),
             }
         }
-
-        // Round trip 4: record, so deployment events map back to this release.
         self.ledger
             .update(
-                &id,
+                id,
                 &[ReleaseState::Deploying],
                 ReleaseUpdate {
                     deployments: Some(deployments.clone()),
@@ -168,12 +187,13 @@ where
             )
             .await?;
         if let Some(first) = failures.into_iter().next() {
+            // Retryable: the redelivered event resumes the rollout (see above).
             tracing::error!(release = %id, error = %first, "UpdateService failed for some services");
             return Err(first.into());
         }
         tracing::info!(release = %id, ?deployments, "services updated");
-        Ok(decision(Outcome::Deploying {
+        Ok(Outcome::Deploying {
             deployments: deployments.into_values().collect(),
-        }))
+        })
     }
 }

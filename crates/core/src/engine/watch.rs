@@ -103,15 +103,25 @@ where
             );
             tracing::error!(release = %id, %reason, "deployment failed; rolling the whole release back");
             // Every service of the release goes back, the ones that completed too.
-            return self
+            let rolled = self
                 .roll_back(
                     &lane,
                     &RollbackCause::DeploymentFailed {
                         release: id.clone(),
-                        reason,
+                        reason: reason.clone(),
                     },
                 )
-                .await;
+                .await?;
+            if let Outcome::Refused { reason: why } = &rolled.outcome {
+                // Nothing known-good to go back to (a lane's first release): the
+                // release fails, frees the lane, and never becomes known-good.
+                tracing::error!(release = %id, %why, "no rollback possible; failing the release");
+                let outcome = self
+                    .fail_release(&record, &[ReleaseState::Deploying], reason, false)
+                    .await?;
+                return Ok(decision(outcome));
+            }
+            return Ok(rolled);
         }
 
         // Round trip 3: mark this service completed.

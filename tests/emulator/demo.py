@@ -1,0 +1,490 @@
+#!/usr/bin/env python3
+"""ferry's demo: a story of releases, played on the local AWS stack.
+
+Run it with ``scripts/demo`` (which installs the emulator and builds the
+functions first). Each chapter pushes an image with the ECR API, exactly as
+``docker push`` would reach ECR; everything after that is ferry's real
+binaries reacting to the events the router derives from the emulator's state.
+The demo prints a timeline (events, ferry's decisions, the AWS calls ferry
+made, task-definition revisions, SSM versions, each service's task
+definition) and a closing table, and exits non-zero if any chapter did not
+end as it should.
+
+Chapters are data: :data:`CHAPTERS` is a list of :class:`Chapter`, each with
+a ``play`` function that acts and returns its checks. Add a chapter by
+appending one (e.g. an alarm rollback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from stack import ROOT, Stack  # noqa: E402
+
+APP, ENV, CLUSTER, REPOSITORY = "shop", "prod", "shop-prod", "shop"
+SERVICES = ["api", "worker", "scheduler"]
+FAMILIES = {"api": "shop-api", "worker": "shop-worker", "scheduler": "shop-scheduler"}
+MIGRATION_FAMILY = "shop-migrate"
+PARAMETER = "/shop/prod/compute/currentImageTag"
+FUNCTIONS = ("ferry-deploy", "ferry-gate", "ferry-watch")
+
+COLOR = sys.stdout.isatty() and os.environ.get("NO_COLOR") is None
+
+
+def _c(code: str, text: str) -> str:
+    return f"\033[{code}m{text}\033[0m" if COLOR else text
+
+
+def bold(text: str) -> str:
+    return _c("1", text)
+
+
+def dim(text: str) -> str:
+    return _c("2", text)
+
+
+def green(text: str) -> str:
+    return _c("32", text)
+
+
+def red(text: str) -> str:
+    return _c("31", text)
+
+
+def short_digest(digest: str) -> str:
+    return digest.replace("sha256:", "")[:12]
+
+
+def revision(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+# --------------------------------------------------------------------- checks
+
+
+@dataclass
+class Check:
+    what: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class Outcome:
+    checks: list[Check] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)
+    summary: str = ""
+
+    def check(self, what: str, ok: bool, detail: str = "") -> bool:
+        self.checks.append(Check(what, bool(ok), detail))
+        return bool(ok)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks) and bool(self.checks)
+
+
+# ---------------------------------------------------------------------- story
+
+
+class Story:
+    """What chapters share: the stack, what was pushed, and the timeline."""
+
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        self.tags_by_digest: dict[str, str] = {}
+        self.digests: dict[str, str] = {}
+        self.log_seq = 0
+        self.call_seq = 0
+        self.started = time.time()
+        self.seen_revisions: dict[str, int] = {}
+
+    # -- acting
+
+    def push(self, tag: str, repository: str = REPOSITORY) -> str:
+        digest = self.stack.push(repository, tag)
+        self.tags_by_digest[digest] = tag
+        self.digests[tag] = digest
+        return digest
+
+    def settle(self) -> None:
+        self.stack.settle(timeout=90)
+
+    # -- reading
+
+    def state(self) -> dict[str, Any]:
+        services = self.stack.services(CLUSTER, SERVICES)
+        return {
+            "services": {name: services[name]["taskDefinition"] for name in SERVICES},
+            "deployments": {name: len(services[name]["deployments"]) for name in SERVICES},
+            "parameter": self.stack.parameter_history(PARAMETER),
+            "revisions": {f: self.stack.revisions(f) for f in [*FAMILIES.values(), MIGRATION_FAMILY]},
+        }
+
+    def image_of(self, task_definition_arn: str) -> str:
+        definition = self.stack.task_definition(task_definition_arn)
+        image = definition["containerDefinitions"][0]["image"]
+        path = image.split("/", 1)[1] if "/" in image else image
+        if "@" in path:
+            repository, digest = path.split("@", 1)
+            tag = self.tags_by_digest.get(digest)
+            return f"{repository}@{short_digest(digest)}" + (f" ({tag})" if tag else "")
+        return path
+
+    def new_entries(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        entries = self.stack.router_log(self.log_seq)
+        if entries:
+            self.log_seq = entries[-1]["seq"]
+        calls = self.stack.calls(self.call_seq)
+        if calls:
+            self.call_seq = calls[-1]["seq"]
+        return entries, calls
+
+    def skip_to_now(self) -> None:
+        self.new_entries()
+
+    # -- printing
+
+    def clock(self, at: float) -> str:
+        return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
+
+    def print_timeline(self, entries: list[dict[str, Any]], calls: list[dict[str, Any]], outcome: Outcome) -> None:
+        for entry in entries:
+            at = self.clock(entry["time"])
+            if entry["kind"] == "event":
+                event = entry["event"]
+                source = {
+                    "aws.ecr": "ECR",
+                    "aws.ecs": "ECS",
+                    "aws.cloudwatch": "CloudWatch",
+                    "ferry": "ferry event",
+                }.get(event.get("source"), event.get("source"))
+                targets = entry.get("targets") or []
+                arrow = " → " + ", ".join(self._binary(t) for t in targets) if targets else dim("  (no rule matches)")
+                if event.get("source") == "ferry":
+                    arrow = ""
+                print(f"  {dim(at)}  {source:<11} {entry['summary']}{arrow}")
+            elif entry["kind"] == "reply":
+                reply = entry.get("reply")
+                if entry.get("error"):
+                    text = red(f"function error {entry['error']}: {str(reply)[:160]}")
+                    if entry.get("will_retry"):
+                        text += " (Lambda retries)"
+                    print(f"  {dim(at)}  {entry['binary']:<11} {text}")
+                    continue
+                for line in self._decisions(reply):
+                    outcome.decisions.append(f"{entry['binary']}: {line}")
+                    print(f"  {dim(at)}  {entry['binary']:<11} {line}")
+            elif entry["kind"] in ("held", "released", "dropped", "undeliverable"):
+                print(f"  {dim(at)}  router      {entry['kind']}: {entry}")
+        by_function: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        for call in calls:
+            if call["caller"] in FUNCTIONS:
+                label = call["operation"] + ("" if call["status"] < 400 else f" ({call['status']})")
+                by_function[call["caller"]][label] += 1
+        if by_function:
+            print(f"  {bold('AWS calls made by ferry')}")
+            for function in FUNCTIONS:
+                if function in by_function:
+                    counter = by_function[function]
+                    listed = ", ".join(f"{op}" + (f" ×{n}" if n > 1 else "") for op, n in sorted(counter.items()))
+                    print(f"    {function:<13} {sum(counter.values()):>3}  {dim(listed)}")
+
+    def _binary(self, target: str) -> str:
+        return {"DeployFunction": "ferry-deploy", "GateFunction": "ferry-gate", "WatchFunction": "ferry-watch"}.get(
+            target.split("/", 1)[0], target
+        )
+
+    def _decisions(self, reply: Any) -> list[str]:
+        if not isinstance(reply, dict):
+            return [str(reply)[:200]]
+        if not reply.get("ok", False):
+            error = reply.get("error") or {}
+            return [red(f"error {error.get('kind')}: {error.get('message')}")]
+        lines = []
+        for d in reply.get("decisions") or []:
+            outcome = d.get("outcome", "?")
+            color = {"succeeded": green, "failed": red, "preflight_failed": red, "refused": _yellow}.get(outcome, bold)
+            parts = [color(outcome)]
+            if d.get("release_id"):
+                parts.append(f"release {d['release_id']}")
+            if d.get("task"):
+                parts.append(f"migration task {d['task'].rsplit('/', 1)[-1][:8]}")
+            if d.get("task_definitions"):
+                parts.append("registered " + ", ".join(revision(a) for a in d["task_definitions"]))
+            if d.get("deployments"):
+                parts.append(f"{len(d['deployments'])} deployments started")
+            if d.get("completed") is not None and d.get("pending") is not None:
+                parts.append(f"completed {','.join(d['completed']) or '-'}; waiting for {','.join(d['pending']) or '-'}")
+            for key in ("reason", "problems"):
+                if d.get(key):
+                    parts.append(f"{key}: {d[key]}")
+            lines.append("  ".join(parts))
+        return lines
+
+    def print_state(self, state: dict[str, Any]) -> None:
+        history = state["parameter"]
+        versions = "  ".join(
+            f"v{p['version']} {p['value']}" + (f" [{', '.join(p['labels'])}]" if p["labels"] else "") for p in history
+        )
+        print(f"  {bold('SSM')} {PARAMETER}: {versions}")
+        revisions = []
+        for family, arns in state["revisions"].items():
+            last = int(arns[-1].rsplit(":", 1)[1]) if arns else 0
+            new = last > self.seen_revisions.get(family, last)
+            revisions.append(f"{family}:{last}" + (" (new)" if new else ""))
+            self.seen_revisions[family] = last
+        print(f"  {bold('task definitions')} {', '.join(revisions)}")
+        print(f"  {bold('services')}")
+        for name in SERVICES:
+            arn = state["services"][name]
+            print(f"    {name:<10} {revision(arn):<18} {self.image_of(arn)}")
+
+
+def _yellow(text: str) -> str:
+    return _c("33", text)
+
+
+# ------------------------------------------------------------------- chapters
+
+
+@dataclass
+class Chapter:
+    title: str
+    push: str
+    expected: str
+    #: acts (pushes, waits until the stack settles) and returns the checks to run
+    play: Callable[[Story, "Chapter"], Callable[[Outcome], None]]
+    scenario: dict[str, Any] | None = None
+
+
+def _release_checks(story: Story, chapter: Chapter, before: dict[str, Any], outcome: Outcome) -> None:
+    """Checks of a push that should have become a full release."""
+    stack = story.stack
+    tag = chapter.push
+    digest = story.digests[tag]
+    after = story.state()
+    release_id = f"{APP}/{ENV}/{digest.replace('sha256:', '')[:16]}"
+    item = stack.release(release_id) or {}
+    outcome.check("release recorded SUCCEEDED in the ledger", item.get("state") == "SUCCEEDED", str(item.get("state")))
+    outcome.check(
+        "ferry-deploy started the migration, ferry-gate rolled out, ferry-watch confirmed",
+        any("ferry-deploy: " in d and "migrating" in d for d in outcome.decisions)
+        and any("ferry-gate: " in d and "deploying" in d for d in outcome.decisions)
+        and any("ferry-watch: " in d and "succeeded" in d for d in outcome.decisions),
+    )
+    last = after["parameter"][-1]
+    outcome.check(
+        f"SSM parameter at {tag}, labelled known-good",
+        last["value"] == tag and "known-good" in last["labels"],
+        f"v{last['version']} {last['value']} {last['labels']}",
+    )
+    for name in SERVICES:
+        arn = after["services"][name]
+        definition = stack.task_definition(arn)
+        image = definition["containerDefinitions"][0]["image"]
+        tags = {t["key"]: t["value"] for t in definition.get("tags", [])}
+        outcome.check(
+            f"{name} runs a new revision of {FAMILIES[name]} pinned to {tag}'s digest",
+            arn != before["services"][name] and image.endswith(f"/{REPOSITORY}@{digest}") and tags.get("ferry:release") == release_id,
+            f"{revision(arn)} {image.rsplit('/', 1)[-1][:30]}…",
+        )
+    migrations = after["revisions"][MIGRATION_FAMILY]
+    outcome.check(
+        "one new migration revision, one per service family",
+        len(migrations) == len(before["revisions"][MIGRATION_FAMILY]) + 1
+        and all(len(after["revisions"][f]) == len(before["revisions"][f]) + 1 for f in FAMILIES.values()),
+    )
+    outcome.summary = f"{tag} released, known-good (SSM v{last['version']})"
+
+
+Verify = Callable[[Outcome], None]
+
+
+def play_release(story: Story, chapter: Chapter) -> Verify:
+    before = story.state()
+    story.push(chapter.push)
+    story.settle()
+    return lambda outcome: _release_checks(story, chapter, before, outcome)
+
+
+def play_refused(story: Story, chapter: Chapter) -> Verify:
+    before = story.state()
+    story.push(chapter.push)
+    story.settle()
+
+    def checks(outcome: Outcome) -> None:
+        after = story.state()
+        outcome.check(
+            "ferry-deploy refused the mutable tag",
+            any("ferry-deploy: " in d and "refused" in d for d in outcome.decisions),
+            "; ".join(outcome.decisions),
+        )
+        outcome.check("no task definition registered", after["revisions"] == before["revisions"])
+        outcome.check("SSM parameter unchanged", after["parameter"] == before["parameter"])
+        outcome.check(
+            "services untouched (same task definitions, no new deployment)",
+            after["services"] == before["services"] and after["deployments"] == before["deployments"],
+        )
+        outcome.summary = f"{chapter.push} refused; nothing changed"
+
+    return checks
+
+
+def play_failed_migration(story: Story, chapter: Chapter) -> Verify:
+    before = story.state()
+    story.push(chapter.push)
+    story.settle()
+
+    def checks(outcome: Outcome) -> None:
+        stack = story.stack
+        after = story.state()
+        digest = story.digests[chapter.push]
+        release_id = f"{APP}/{ENV}/{digest.replace('sha256:', '')[:16]}"
+        item = stack.release(release_id) or {}
+        outcome.check(
+            "release recorded FAILED with the migration's exit code",
+            item.get("state") == "FAILED" and "exited with code 1" in str(item.get("reason")),
+            str(item.get("reason")),
+        )
+        outcome.check(
+            "ferry-gate failed the release",
+            any("ferry-gate: " in d and "failed" in d for d in outcome.decisions),
+        )
+        outcome.check(
+            "services untouched (same task definitions, no new deployment)",
+            after["services"] == before["services"] and after["deployments"] == before["deployments"],
+        )
+        values = [p["value"] for p in after["parameter"]]
+        previous = before["parameter"][-1]["value"]
+        outcome.check(
+            f"SSM parameter written ({chapter.push}) then restored ({previous})",
+            values[-2:] == [chapter.push, previous] and len(values) == len(before["parameter"]) + 2,
+            " → ".join(values),
+        )
+        outcome.summary = f"{chapter.push} failed in migration; services stay on {previous}, SSM restored"
+
+    return checks
+
+
+CHAPTERS: list[Chapter] = [
+    Chapter(
+        "push shop:1.0.0 — the first release",
+        "1.0.0",
+        "migration, three services, known-good",
+        play_release,
+    ),
+    Chapter("push shop:1.1.0 — the next release", "1.1.0", "released, known-good", play_release),
+    Chapter("push shop:latest — a mutable tag", "latest", "refused, nothing changes", play_refused),
+    Chapter(
+        "push shop:1.2.0 — its migration exits 1",
+        "1.2.0",
+        "release failed, services untouched, SSM restored",
+        play_failed_migration,
+        scenario={"tasks": {"shop:1.2.0": {"outcome": "exit", "exitCode": 1}}},
+    ),
+]
+
+
+# ----------------------------------------------------------------------- main
+
+
+def _port_open(url: str) -> bool:
+    host, port = url.split("//", 1)[1].split(":")
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex((host, int(port))) == 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="ferry's demo on the local AWS stack")
+    parser.add_argument("--state-dir", default=str(ROOT / ".ferry" / "demo"))
+    parser.add_argument("--bin-dir", default=None)
+    args = parser.parse_args(argv)
+
+    def on_term(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    print(bold("ferry demo") + dim(" — real function binaries, events from the emulator's state, rules from template.yaml"))
+    stack = Stack(args.state_dir, bin_dir=args.bin_dir, say=lambda m: print(dim(f"  stack: {m}"), flush=True))
+    results: list[tuple[Chapter, Outcome]] = []
+    endpoints: list[str] = []
+    try:
+        started = time.time()
+        stack.start()
+        endpoints = [stack.endpoint, stack.functions_url]
+        print(dim(f"  stack: up in {time.time() - started:.1f}s — emulator {stack.endpoint}, functions {stack.functions_url}"))
+        story = Story(stack)
+        for digest_tag in ("0.9.0",):
+            image = stack.client("ecr").describe_images(repositoryName=REPOSITORY, imageIds=[{"imageTag": digest_tag}])
+            digest = image["imageDetails"][0]["imageDigest"]
+            story.tags_by_digest[digest] = digest_tag
+        print()
+        print(bold("before the story"))
+        story.print_state(story.state())
+        story.skip_to_now()
+        for number, chapter in enumerate(CHAPTERS, 1):
+            print()
+            print(bold(f"── {number}. {chapter.title} ") + dim(f"(expect: {chapter.expected})"))
+            if chapter.scenario:
+                stack.scenario(chapter.scenario)
+                print(dim(f"  scenario: {chapter.scenario}"))
+            verify = chapter.play(story, chapter)
+            outcome = Outcome()
+            entries, calls = story.new_entries()
+            story.print_timeline(entries, calls, outcome)
+            try:
+                verify(outcome)
+            except Exception as exc:  # noqa: BLE001 - a check that cannot run failed
+                outcome.check("the chapter's checks ran", False, f"{type(exc).__name__}: {exc}")
+            story.print_state(story.state())
+            for check in outcome.checks:
+                mark = green("✓") if check.ok else red("✗")
+                print(f"  {mark} {check.what}" + ("" if check.ok or not check.detail else dim(f"  ({check.detail})")))
+            results.append((chapter, outcome))
+    except KeyboardInterrupt:
+        print(red("\ninterrupted"), file=sys.stderr)
+        stack.stop()
+        return 130
+    except Exception as exc:  # noqa: BLE001
+        print(red(f"\nthe demo broke: {type(exc).__name__}: {exc}"), file=sys.stderr)
+        print(dim(f"logs: {stack.log_dir}"), file=sys.stderr)
+        stack.stop()
+        return 1
+    finally:
+        stack.stop()
+
+    print()
+    print(bold("summary"))
+    width = max(len(c.title) for c, _ in results) if results else 10
+    print(f"  {'#':<2} {'chapter':<{width}}  {'expected':<50} result")
+    for number, (chapter, outcome) in enumerate(results, 1):
+        mark = green("✓") if outcome.ok else red("✗")
+        print(f"  {number:<2} {chapter.title:<{width}}  {chapter.expected:<50} {mark} {outcome.summary}")
+    failed = [c.title for c, o in results if not o.ok] + [c.title for c in CHAPTERS[len(results):]]
+    left = [url for url in endpoints if _port_open(url)]
+    print()
+    print(dim(f"  stack stopped; ports {'still open: ' + ', '.join(left) if left else 'closed'}; logs in {stack.log_dir}"))
+    if failed or left:
+        print(red(f"  {len(failed)} chapter(s) did not end as they should: {', '.join(failed)}"))
+        return 1
+    print(green(f"  all {len(results)} chapters ended as they should"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
