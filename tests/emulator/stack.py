@@ -65,6 +65,16 @@ class StackError(RuntimeError):
     pass
 
 
+def function_binaries(template: Path = TEMPLATE) -> list[str]:
+    """The binary of every function in template.yaml (Metadata.BuildProperties.Binary)."""
+    resources = cfn.load_template(str(template)).get("Resources") or {}
+    return [
+        ((r.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary") or name
+        for name, r in resources.items()
+        if isinstance(r, dict) and r.get("Type") == "AWS::Serverless::Function"
+    ]
+
+
 def manifest(repository: str, tag: str, salt: str = "") -> str:
     """A Docker image manifest unique to (repository, tag, salt), as `docker push` uploads."""
     seed = hashlib.sha256(f"{repository}:{tag}:{salt}".encode()).hexdigest()
@@ -139,11 +149,12 @@ class Stack:
                 raise StackError(f"a stack is already running from {self.state_dir} (scripts/stack stop)")
             self.state_file.unlink()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        missing = [b for b in ("ferry-deploy", "ferry-gate", "ferry-watch") if not (self.bin_dir / b).exists()]
+        binaries = function_binaries()
+        missing = [b for b in binaries if not (self.bin_dir / b).exists()]
         if missing:
             raise StackError(
                 f"no {', '.join(missing)} in {self.bin_dir}: build them with "
-                "`cargo build -p ferry-deploy -p ferry-gate -p ferry-watch`"
+                f"`cargo build {' '.join('-p ' + b for b in binaries)}`"
             )
         try:
             self._start_emulator()
@@ -172,7 +183,10 @@ class Stack:
             stdout=log,
             stderr=log,
             cwd=str(ROOT),
-            start_new_session=self.detached,
+            # own session: a terminal's Ctrl-C reaches only whoever started the
+            # stack, which then stops it in order (runtime first). Attached
+            # children still exit by themselves when their stdin pipe closes.
+            start_new_session=True,
         )
         log.close()
         self.processes[name] = process
@@ -215,7 +229,7 @@ class Stack:
         self.info["emulator"] = info
 
     def _start_runtime(self) -> None:
-        self.say("starting ferry-deploy, ferry-gate, ferry-watch under the local Lambda runtime")
+        self.say(f"starting {', '.join(function_binaries())} under the local Lambda runtime")
         ids = self.state_dir / "ferry-stack.json"
         ferry = self.info["ferry"]
         ids.write_text(json.dumps({"physical_ids": ferry["physical_ids"], "parameters": ferry["parameters"]}, indent=2))
@@ -572,12 +586,16 @@ class Stack:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="ferry's local AWS stack")
-    parser.add_argument("command", choices=["start", "run", "stop", "status"])
+    parser.add_argument("command", choices=["start", "run", "stop", "status", "cargo-args"])
     parser.add_argument("--state-dir", default=str(ROOT / ".ferry"))
     parser.add_argument("--bin-dir", default=None, help="function binaries (default target/debug)")
     parser.add_argument("--config-extra", action="append", help="more ferry config (TOML file) appended to infra/ferry.toml")
     args = parser.parse_args(argv)
 
+    if args.command == "cargo-args":
+        # the packages to build: one per function in template.yaml
+        print(" ".join(f"-p {b}" for b in function_binaries()))
+        return 0
     if args.command == "stop":
         stopped = Stack.stop_detached(args.state_dir)
         print("stopped " + ", ".join(stopped) if stopped else "nothing was running")

@@ -94,7 +94,12 @@ pub async fn deploy(
     Ok(reply(decisions))
 }
 
-pub async fn gate(engine: &AwsEngine, payload: Value, now: u64) -> Result<Value, HandlerError> {
+pub async fn gate(
+    engine: &AwsEngine,
+    _region: &str,
+    payload: Value,
+    now: u64,
+) -> Result<Value, HandlerError> {
     let Some(stopped) = inbound::task_stopped(payload)? else {
         return Ok(ignored("task has not stopped".to_owned()));
     };
@@ -103,7 +108,12 @@ pub async fn gate(engine: &AwsEngine, payload: Value, now: u64) -> Result<Value,
     Ok(reply(vec![decision]))
 }
 
-pub async fn watch(engine: &AwsEngine, payload: Value, now: u64) -> Result<Value, HandlerError> {
+pub async fn watch(
+    engine: &AwsEngine,
+    _region: &str,
+    payload: Value,
+    now: u64,
+) -> Result<Value, HandlerError> {
     let Some(change) = inbound::deployment_change(payload)? else {
         return Ok(ignored("deployment has not finished".to_owned()));
     };

@@ -80,3 +80,24 @@ fn init_tracing() {
         .with_current_span(false)
         .try_init();
 }
+
+/// The whole `main` of a ferry function: set up once, then answer every
+/// invocation with `handler`, classifying its failures (see [`crate::handlers::respond`]).
+#[macro_export]
+macro_rules! serve {
+    ($handler:path) => {{
+        let ferry = $crate::runtime::Ferry::from_env().await;
+        lambda_runtime::run(lambda_runtime::service_fn(
+            |event: lambda_runtime::LambdaEvent<serde_json::Value>| async {
+                let result = match ferry.engine() {
+                    Ok((engine, region)) => {
+                        $handler(engine, region, event.payload, $crate::runtime::now()).await
+                    }
+                    Err(e) => Err(e),
+                };
+                Ok::<_, lambda_runtime::Error>($crate::handlers::respond(result)?)
+            },
+        ))
+        .await
+    }};
+}

@@ -76,7 +76,9 @@ async fn measure(services: usize) {
         .to_owned();
     let stopped = shop.stop_task(&task, "ferry-emulator:exit=0").await;
     let received = Instant::now();
-    let gate = handlers::gate(&engine, stopped, now()).await.expect("gate");
+    let gate = handlers::gate(&engine, REGION, stopped, now())
+        .await
+        .expect("gate");
     assert_eq!(gate["decisions"][0]["outcome"], "deploying", "{gate}");
     let calls = log.take();
     let last_update = calls
@@ -102,7 +104,9 @@ async fn measure(services: usize) {
     let mut last = Vec::new();
     for service in shop.services.clone() {
         let event = shop.finish_deployment(&service, "COMPLETED").await;
-        let reply = handlers::watch(&engine, event, now()).await.expect("watch");
+        let reply = handlers::watch(&engine, REGION, event, now())
+            .await
+            .expect("watch");
         last = log.take();
         watch_calls.extend(last.iter().cloned());
         if reply["decisions"][0]["outcome"] == "succeeded" {

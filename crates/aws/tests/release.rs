@@ -122,7 +122,7 @@ async fn the_same_push_delivered_five_times_at_once_makes_one_release() {
         .stop_task(tasks[0].task_arn().expect("arn"), "ferry-emulator:exit=0")
         .await;
     let gates = futures_util::future::join_all(
-        (0..5).map(|_| handlers::gate(&engine, stopped.clone(), now())),
+        (0..5).map(|_| handlers::gate(&engine, REGION, stopped.clone(), now())),
     )
     .await;
     let deploying = gates

@@ -66,11 +66,13 @@ async fn failed_deployment_rolls_back_all_three_services_including_the_two_that_
     let engine = shop.engine();
     for service in ["api", "worker"] {
         let event = shop.finish_deployment(service, "COMPLETED").await;
-        let reply = handlers::watch(&engine, event, now()).await.expect("watch");
+        let reply = handlers::watch(&engine, REGION, event, now())
+            .await
+            .expect("watch");
         assert_eq!(outcome(&reply), "progress", "{reply}");
     }
     let failed = shop.finish_deployment("scheduler", "FAILED").await;
-    let reply = handlers::watch(&engine, failed, now())
+    let reply = handlers::watch(&engine, REGION, failed, now())
         .await
         .expect("watch");
     assert_eq!(outcome(&reply), "rolled_back", "{reply}");

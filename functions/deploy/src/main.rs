@@ -1,21 +1,7 @@
 //! ferry-deploy: ECR push (or a direct `{"deploy": ...}` invoke) → a claimed,
 //! preflighted release whose migration is running.
 
-use ferry_aws::handlers;
-use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde_json::Value;
-
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
-    let ferry = ferry_aws::runtime::Ferry::from_env().await;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async {
-        let (engine, region) = match ferry.engine() {
-            Ok(ready) => ready,
-            Err(e) => return Ok(handlers::respond(Err(e))?),
-        };
-        let result =
-            handlers::deploy(engine, region, event.payload, ferry_aws::runtime::now()).await;
-        Ok::<_, Error>(handlers::respond(result)?)
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    ferry_aws::serve!(ferry_aws::handlers::deploy)
 }

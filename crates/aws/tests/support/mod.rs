@@ -871,7 +871,7 @@ impl Shop {
             .expect("task")
             .to_owned();
         let stopped = self.stop_task(&task, how).await;
-        let gate = ferry_aws::handlers::gate(&engine, stopped, now())
+        let gate = ferry_aws::handlers::gate(&engine, REGION, stopped, now())
             .await
             .expect("gate");
         (id, gate)
@@ -884,7 +884,7 @@ impl Shop {
         for service in self.services.clone() {
             let event = self.finish_deployment(&service, "COMPLETED").await;
             replies.push(
-                ferry_aws::handlers::watch(&engine, event, now())
+                ferry_aws::handlers::watch(&engine, REGION, event, now())
                     .await
                     .expect("watch"),
             );
