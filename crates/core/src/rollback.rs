@@ -223,7 +223,10 @@ mod tests {
     #[test]
     fn alarm_during_a_rollout_returns_to_the_known_good_release() {
         let good = known_good("1.0.0", 'a');
-        let choice = choose_rollback(&head(&[good.clone()], Some(("1.1.0", 'b'))), &alarm());
+        let choice = choose_rollback(
+            &head(std::slice::from_ref(&good), Some(("1.1.0", 'b'))),
+            &alarm(),
+        );
         let RollbackChoice::Roll {
             leaving,
             to,
