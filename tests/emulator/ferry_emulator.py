@@ -30,6 +30,8 @@ Control routes (JSON in, JSON out):
 * ``GET  /_ferry/health`` -> 200 ``{"status": "ok", ...ready-file fields}``
 * ``GET|POST /_ferry/scenario`` -> how tasks and deployments end by themselves
   (``--scenario``; see ``ecs_behaviours.Scenario``)
+* ``GET /_ferry/calls?since=SEQ`` -> the AWS calls served (caller, operation, status)
+* ``GET|POST /_ferry/faults`` -> answer chosen calls with an AWS error (``Faults``)
 * ``/_ferry/router/{log,status,config,emit}`` -> the event router
   (``--router template.yaml``; see ``router.py``)
 * ``POST /_ferry/deployments/finish`` with ``{"cluster", "service",
@@ -53,6 +55,7 @@ import signal
 import sys
 import tempfile
 import threading
+import uuid
 from typing import Any, Callable, Iterable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -77,6 +80,12 @@ class FerryControlMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or ""
         if not path.startswith(CONTROL_PREFIX):
+            if FAULTS.rules:
+                fault = FAULTS.take(environ)
+                if fault is not None and fault["delay"]:
+                    time.sleep(fault["delay"])
+                if fault is not None and fault["status"]:
+                    return FAULTS.respond(fault, environ, start_response)
             if LATENCY_SECONDS:
                 # Benchmarks: a fixed network latency per AWS call, so round trips
                 # show as round trips and not as client CPU time.
@@ -149,6 +158,15 @@ class FerryControlMiddleware:
                 return 200, ecs_behaviours.scenario.configure(_read_json(environ))
             except ValueError as exc:
                 return 400, {"error": str(exc)}
+        if path == "/_ferry/faults":
+            if method == "GET":
+                return 200, {"faults": FAULTS.rules}
+            if method != "POST":
+                return 405, {"error": "use GET or POST"}
+            try:
+                return 200, {"faults": FAULTS.configure(_read_json(environ))}
+            except ValueError as exc:
+                return 400, {"error": str(exc)}
         if path == "/_ferry/calls":
             from urllib.parse import parse_qs
 
@@ -213,18 +231,21 @@ class CallLog:
             return start_response(status, headers, *rest)
 
         result = app(environ, capture)
+        self.record(caller, f"{service}:{operation}", int((status_holder or ["0"])[0].split(" ", 1)[0]), started)
+        return result
+
+    def record(self, caller: str, operation: str, status: int, started: float | None = None) -> None:
         with self._lock:
             self._seq += 1
             self._calls.append(
                 {
                     "seq": self._seq,
-                    "time": started,
+                    "time": started or time.time(),
                     "caller": caller,
-                    "operation": f"{service}:{operation}",
-                    "status": int((status_holder or ["0"])[0].split(" ", 1)[0]),
+                    "operation": operation,
+                    "status": status,
                 }
             )
-        return result
 
     def since(self, seq: int) -> list[dict[str, Any]]:
         with self._lock:
@@ -234,6 +255,81 @@ class CallLog:
 CALLS = CallLog()
 
 
+class Faults:
+    """AWS errors on request, for the retry paths: ``POST /_ferry/faults``
+    ``{"faults": [{"operation": "dynamodb:BatchGetItem", "caller":
+    "ferry-deploy", "times": 4, "status": 500, "code": "InternalServerError"}]}``
+    answers the next ``times`` matching calls (``caller`` optional: the access
+    key id) with that error instead of serving them, in the awsJson shape
+    (``__type``, ``message``). AWS answers this way when it throttles or has
+    an internal error; the SDK retries, and a function that still fails is
+    retried by Lambda's asynchronous invoke. ``"delay": s`` holds the call
+    that long first; with ``"status": 0`` the call is then served normally
+    (a slow call, not a failed one)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.rules: list[dict[str, Any]] = []
+
+    def configure(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        rules = request.get("faults")
+        if not isinstance(rules, list):
+            raise ValueError('expected {"faults": [{"operation", "times", "status", "code", "caller"?}]}')
+        checked = []
+        for rule in rules:
+            if not isinstance(rule, dict) or ":" not in str(rule.get("operation", "")):
+                raise ValueError("each fault needs an operation like dynamodb:BatchGetItem")
+            checked.append(
+                {
+                    "operation": rule["operation"],
+                    "caller": rule.get("caller"),
+                    "times": int(rule.get("times", 1)),
+                    "status": int(rule.get("status", 500)),
+                    "delay": float(rule.get("delay", 0)),
+                    "code": str(rule.get("code", "InternalServerError")),
+                    "message": str(rule.get("message", "injected by the ferry emulator")),
+                }
+            )
+        with self._lock:
+            self.rules = checked
+        return checked
+
+    def take(self, environ: dict[str, Any]) -> dict[str, Any] | None:
+        target = environ.get("HTTP_X_AMZ_TARGET") or ""
+        auth = environ.get("HTTP_AUTHORIZATION") or ""
+        scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/") if "Credential=" in auth else []
+        if not target or len(scope) < 4:
+            return None
+        operation = f"{scope[3]}:{target.rpartition('.')[2]}"
+        with self._lock:
+            for rule in self.rules:
+                if rule["times"] > 0 and rule["operation"] == operation and rule["caller"] in (None, scope[0]):
+                    rule["times"] -= 1
+                    return {**rule, "operation": operation, "caller": scope[0]}
+        return None
+
+    def respond(self, fault: dict[str, Any], environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > 0:
+            environ["wsgi.input"].read(length)
+        body = json.dumps({"__type": fault["code"], "message": fault["message"]}).encode()
+        start_response(
+            f"{fault['status']} {_REASONS.get(fault['status'], 'Error')}",
+            [
+                ("Content-Type", "application/x-amz-json-1.0"),
+                ("Content-Length", str(len(body))),
+                ("x-amzn-ErrorType", fault["code"]),
+                ("x-amzn-RequestId", str(uuid.uuid4())),
+            ],
+        )
+        if CALLS.enabled:
+            CALLS.record(fault["caller"], fault["operation"], fault["status"])
+        return [body]
+
+
+FAULTS = Faults()
+
+
 _REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -241,6 +337,7 @@ _REASONS = {
     405: "Method Not Allowed",
     409: "Conflict",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 

@@ -61,6 +61,7 @@ import collections
 import ctypes
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -197,6 +198,9 @@ class Function:
         return instance
 
     def instance_exited(self, instance: Instance, code: int) -> None:
+        if not self.stopping:
+            state = "retired" if instance.retired else ("during init" if not instance.ready.is_set() else "")
+            self._log_line(f"EXIT environment {instance.id} ended with status {code} {state}".rstrip())
         with self.cond:
             if instance in self.instances:
                 self.instances.remove(instance)
@@ -250,7 +254,10 @@ class Function:
         while not invocation.done.wait(0.2):
             with self.cond:
                 if invocation in self.queue:
-                    if time.time() > invocation.deadline:
+                    stuck = self.init_failures >= 3 and not any(
+                        i.process.poll() is None and not i.retired for i in self.instances
+                    )
+                    if stuck or time.time() > invocation.deadline:
                         self.queue.remove(invocation)
                         invocation.finish(
                             json.dumps(
@@ -278,7 +285,7 @@ class Function:
         idle = [i for i in live if i.idle or not i.ready.is_set()]
         waiting = len(self.queue)
         if waiting > len(idle) and len(live) < self.runtime.max_concurrency and self.init_failures < 3:
-            threading.Thread(target=self.spawn, daemon=True).start()
+            self.runtime.spawn_later(self)
 
     def next(self, instance: Instance) -> Invocation | None:
         """Block until an invocation is available for ``instance`` (None: shut down)."""
@@ -410,6 +417,11 @@ class Runtime:
         self.account_id = args.account_id
         self.max_concurrency = args.max_concurrency
         self.stopping = threading.Event()
+        # Processes are started by one long-lived thread: PR_SET_PDEATHSIG fires
+        # when the *thread* that forked the child ends, not the process.
+        self._spawns: "queue.Queue[Function]" = queue.Queue()
+        self._spawning: set[str] = set()
+        threading.Thread(target=self._spawner, name="spawner", daemon=True).start()
         self.base_env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "en_US.UTF-8",
@@ -502,6 +514,24 @@ class Runtime:
                 "`cargo build -p ferry-deploy -p ferry-gate -p ferry-watch`"
             )
 
+    def spawn_later(self, function: Function) -> None:
+        """Start one more instance of ``function`` (at most one start pending per function)."""
+        if function.logical_id in self._spawning:
+            return
+        self._spawning.add(function.logical_id)
+        self._spawns.put(function)
+
+    def _spawner(self) -> None:
+        while True:
+            function = self._spawns.get()
+            try:
+                if not self.stopping.is_set():
+                    function.spawn()
+            except Exception as exc:  # noqa: BLE001
+                function._log_line(f"could not start an environment: {exc}")
+            finally:
+                self._spawning.discard(function.logical_id)
+
     def find(self, name: str) -> Function | None:
         for function in self.functions.values():
             if name in (function.logical_id, function.binary, function.name, function.arn):
@@ -509,6 +539,7 @@ class Runtime:
         return None
 
     def start(self, wait: float) -> None:
+        # (the main thread lives as long as the runtime: safe to fork from)
         instances = [function.spawn() for function in self.functions.values()]
         deadline = time.time() + wait
         for instance in instances:

@@ -11,10 +11,10 @@ AWS source / detail-type        emitted when
 ``aws.ecr``                     ``PutImage`` succeeds: ``action-type`` PUSH, ``result``
 ``ECR Image Action``            SUCCESS, ``repository-name``, ``image-digest``,
                                 ``image-tag`` ("Amazon ECR events and EventBridge")
-``aws.ecs``                     a task moves to STOPPED (StopTask, or the scenario in
-``ECS Task State Change``       ``ecs_behaviours.py`` ending a migration): ``detail`` is the
-                                described task with ISO-8601 timestamps ("Amazon ECS task
-                                state change events")
+``aws.ecs``                     a task starts (RunTask: RUNNING) or moves to STOPPED
+``ECS Task State Change``       (StopTask, or the scenario in ``ecs_behaviours.py`` ending a
+                                migration): ``detail`` is the described task with ISO-8601
+                                timestamps ("Amazon ECS task state change events")
 ``aws.ecs``                     a deployment starts (``SERVICE_DEPLOYMENT_IN_PROGRESS``),
 ``ECS Deployment State Change`` completes (``..._COMPLETED``) or fails (``..._FAILED``);
                                 ``resources[0]`` is the service ARN ("Amazon ECS service
@@ -50,11 +50,12 @@ minutes; here ``retry_delays``, default 0.5 s and 1 s). A reply
 
 **Chaos** (EventBridge delivers at least once, in no guaranteed order):
 ``POST /_ferry/router/config`` with ``{"chaos": [rule, ...]}``, each rule
-``{"match": <event pattern>, "copies": N, "delay": s, "jitter": s, "hold": N,
-"times": N, "drop": bool}``: deliver N copies at once, after a delay, each
-after a random extra delay up to ``jitter``; hold matching events until N are
-held, then deliver them newest first; apply to the next ``times`` matching
-events only; lose the event.
+``{"match": <event pattern>, "copies": N, "delay": s, "jitter": s, "stagger": s,
+"hold": N, "spacing": s, "times": N, "drop": bool}``: deliver N copies at once
+(or copy k ``(k-1) * stagger`` later), after a delay, each after a random
+extra delay up to ``jitter``; hold matching events until N are held, then
+deliver them newest first, ``spacing`` apart; apply to the next ``times``
+matching events only; lose the event.
 
 **Log** (``GET /_ferry/router/log?since=SEQ``): every event emitted (with the
 functions it matched), every invocation and every reply, for the demo's
@@ -64,7 +65,6 @@ anything is still in flight (deliveries, held events, scenario timers).
 
 from __future__ import annotations
 
-import copy
 import datetime as _dt
 import functools
 import json
@@ -76,7 +76,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 log = logging.getLogger("ferry-router")
 
@@ -497,7 +497,10 @@ def summarize(event: dict[str, Any]) -> str:
             f"{c.get('name')}={c.get('exitCode', '-')}" for c in detail.get("containers", [])
         )
         task = str(detail.get("taskArn", "")).rsplit("/", 1)[-1][:8]
-        return f"task {task} {detail.get('lastStatus')} {detail.get('stopCode', '')} exit {codes} startedBy {detail.get('startedBy', '-')}"
+        family = str(detail.get("taskDefinitionArn", "")).rsplit("/", 1)[-1]
+        if detail.get("lastStatus") != "STOPPED":
+            return f"task {task} ({family}) {detail.get('lastStatus')} startedBy {detail.get('startedBy', '-')}"
+        return f"task {task} ({family}) STOPPED {detail.get('stopCode', '')} exit {codes} startedBy {detail.get('startedBy', '-')}"
     if kind == "ECS Deployment State Change":
         service = "/".join(str((event.get("resources") or [""])[0]).split("/")[-2:])
         return f"{service} {detail.get('eventName')} {detail.get('deploymentId')}"
@@ -519,7 +522,7 @@ def summarize(event: dict[str, Any]) -> str:
 
 class ChaosRule:
     def __init__(self, spec: dict[str, Any]):
-        allowed = {"match", "copies", "delay", "jitter", "hold", "times", "drop", "spacing"}
+        allowed = {"match", "copies", "delay", "jitter", "hold", "times", "drop", "spacing", "stagger"}
         unknown = set(spec) - allowed
         if unknown:
             raise ValueError(f"chaos rule: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
@@ -530,6 +533,7 @@ class ChaosRule:
         self.jitter = float(spec.get("jitter", 0))
         self.hold = int(spec.get("hold", 0))
         self.spacing = float(spec.get("spacing", 0.3))
+        self.stagger = float(spec.get("stagger", 0))
         self.times = spec.get("times")
         self.drop = bool(spec.get("drop", False))
         if self.copies < 1 or self.delay < 0 or self.jitter < 0 or self.hold < 0:
@@ -673,7 +677,7 @@ class Router:
         copies = chaos.copies if chaos else 1
         for rule in targets:
             for copy_no in range(1, copies + 1):
-                delay = extra_delay + (chaos.delay if chaos else 0.0)
+                delay = extra_delay + (chaos.delay + (copy_no - 1) * chaos.stagger if chaos else 0.0)
                 if chaos and chaos.jitter:
                     delay += random.uniform(0, chaos.jitter)
                 with self._lock:
@@ -754,7 +758,11 @@ class Router:
     def on_ecs(self, kind: str, **data: Any) -> None:
         backend = data["backend"]
         account, region = backend.account_id, backend.region_name
-        if kind == "task-stopped":
+        if kind == "task-started":
+            # ECS emits a Task State Change for every transition; emulated tasks
+            # start RUNNING at once, so there is one event before the STOPPED one
+            self.emit(task_state_change(account, region, data["task"]), "ecs:task started")
+        elif kind == "task-stopped":
             self.emit(task_state_change(account, region, data["task"]), "ecs:task stopped")
         elif kind in ("deployment-started", "deployment-finished"):
             self.emit(

@@ -118,6 +118,7 @@ class Stack:
         detached: bool = False,
         python: str = sys.executable,
         say: Callable[[str], None] | None = None,
+        seed: Callable[["Stack"], None] | None = None,
     ):
         self.state_dir = Path(state_dir).resolve()
         self.log_dir = self.state_dir / "logs"
@@ -126,6 +127,9 @@ class Stack:
         self.detached = detached
         self.python = python
         self.say = say or (lambda message: None)
+        # more estate, created after infra/ and before the functions are attached
+        # (so its first pushes reach no function, as before ferry was deployed)
+        self.extra_seed = seed
         self.processes: dict[str, subprocess.Popen] = {}
         self.info: dict[str, Any] = {}
         self._clients: dict[tuple[str, str], Any] = {}
@@ -149,6 +153,8 @@ class Stack:
                 raise StackError(f"a stack is already running from {self.state_dir} (scripts/stack stop)")
             self.state_file.unlink()
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        for old_log in self.log_dir.glob("*.log"):  # this run's logs only
+            old_log.unlink()
         binaries = function_binaries()
         missing = [b for b in binaries if not (self.bin_dir / b).exists()]
         if missing:
@@ -159,6 +165,8 @@ class Stack:
         try:
             self._start_emulator()
             self._seed()
+            if self.extra_seed:
+                self.extra_seed(self)
             self._start_runtime()
             self.control("/_ferry/router/config", {"functions_url": self.info["runtime"]["endpoint"]})
             self.settle(60)  # the services' first deployments reach steady state

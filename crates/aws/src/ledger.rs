@@ -348,9 +348,15 @@ fn release_expression(expected: &[ReleaseState], update: &ReleaseUpdate) -> Rele
         values.insert(format!(":expected{i}"), s(state.as_str()));
     }
     names.insert("#state".to_owned(), "state".to_owned());
+    let mut condition = format!("#state IN ({})", allowed.join(", "));
+    if let Some((service, deployment)) = &update.if_deployment {
+        condition.push_str(" AND deployments.#service = :deployment");
+        names.insert("#service".to_owned(), service.clone());
+        values.insert(":deployment".to_owned(), s(deployment));
+    }
     ReleaseExpression {
         update: expression,
-        condition: format!("#state IN ({})", allowed.join(", ")),
+        condition,
         names,
         values,
     }

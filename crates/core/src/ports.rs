@@ -154,6 +154,8 @@ pub struct ReleaseUpdate {
     pub deployments: Option<BTreeMap<String, String>>,
     pub completed_service: Option<String>,
     pub reason: Option<String>,
+    /// A further condition: the release recorded this deployment id for this service.
+    pub if_deployment: Option<(String, String)>,
 }
 
 /// What a settling transition does to the lane head, in the same transaction.

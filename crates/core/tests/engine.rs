@@ -1214,7 +1214,7 @@ async fn a_deployment_event_before_the_gate_recorded_deployment_ids_is_not_ready
     let stopped = migration_of(&fake, "1.0.0", 0, 15, 70);
     // Hold the write that records the deployment ids (the gate's second update).
     let updates_so_far = fake.count("ledger:Update");
-    fake.pause_after("ledger:Update", updates_so_far + 1);
+    fake.pause_call("ledger:Update", updates_so_far + 2);
     let mut gate = pin!(engine.on_task_stopped(&stopped, T0 + 70));
     drive_until(gate.as_mut(), "services updated, ids not recorded", || {
         fake.waiting("ledger:Update") == 1

@@ -63,6 +63,9 @@ where
             ReleaseState::Deploying
                 if stopped.task_arn.as_str()
                     == record.migration_task.as_deref().unwrap_or_default()
+                    // The first rollout finished and recorded its failures; a
+                    // duplicate arriving while it is under way finds no reason yet.
+                    && record.reason.is_some()
                     && record
                         .task_definitions
                         .keys()

@@ -63,7 +63,7 @@ where
             repository: service.repository.clone(),
         };
 
-        // Round trips 1–2: the lane's in-flight release.
+        // Round trip 1: the lane's in-flight release.
         let head = self.ledger.head(&lane).await?.unwrap_or_default();
         let Some(in_flight) = head.in_flight else {
             return Ok(ignored(format!(
@@ -73,71 +73,84 @@ where
         };
         let id = in_flight.id;
         let decision = |outcome| Decision::new(&env.app, &env.name, Some(id.as_str()), outcome);
-        let Some(record) = self.ledger.release(&id).await? else {
-            return Err(EngineError::NotReady(id.to_string()));
+
+        // Round trip 2 (the common case): mark the service completed, conditional
+        // on the release deploying and having started exactly this deployment.
+        let marked = match change.outcome {
+            DeploymentOutcome::Completed => {
+                self.ledger
+                    .update(
+                        &id,
+                        &[ReleaseState::Deploying],
+                        ReleaseUpdate {
+                            completed_service: Some(change.service.clone()),
+                            if_deployment: Some((
+                                change.service.clone(),
+                                change.deployment_id.clone(),
+                            )),
+                            ..ReleaseUpdate::default()
+                        },
+                    )
+                    .await?
+            }
+            DeploymentOutcome::Failed => None,
         };
-        if record.state != ReleaseState::Deploying {
-            return Ok(decision(Outcome::Ignored {
-                reason: format!("release {id} is {}, not deploying", record.state.as_str()),
-            }));
-        }
-        match record.deployments.get(&change.service) {
-            None => return Err(EngineError::NotReady(id.to_string())),
-            Some(d) if d != &change.deployment_id => {
-                return Ok(decision(Outcome::Ignored {
-                    reason: format!(
-                        "deployment {} of {} is not the one release {id} started ({d})",
-                        change.deployment_id, change.service
-                    ),
-                }))
-            }
-            Some(_) => {}
-        }
-
-        if change.outcome == DeploymentOutcome::Failed {
-            let reason = format!(
-                "deployment {} of service {} failed: {}",
-                change.deployment_id,
-                change.service,
-                change.reason.as_deref().unwrap_or("no reason given")
-            );
-            tracing::error!(release = %id, %reason, "deployment failed; rolling the whole release back");
-            // Every service of the release goes back, the ones that completed too.
-            let rolled = self
-                .roll_back(
-                    &lane,
-                    &RollbackCause::DeploymentFailed {
-                        release: id.clone(),
-                        reason: reason.clone(),
-                    },
-                )
-                .await?;
-            if let Outcome::Refused { reason: why } = &rolled.outcome {
-                // Nothing known-good to go back to (a lane's first release): the
-                // release fails, frees the lane, and never becomes known-good.
-                tracing::error!(release = %id, %why, "no rollback possible; failing the release");
-                let outcome = self
-                    .fail_release(&record, &[ReleaseState::Deploying], reason, false)
+        let record = match marked {
+            Some(record) => record,
+            None => {
+                // Why not: read the release and say.
+                let Some(record) = self.ledger.release(&id).await? else {
+                    return Err(EngineError::NotReady(id.to_string()));
+                };
+                if record.state != ReleaseState::Deploying {
+                    return Ok(decision(Outcome::Ignored {
+                        reason: format!("release {id} is {}, not deploying", record.state.as_str()),
+                    }));
+                }
+                match record.deployments.get(&change.service) {
+                    None => return Err(EngineError::NotReady(id.to_string())),
+                    Some(d) if d != &change.deployment_id => {
+                        return Ok(decision(Outcome::Ignored {
+                            reason: format!(
+                                "deployment {} of {} is not the one release {id} started ({d})",
+                                change.deployment_id, change.service
+                            ),
+                        }))
+                    }
+                    Some(_) if change.outcome == DeploymentOutcome::Completed => {
+                        // Changed between the two calls; the redelivery decides.
+                        return Err(EngineError::NotReady(id.to_string()));
+                    }
+                    Some(_) => {}
+                }
+                let reason = format!(
+                    "deployment {} of service {} failed: {}",
+                    change.deployment_id,
+                    change.service,
+                    change.reason.as_deref().unwrap_or("no reason given")
+                );
+                tracing::error!(release = %id, %reason, "deployment failed; rolling the whole release back");
+                // Every service of the release goes back, the ones that completed too.
+                let rolled = self
+                    .roll_back(
+                        &lane,
+                        &RollbackCause::DeploymentFailed {
+                            release: id.clone(),
+                            reason: reason.clone(),
+                        },
+                    )
                     .await?;
-                return Ok(decision(outcome));
+                if let Outcome::Refused { reason: why } = &rolled.outcome {
+                    // Nothing known-good to go back to (a lane's first release): the
+                    // release fails, frees the lane, and never becomes known-good.
+                    tracing::error!(release = %id, %why, "no rollback possible; failing the release");
+                    let outcome = self
+                        .fail_release(&record, &[ReleaseState::Deploying], reason, false)
+                        .await?;
+                    return Ok(decision(outcome));
+                }
+                return Ok(rolled);
             }
-            return Ok(rolled);
-        }
-
-        // Round trip 3: mark this service completed.
-        let Some(record) = self
-            .ledger
-            .update(
-                &id,
-                &[ReleaseState::Deploying],
-                ReleaseUpdate {
-                    completed_service: Some(change.service.clone()),
-                    ..ReleaseUpdate::default()
-                },
-            )
-            .await?
-        else {
-            return Ok(decision(Outcome::Superseded));
         };
         let pending: Vec<String> = record
             .services
@@ -152,7 +165,7 @@ where
             }));
         }
 
-        // Round trip 4: succeed, atomically with the lane's known-good pointer.
+        // Round trip 3: succeed, atomically with the lane's known-good pointer.
         let settled = self
             .ledger
             .settle(
@@ -174,7 +187,7 @@ where
             }));
         }
         tracing::info!(release = %id, tag = %record.tag, "release succeeded; known-good");
-        // Round trip 5: label the SSM version ∥ tell the world.
+        // Round trip 4: label the SSM version ∥ tell the world.
         let label = async {
             match record.parameter_version {
                 Some(version) => {

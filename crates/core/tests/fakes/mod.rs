@@ -972,6 +972,7 @@ fn apply_update(record: &mut ReleaseRecord, update: ReleaseUpdate) {
         deployments,
         completed_service,
         reason,
+        if_deployment: _,
     } = update;
     if let Some(v) = state {
         record.state = v;
@@ -1106,7 +1107,13 @@ impl Ledger for FakeAws {
         self.enter("ledger:Update", "").await?;
         let mut state = self.state();
         match state.releases.get_mut(id) {
-            Some(record) if expected.contains(&record.state) => {
+            Some(record)
+                if expected.contains(&record.state)
+                    && update
+                        .if_deployment
+                        .as_ref()
+                        .is_none_or(|(s, d)| record.deployments.get(s) == Some(d)) =>
+            {
                 apply_update(record, update);
                 Ok(Some(record.clone()))
             }

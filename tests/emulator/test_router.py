@@ -1,0 +1,85 @@
+"""The router's EventBridge pattern matching and its reading of template.yaml
+(no emulator needed)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import router  # noqa: E402
+
+TEMPLATE = HERE.parent.parent / "template.yaml"
+
+PUSH = {
+    "source": "aws.ecr",
+    "detail-type": "ECR Image Action",
+    "detail": {"action-type": "PUSH", "result": "SUCCESS", "repository-name": "shop", "image-tag": "1.0.0"},
+}
+STOPPED = {
+    "source": "aws.ecs",
+    "detail-type": "ECS Task State Change",
+    "detail": {"lastStatus": "STOPPED", "startedBy": "ferry/shop/prod/0123456789abcdef", "containers": [{"exitCode": 1}, {"exitCode": 0}]},
+}
+
+
+@pytest.mark.parametrize(
+    "pattern, event, expected",
+    [
+        ({"source": ["aws.ecr"]}, PUSH, True),
+        ({"source": ["aws.ecs"]}, PUSH, False),
+        ({"detail": {"action-type": ["PUSH"], "result": ["SUCCESS"]}}, PUSH, True),
+        ({"detail": {"result": ["FAILURE"]}}, PUSH, False),
+        ({"detail": {"startedBy": [{"prefix": "ferry/"}]}}, STOPPED, True),
+        ({"detail": {"startedBy": [{"prefix": "ecs-svc/"}]}}, STOPPED, False),
+        ({"detail": {"image-tag": [{"anything-but": ["latest", "main"]}]}}, PUSH, True),
+        ({"detail": {"image-tag": [{"anything-but": {"prefix": "1."}}]}}, PUSH, False),
+        ({"detail": {"image-tag": [{"exists": True}]}}, PUSH, True),
+        ({"detail": {"image-tag": [{"exists": False}]}}, PUSH, False),
+        ({"detail": {"missing": [{"exists": False}]}}, PUSH, True),
+        ({"detail": {"missing": [{"anything-but": "x"}]}}, PUSH, False),  # anything-but needs the field
+        ({"detail": {"containers": {"exitCode": [{"numeric": [">", 0]}]}}}, STOPPED, True),  # arrays: any element
+        ({"detail": {"containers": {"exitCode": [{"numeric": [">", 5]}]}}}, STOPPED, False),
+        ({"detail": {"image-tag": [{"wildcard": "1.*.0"}]}}, PUSH, True),
+        ({"detail-type": [{"equals-ignore-case": "ecr image action"}]}, PUSH, True),
+        ({"$or": [{"source": ["aws.ecs"]}, {"detail": {"repository-name": ["shop"]}}]}, PUSH, True),
+    ],
+)
+def test_matches(pattern, event, expected):
+    router.check_pattern(pattern)
+    assert router.matches(pattern, event) is expected
+
+
+def test_a_leaf_that_is_not_an_array_is_rejected():
+    with pytest.raises(ValueError, match="array"):
+        router.check_pattern({"source": "aws.ecr"})
+
+
+def test_rules_come_from_the_template():
+    rules = {r.binary: r for r in router.load_rules(str(TEMPLATE))}
+    assert {"ferry-deploy", "ferry-gate", "ferry-watch"} <= set(rules)
+    assert router.matches(rules["ferry-deploy"].pattern, PUSH)
+    assert router.matches(rules["ferry-gate"].pattern, STOPPED)
+    assert not router.matches(rules["ferry-gate"].pattern, PUSH)
+    assert all(r.retries == 2 for r in rules.values())
+
+
+def test_cloudformation_short_tags_are_tolerated(tmp_path):
+    template = tmp_path / "t.yaml"
+    template.write_text(
+        "Resources:\n"
+        "  Fn:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Metadata: {BuildProperties: {Binary: ferry-x}}\n"
+        "    Properties:\n"
+        "      Role: !GetAtt Role.Arn\n"
+        "      Environment: {Variables: {TABLE: !Ref Table, NAME: !Sub '${AWS::StackName}-x'}}\n"
+        "      Events:\n"
+        "        E: {Type: EventBridgeRule, Properties: {Pattern: {source: [aws.ecr]}}}\n"
+    )
+    (rule,) = router.load_rules(str(template))
+    assert rule.binary == "ferry-x" and rule.pattern == {"source": ["aws.ecr"]}
