@@ -41,6 +41,18 @@ E2E_APPS = {
     "again": ["api", "worker"],
 }
 
+# test_rollback.py: app -> (services, has a migration, guarded by alarm `<app>-prod-5xx`)
+ROLLBACK_APPS = {
+    "alarm": (["api", "worker", "scheduler"], True, True),
+    "early": (["api", "worker"], True, True),
+    "dfail": (["api", "worker", "scheduler"], True, False),
+    "manual": (["api", "worker"], False, False),
+    "dupalarm": (["api", "worker"], False, True),
+    "flap": (["api", "worker"], False, True),
+    "calm": (["api"], False, True),
+    "fresh": (["api", "worker"], False, True),
+}
+
 
 def _binaries() -> Path:
     if os.environ.get("FERRY_BIN_DIR"):
@@ -70,6 +82,10 @@ def _create_estates(stack: Stack) -> None:
     secret_arn = stack.info["environment"]["outputs"]["ShopDatabaseSecretArn"]
     for app, services in E2E_APPS.items():
         estate.create_app(stack, app, services)
+    for app, (services, migration, alarm) in ROLLBACK_APPS.items():
+        estate.create_app(stack, app, services, migration=migration)
+        if alarm:
+            estate.create_alarm(stack, f"{app}-prod-5xx")
     estate.create_app(
         stack,
         "full",
@@ -149,6 +165,8 @@ def dump(entries: list[dict[str, Any]]) -> str:
     for e in entries:
         if e["kind"] == "event":
             lines.append(f"{e['seq']:>5} event  {e['summary']} -> {e['targets']}")
+        elif e["kind"] == "redelivered":
+            lines.append(f"{e['seq']:>5} redelivered  {e['summary']} -> {e['targets']}")
         elif e["kind"] == "reply":
             lines.append(f"{e['seq']:>5} reply  {e['binary']} error={e.get('error')} {json.dumps(e.get('reply'))[:300]}")
         else:

@@ -210,3 +210,22 @@ def every_field_task_definition(family: str, image_uri: str, secret_arn: str) ->
         "runtimePlatform": {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
         "enableFaultInjection": True,
     }
+
+
+def create_alarm(stack: Any, name: str) -> str:
+    """A 5xx alarm like infra/'s shop-prod-5xx (the config lists it under `alarms`)."""
+    cloudwatch = stack.client("cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        AlarmDescription=f"5xx responses from the {name.rsplit('-', 1)[0]} api targets",
+        Namespace="AWS/ApplicationELB",
+        MetricName="HTTPCode_Target_5XX_Count",
+        Dimensions=[{"Name": "TargetGroup", "Value": f"targetgroup/{name}/0123456789abcdef"}],
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=10,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+    )
+    return cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["AlarmArn"]

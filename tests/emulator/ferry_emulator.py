@@ -30,9 +30,9 @@ Control routes (JSON in, JSON out):
 * ``GET  /_ferry/health`` -> 200 ``{"status": "ok", ...ready-file fields}``
 * ``GET|POST /_ferry/scenario`` -> how tasks and deployments end by themselves
   (``--scenario``; see ``ecs_behaviours.Scenario``)
-* ``GET /_ferry/calls?since=SEQ`` -> the AWS calls served (caller, operation, status)
+* ``GET /_ferry/calls?since=SEQ`` -> the AWS calls served (caller, operation, status, time, ended)
 * ``GET|POST /_ferry/faults`` -> answer chosen calls with an AWS error (``Faults``)
-* ``/_ferry/router/{log,status,config,emit}`` -> the event router
+* ``/_ferry/router/{log,status,config,emit,redeliver}`` -> the event router
   (``--router template.yaml``; see ``router.py``)
 * ``POST /_ferry/deployments/finish`` with ``{"cluster", "service",
   "deploymentId" (optional: the PRIMARY one), "outcome": "COMPLETED"|"FAILED",
@@ -244,6 +244,9 @@ class CallLog:
                     "caller": caller,
                     "operation": operation,
                     "status": status,
+                    # when the answer was ready: calls that overlap in time ran
+                    # concurrently (the demo counts sequential round trips)
+                    "ended": time.time(),
                 }
             )
 

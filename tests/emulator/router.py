@@ -55,7 +55,9 @@ minutes; here ``retry_delays``, default 0.5 s and 1 s). A reply
 (or copy k ``(k-1) * stagger`` later), after a delay, each after a random
 extra delay up to ``jitter``; hold matching events until N are held, then
 deliver them newest first, ``spacing`` apart; apply to the next ``times``
-matching events only; lose the event.
+matching events only; lose the event. ``POST /_ferry/router/redeliver``
+``{"id": <event id>}`` delivers an event from the log once more, later (the
+duplicate EventBridge may send after the original was handled).
 
 **Log** (``GET /_ferry/router/log?since=SEQ``): every event emitted (with the
 functions it matched), every invocation and every reply, for the demo's
@@ -662,6 +664,29 @@ class Router:
         self._deliver_all(event, targets, chaos)
         return event
 
+    def redeliver(self, event_id: str) -> dict[str, Any]:
+        """Deliver an event emitted earlier once more, to the functions whose rule
+        matches it, as EventBridge's at-least-once delivery may: the same event
+        (same ``id``), late. Raises ``ValueError`` for an id the log does not hold."""
+        with self._lock:
+            event = next(
+                (e["event"] for e in self._log if e["kind"] == "event" and e["event"].get("id") == event_id), None
+            )
+        if event is None:
+            raise ValueError(f"no event {event_id!r} in the router log")
+        targets = [r for r in self.rules if matches(r.pattern, event)]
+        if not self.functions_url:
+            targets = []
+        self.record(
+            "redelivered",
+            event_id=event_id,
+            summary=summarize(event),
+            targets=[f"{r.function}/{r.name}" for r in targets],
+        )
+        log.info("redelivered %s %s -> %s", event.get("detail-type"), summarize(event), [r.binary for r in targets] or "no rule")
+        self._deliver_all(event, targets, None)
+        return {"id": event_id, "targets": [f"{r.function}/{r.name}" for r in targets]}
+
     def _chaos_for(self, event: dict[str, Any]) -> ChaosRule | None:
         with self._lock:
             for rule in self.chaos:
@@ -862,6 +887,16 @@ class Router:
             if method != "POST":
                 return 405, {"error": "use POST"}
             return 200, self.configure(body())
+        if path == "/_ferry/router/redeliver":
+            # EventBridge delivers at least once: an event delivered earlier may
+            # arrive again, any time later (the duplicate of a push after the
+            # release it started was rolled back, say)
+            if method != "POST":
+                return 405, {"error": "use POST"}
+            request = body()
+            if not isinstance(request.get("id"), str):
+                raise ValueError("redeliver needs the `id` of an event in the router log")
+            return 200, self.redeliver(request["id"])
         if path == "/_ferry/router/emit":
             # deliver a raw event as EventBridge would (PutEvents is the AWS way;
             # this one keeps the envelope's source "aws.*", which PutEvents refuses)

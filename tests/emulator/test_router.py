@@ -83,3 +83,58 @@ def test_cloudformation_short_tags_are_tolerated(tmp_path):
     )
     (rule,) = router.load_rules(str(template))
     assert rule.binary == "ferry-x" and rule.pattern == {"source": ["aws.ecr"]}
+
+
+def _alarm(state: str) -> dict:
+    return {
+        "source": "aws.cloudwatch",
+        "detail-type": "CloudWatch Alarm State Change",
+        "detail": {"alarmName": "shop-prod-5xx", "state": {"value": state}, "previousState": {"value": "OK"}},
+    }
+
+
+def test_only_an_alarm_going_to_alarm_reaches_ferry_rollback():
+    rules = {r.binary: r for r in router.load_rules(str(TEMPLATE))}
+    assert router.matches(rules["ferry-rollback"].pattern, _alarm("ALARM"))
+    for state in ("OK", "INSUFFICIENT_DATA"):
+        assert not any(router.matches(r.pattern, _alarm(state)) for r in rules.values()), state
+
+
+def test_redeliver_sends_the_same_event_again_to_the_matching_functions():
+    import http.server
+    import json
+    import threading
+    import time
+
+    received = []
+
+    class Functions(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, json.loads(body)))
+            reply = b'{"ok": true, "decisions": []}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Functions)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        r = router.Router(str(TEMPLATE), f"http://127.0.0.1:{server.server_port}")
+        event = r.emit(router.envelope("aws.ecr", "ECR Image Action", "123456789012", "eu-west-1", [], PUSH["detail"]), "test")
+        answer = r.redeliver(event["id"])
+        assert answer["targets"] == ["DeployFunction/EcrPush"]
+        deadline = time.time() + 10
+        while (len(received) < 2 or r.status()["in_flight"]) and time.time() < deadline:
+            time.sleep(0.02)
+        assert [p for p, _ in received] == ["/2015-03-31/functions/ferry-deploy/invocations"] * 2
+        assert received[0][1] == received[1][1], "the same event, same id"
+        assert [e["kind"] for e in r.entries()].count("redelivered") == 1
+        with pytest.raises(ValueError, match="no event"):
+            r.redeliver("not-an-event")
+    finally:
+        server.shutdown()

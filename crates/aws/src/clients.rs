@@ -7,6 +7,8 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_ecs::config::SharedHttpClient;
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
 /// Attempts per call, including the first; throttling backs off exponentially.
 pub const MAX_ATTEMPTS: u32 = 4;
@@ -19,6 +21,7 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
 /// the Lambda runtime and the local emulator both provide them.
 pub async fn load() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
         .timeout_config(timeouts())
         .load()
@@ -31,4 +34,11 @@ pub fn timeouts() -> TimeoutConfig {
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(OPERATION_TIMEOUT)
         .build()
+}
+
+/// HTTPS with rustls on ring, shared by every client of a function.
+pub fn http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }

@@ -123,6 +123,7 @@ impl Emulator {
                 "testing", "testing", None, None, "emulator",
             )))
             .behavior_version(BehaviorVersion::latest())
+            .http_client(ferry_aws::clients::http_client())
             .timeout_config(ferry_aws::clients::timeouts())
             .build();
         emulator
