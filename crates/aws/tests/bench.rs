@@ -115,7 +115,39 @@ async fn measure(services: usize) {
     }
     total += summarise("watch (all events)", &watch_calls);
     summarise("watch (the final event)", &last);
-    println!("  total AWS calls for the release: {total}\n");
+    println!("  total AWS calls for the release: {total}");
+
+    // The next release is rolling out when its alarm fires.
+    let (_, gate) = shop
+        .push_and_migrate("1.1.0", "ferry-emulator:exit=0")
+        .await;
+    assert_eq!(gate["decisions"][0]["outcome"], "deploying", "{gate}");
+    log.take();
+    let alarm = shop.alarm_event("shop-prod-5xx", "ALARM", "OK");
+    let received = Instant::now();
+    let reply = handlers::rollback(&engine, REGION, alarm, now())
+        .await
+        .expect("rollback");
+    assert_eq!(reply["decisions"][0]["outcome"], "rolled_back", "{reply}");
+    let calls = log.take();
+    summarise("rollback (ALARM → known-good)", &calls);
+    let last_update = calls
+        .iter()
+        .filter(|c| c.operation.ends_with("UpdateService"))
+        .filter_map(|c| c.ended)
+        .max()
+        .expect("UpdateService calls");
+    let to_update: Vec<Call> = calls
+        .iter()
+        .filter(|c| c.ended.is_some_and(|e| e <= last_update))
+        .cloned()
+        .collect();
+    println!(
+        "  {:<28} {:>2} round trips to the last UpdateService, {:.1} ms from event to last UpdateService (emulator)\n",
+        "",
+        CallLog::round_trips(&to_update),
+        (last_update - received).as_secs_f64() * 1000.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
