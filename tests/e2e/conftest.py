@@ -51,6 +51,8 @@ ROLLBACK_APPS = {
     "flap": (["api", "worker"], False, True),
     "calm": (["api"], False, True),
     "fresh": (["api", "worker"], False, True),
+    "racegate": (["api", "worker"], True, True),
+    "racessm": (["api"], True, True),
 }
 
 
@@ -178,13 +180,18 @@ def release_id(app: str, digest: str, env: str = "prod") -> str:
     return f"{app}/{env}/{digest.replace('sha256:', '')[:16]}"
 
 
-def snapshot(stack: Stack) -> str:
+def snapshot(stack: Stack, app: str | None = None) -> str:
     """Everything ferry could change, rendered for a byte-for-byte comparison.
 
     ECS (every task definition revision with its full description and tags,
     every service with its task definition and deployments, every task),
     SSM (every parameter's full history and labels), the ledger table, and
     ferry's own events. ECR is left out: pushing is how a test gives input.
+
+    With ``app``, the same for one of the suite's apps only (its families
+    ``<app>-*``, cluster ``<app>-prod``, parameters ``/<app>/``, ledger items
+    and events): cheaper, and enough beside a check that ferry made no write
+    call at all.
     """
     ecs, ssm = stack.client("ecs"), stack.client("ssm")
     state: dict[str, Any] = {"task_definitions": {}, "clusters": {}, "parameters": {}}
@@ -196,9 +203,14 @@ def snapshot(stack: Stack) -> str:
         token = page.get("nextToken")
         if not token:
             break
+    if app:  # (familyPrefix names one whole family)
+        arns = [a for a in arns if a.rsplit("/", 1)[1].startswith(f"{app}-")]
     for arn in sorted(arns):
         state["task_definitions"][arn] = stack.task_definition(arn)
-    for cluster in sorted(ecs.list_clusters()["clusterArns"]):
+    clusters = ecs.list_clusters()["clusterArns"]
+    if app:
+        clusters = [c for c in clusters if c.endswith(f":cluster/{app}-prod")]
+    for cluster in sorted(clusters):
         services = ecs.list_services(cluster=cluster)["serviceArns"]
         described = ecs.describe_services(cluster=cluster, services=services)["services"] if services else []
         tasks = sorted(
@@ -223,10 +235,12 @@ def snapshot(stack: Stack) -> str:
         token = page.get("NextToken")
         if not token:
             break
-    for name in sorted(names):
+    for name in sorted(n for n in names if not app or n.startswith(f"/{app}/")):
         state["parameters"][name] = stack.parameter_history(name)
-    state["ledger"] = stack.ledger()
+    state["ledger"] = [i for i in stack.ledger() if not app or str(i.get("pk")).startswith((f"lane#{app}/", f"release#{app}/"))]
     state["ferry_events"] = [
-        e["event"]["detail"] for e in stack.router_log(0) if e["kind"] == "event" and e["event"]["source"] == "ferry"
+        e["event"]["detail"]
+        for e in stack.router_log(0)
+        if e["kind"] == "event" and e["event"]["source"] == "ferry" and (not app or e["event"]["detail"].get("app") == app)
     ]
     return json.dumps(state, sort_keys=True, indent=1, default=str)

@@ -9,12 +9,14 @@ cause, the environment frozen -- once, however often the alarm arrives."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
-from conftest import Mark, release_id, snapshot
+from conftest import ROLLBACK_APPS, Mark, release_id, snapshot
 from estate import REGISTRY
+from stack import manifest
 
 ALARM_REASON = (
     "Threshold Crossed: 1 out of the last 1 datapoints [57.0 (23/11/26 10:00:00)] was greater than "
@@ -22,6 +24,38 @@ ALARM_REASON = (
 )
 OK_REASON = "Threshold Crossed: 1 out of the last 1 datapoints [0.0 (23/11/26 10:05:00)] was not greater than the threshold (10.0)."
 READS = ("Get", "Describe", "BatchGet", "List", "Query", "Scan")
+
+# these apps' migrations and deployments end sooner than the stack's default
+# (0.5 s, 0.7 s): the same events in the same order, a faster clock
+APPS = {app: services for app, (services, _, _) in ROLLBACK_APPS.items()}
+MIGRATION_SECONDS, DEPLOYMENT_SECONDS = 0.15, 0.25
+DEPLOYS = {"after": DEPLOYMENT_SECONDS}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def faster_clock(stack):
+    rules = {
+        "tasks": {f"family:{app}-migrate": {"after": MIGRATION_SECONDS} for app in APPS},
+        "deployments": {f"{app}-prod/{s}": DEPLOYS for app, services in APPS.items() for s in services},
+    }
+    stack.scenario(rules)
+    yield
+    stack.scenario({section: {selector: None for selector in given} for section, given in rules.items()})
+
+
+@pytest.fixture(scope="module")
+def known_good(stack, faster_clock) -> dict[str, tuple[str, dict[str, str]]]:
+    """Every app but `fresh` released 1.0.0 (all at once: they share nothing):
+    app -> (digest, the task definition each service runs)."""
+    stack.settle()
+    digests = {app: stack.push(app, "1.0.0") for app in APPS if app != "fresh"}
+    stack.settle()
+    released = {}
+    for app, digest in digests.items():
+        item = stack.release(release_id(app, digest))
+        assert item and item["state"] == "SUCCEEDED", item
+        released[app] = (digest, running(stack, app, APPS[app]))
+    return released
 
 
 # ------------------------------------------------------------------- helpers
@@ -70,7 +104,7 @@ def hold_rollout(stack, app: str, services: list[str]) -> None:
 
 def end_hold(stack, app: str, services: list[str]) -> None:
     """Deployments started from now on complete as usual (the held ones stay IN_PROGRESS)."""
-    stack.scenario({"deployments": {f"{app}-prod/{s}": None for s in services}})
+    stack.scenario({"deployments": {f"{app}-prod/{s}": DEPLOYS for s in services}})
 
 
 def start_rollout(stack, mark: Mark, app: str, services: list[str], tag: str) -> str:
@@ -110,35 +144,64 @@ def writes(mark: Mark) -> list[str]:
     ]
 
 
-def round_trips(calls: list[dict[str, Any]], until: str) -> int:
-    """Sequential round trips up to the last call of operation ``until``: calls
-    in flight together are one round trip; a new one starts when a call starts
-    while no call is in flight."""
-    trips, busy_until, last = 0, None, 0
-    for call in sorted(calls, key=lambda c: c["time"]):
-        if busy_until is None or call["time"] >= busy_until:
-            trips += 1
-        busy_until = max(busy_until or 0, call["ended"])
-        if call["operation"] == until:
-            last = trips
-    return last
+def assert_three_round_trips(calls: list[dict[str, Any]], services: list[str]) -> None:
+    """From the event to the last UpdateService, ferry reads the lane head,
+    writes one transaction, then sends every UpdateService (with the SSM write
+    and the event) at once: each step only after the previous was answered
+    (the emulator records when a call arrived and when it was answered)."""
+    # the known-good label goes on the new SSM version once it is written: after
+    read, transaction, *rest = sorted((c for c in calls if c["operation"] != "ssm:LabelParameterVersion"), key=lambda c: c["time"])
+    assert (read["operation"], transaction["operation"]) == ("dynamodb:GetItem", "dynamodb:TransactWriteItems"), timeline(calls)
+    assert transaction["time"] >= read["ended"] and all(c["time"] >= transaction["ended"] for c in rest), timeline(calls)
+    third = [c["operation"] for c in rest]
+    assert sorted(third) == sorted(["ecs:UpdateService"] * len(services) + ["events:PutEvents", "ssm:PutParameter"]), timeline(calls)
 
 
-def assert_rolled_back(stack, app, services, *, bad_digest, good_tds, good_tag, cause):
+def app_state(stack, app: str, services: list[str]) -> dict[str, Any]:
+    """All of one app's state ferry could change (cheaper than a snapshot)."""
+    families = [f"{app}-{s}" for s in services] + ([f"{app}-migrate"] if stack.revisions(f"{app}-migrate") else [])
+    described = stack.services(f"{app}-prod", services)
+    return {
+        "revisions": {f: stack.revisions(f) for f in families},
+        "services": {s: (d["taskDefinition"], [(x["id"], x["status"], x["rolloutState"]) for x in d["deployments"]]) for s, d in described.items()},
+        "parameter": history(stack, app),
+        "ledger": [i for i in stack.ledger() if f"{app}/prod" in str(i.get("pk"))],
+    }
+
+
+def timeline(calls: list[dict[str, Any]]) -> str:
+    t0 = min(c["time"] for c in calls)
+    return "\n".join(f"{c['operation']:<28} {1000 * (c['time'] - t0):7.1f} ms .. {1000 * (c['ended'] - t0):7.1f} ms" for c in calls)
+
+
+def rolled_back_view(stack, app: str, services: list[str], bad_digest: str) -> dict[str, Any]:
+    """What an operator looks at after a rollback."""
+    return {
+        "services": stack.services(f"{app}-prod", services),
+        "history": history(stack, app),
+        "release": stack.release(release_id(app, bad_digest)),
+        "lane": head(stack, app),
+    }
+
+
+def assert_rolled_back(view: dict[str, Any], app: str, *, bad_digest: str, good_tds: dict[str, str], good_tag: str, cause: str) -> None:
     """The state every rollback leaves: services on the recorded revisions,
     steady; SSM back and labelled; the release ROLLED_BACK; the lane frozen."""
-    assert running(stack, app, services) == good_tds, "every service back on the known-good task definitions"
-    for name, service in stack.services(f"{app}-prod", services).items():
+    for name, service in view["services"].items():
+        assert service["taskDefinition"] == good_tds[name], f"{name} back on the known-good task definition"
         assert [(d["taskDefinition"], d["rolloutState"]) for d in service["deployments"]] == [(good_tds[name], "COMPLETED")], service["deployments"]
-    value, labels = history(stack, app)[-1]
-    assert (value, labels) == (good_tag, ["known-good"]), history(stack, app)
-    item = stack.release(release_id(app, bad_digest))
+    assert view["history"][-1] == (good_tag, ["known-good"]), view["history"]
+    item = view["release"]
     assert item["state"] == "ROLLED_BACK", item
     assert cause in item["reason"] and f"rolled back to {good_tag}" in item["reason"], item["reason"]
-    lane = head(stack, app)
+    lane = view["lane"]
     assert lane["frozen"] is True, lane
     assert release_id(app, bad_digest) in lane["bad_releases"], lane
     assert "in_flight_id" not in lane and lane["known_good_tag"] == good_tag, lane
+
+
+def assert_rolled_back_now(stack, app: str, services: list[str], **expected: Any) -> None:
+    assert_rolled_back(rolled_back_view(stack, app, services, expected["bad_digest"]), app, **expected)
 
 
 # ----------------------------------------------- an alarm during a rollout
@@ -148,12 +211,12 @@ ALARM_APP, ALARM_SERVICES = "alarm", ["api", "worker", "scheduler"]
 
 
 @pytest.fixture(scope="module")
-def alarm_rollback(stack) -> dict[str, Any]:
+def alarm_rollback(stack, known_good) -> dict[str, Any]:
     """`alarm`: 1.0.0 known-good; 1.1.0's three deployments IN_PROGRESS when
     alarm-prod-5xx goes to ALARM. What it left, captured at once."""
     app, services = ALARM_APP, ALARM_SERVICES
     stack.settle()
-    good, good_tds = release(stack, app, services, "1.0.0")
+    good, good_tds = known_good[app]
     revisions = {s: stack.revisions(f"{app}-{s}") for s in services}
     mark = Mark(stack)
     bad = start_rollout(stack, mark, app, services, "1.1.0")
@@ -169,7 +232,8 @@ def alarm_rollback(stack) -> dict[str, Any]:
         "entries": mark.entries(),
         "calls": mark.calls(),
         "ferry_events": mark.ferry_events(app),
-        "snapshot_after": snapshot(stack),
+        "revisions_after": {s: stack.revisions(f"{app}-{s}") for s in services},
+        "view": rolled_back_view(stack, app, services, bad),
     }
     set_alarm(stack, app, "OK")
     stack.settle()
@@ -198,25 +262,32 @@ def test_an_alarm_during_a_rollout_rolls_every_service_back(stack, alarm_rollbac
     assert rollback_ops.count("ecs:UpdateService") == len(services), rollback_ops
     assert not [op for op in rollback_ops if "TaskDefinition" in op], rollback_ops
     for s in services:
-        assert stack.revisions(f"{app}-{s}")[: len(r["revisions_before"][s]) + 1] == stack.revisions(f"{app}-{s}")
+        # 1.1.0's revision is the only new one; 1.0.0's is still ACTIVE, as every earlier one
+        assert r["revisions_after"][s][:-1] == r["revisions_before"][s] and r["good_tds"][s] in r["revisions_before"][s]
     # one read of the lane head, one transaction, every UpdateService at once
-    calls = [c for c in r["calls"] if c["caller"] == "ferry-rollback" and c["operation"] != "ssm:GetParameter"]  # (config, at cold start)
-    assert round_trips(calls, "ecs:UpdateService") == 3, calls
+    assert_three_round_trips([c for c in r["calls"] if c["caller"] == "ferry-rollback" and c["operation"] != "ssm:GetParameter"], services)
 
-    state = json.loads(r["snapshot_after"])
-    cluster = state["clusters"]["arn:aws:ecs:eu-west-1:123456789012:cluster/alarm-prod"]["services"]
-    assert {s: cluster[s]["taskDefinition"] for s in services} == r["good_tds"]
-    assert [(p["value"], p["labels"]) for p in state["parameters"][parameter(app)]] == [
-        ("0.9.0", []), ("1.0.0", []), ("1.1.0", []), ("1.0.0", ["known-good"])
-    ]
-    assert_rolled_back(stack, app, services, bad_digest=r["bad"], good_tds=r["good_tds"], good_tag="1.0.0", cause="alarm alarm-prod-5xx")
+    assert r["view"]["history"] == [("0.9.0", []), ("1.0.0", []), ("1.1.0", []), ("1.0.0", ["known-good"])]
+    assert_rolled_back(r["view"], app, bad_digest=r["bad"], good_tds=r["good_tds"], good_tag="1.0.0", cause="alarm alarm-prod-5xx")
     rolled = [e for e in r["ferry_events"] if e["state"] == "ROLLED_BACK"]
     assert len(rolled) == 1 and rolled[0]["releaseId"] == bad_id and "alarm alarm-prod-5xx" in rolled[0]["reason"], rolled
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="ferry bug: the ROLLED_BACK `Release State Change` event has `digest: \"\"` and no `previousState` "
+    "(engine/rollback.rs builds it by hand, unlike every other transition's event_for), so the audit "
+    "trail does not say which digest was marked bad, nor which state the release left",
+)
+def test_the_rolled_back_event_names_the_bad_digest_and_the_state_it_left(alarm_rollback):
+    (event,) = [e for e in alarm_rollback["ferry_events"] if e["state"] == "ROLLED_BACK"]
+    assert (event["digest"], event.get("previousState")) == (alarm_rollback["bad"], "DEPLOYING"), event
+
+
 def test_a_redelivered_push_of_the_rolled_back_digest_changes_nothing(stack, mark, alarm_rollback):
     app, bad = ALARM_APP, alarm_rollback["bad"]
-    before = snapshot(stack)
+    before = snapshot(stack, app)
     (push,) = [
         e["event"]
         for e in alarm_rollback["entries"]
@@ -224,8 +295,6 @@ def test_a_redelivered_push_of_the_rolled_back_digest_changes_nothing(stack, mar
     ]
     # EventBridge delivers the push again, late; and the same image is pushed under another tag
     stack.control("/_ferry/router/redeliver", {"id": push["id"]})
-    from stack import manifest
-
     stack.client("ecr").put_image(repositoryName=app, imageManifest=manifest(app, "1.1.0"), imageTag="1.1.1")
     stack.settle()
 
@@ -234,13 +303,16 @@ def test_a_redelivered_push_of_the_rolled_back_digest_changes_nothing(stack, mar
     assert all("marked bad" in d["reason"] and bad in d["reason"] for d in decisions), decisions
     assert writes(mark) == []
     assert mark.ferry_events() == []
-    assert snapshot(stack) == before, "the emulator's state changed"
+    assert snapshot(stack, app) == before, "the emulator's state changed"
 
 
 def test_a_new_digest_while_frozen_is_held_and_unfreeze_deploys_it(stack, mark, alarm_rollback):
     app, services = ALARM_APP, ALARM_SERVICES
-    before = snapshot(stack)
     tds_before = running(stack, app, services)
+    deployments_before = deployment_ids(stack, app, services)
+    families = [f"{app}-{s}" for s in services] + [f"{app}-migrate"]
+    revisions_before = {f: stack.revisions(f) for f in families}
+    history_before = history(stack, app)
     digest = stack.push(app, "1.2.0")
     stack.settle()
     rid = release_id(app, digest)
@@ -251,9 +323,9 @@ def test_a_new_digest_while_frozen_is_held_and_unfreeze_deploys_it(stack, mark, 
     assert stack.release(rid) is None, "held on the lane head, no release yet"
     ops = mark.operations()
     assert not [op for op in ops if op.startswith(("ecs:Register", "ecs:RunTask", "ecs:UpdateService", "ssm:Put"))], ops
-    after_hold = json.loads(snapshot(stack))
-    for key in ("task_definitions", "clusters", "parameters"):
-        assert after_hold[key] == json.loads(before)[key], key
+    assert {f: stack.revisions(f) for f in families} == revisions_before
+    assert deployment_ids(stack, app, services) == deployments_before and running(stack, app, services) == tds_before
+    assert history(stack, app) == history_before
 
     reply = rollback_invoke(stack, {"unfreeze": {"app": app, "environment": "prod"}})
     assert reply["ok"] is True, reply
@@ -274,14 +346,15 @@ def test_a_new_digest_while_frozen_is_held_and_unfreeze_deploys_it(stack, mark, 
 # ------------------------------------------- an alarm while still migrating
 
 
-def test_an_alarm_while_the_release_migrates_cancels_it_before_its_services(stack, mark):
+def test_an_alarm_while_the_release_migrates_cancels_it_before_its_services(stack, known_good, mark):
     app, services = "early", ["api", "worker"]
-    good, good_tds = release(stack, app, services, "1.0.0")
+    _, good_tds = known_good[app]
     deployments = deployment_ids(stack, app, services)
     stack.scenario({"tasks": {f"{app}:1.1.0": {"outcome": "never"}}})
     m = Mark(stack)
     bad = stack.push(app, "1.1.0")
     m.wait_for(lambda: "migrating" in outcomes(m.decisions("ferry-deploy")), what="1.1.0 migrating")
+    stack.scenario({"tasks": {f"{app}:1.1.0": None}})  # (read when the task started)
     set_alarm(stack, app, "ALARM")
     stack.settle()
     set_alarm(stack, app, "OK")
@@ -297,23 +370,23 @@ def test_an_alarm_while_the_release_migrates_cancels_it_before_its_services(stac
     assert len(gate) == 1 and gate[0]["outcome"] in ("ignored", "duplicate") and "ROLLED_BACK" in json.dumps(gate), gate
     assert "ecs:UpdateService" not in [c["operation"] for c in m.calls("ferry-gate")]
     assert deployment_ids(stack, app, services) == deployments, "no service was deployed"
-    assert_rolled_back(stack, app, services, bad_digest=bad, good_tds=good_tds, good_tag="1.0.0", cause="alarm early-prod-5xx")
+    assert_rolled_back_now(stack, app, services, bad_digest=bad, good_tds=good_tds, good_tag="1.0.0", cause="alarm early-prod-5xx")
 
 
 # ------------------------------------------------ a failed deployment
 
 
-def test_a_failed_deployment_rolls_back_all_three_services_also_the_two_that_completed(stack, mark):
+def test_a_failed_deployment_rolls_back_all_three_services_also_the_two_that_completed(stack, known_good, mark):
     app, services = "dfail", ["api", "worker", "scheduler"]
-    good, good_tds = release(stack, app, services, "1.0.0")
-    # api and worker complete after 0.7 s; scheduler's circuit breaker trips after 1.5 s
+    _, good_tds = known_good[app]
+    # api and worker complete (after 0.25 s); then scheduler's circuit breaker trips (after 1 s)
     failure = "ECS deployment circuit breaker: tasks failed to start."
-    stack.scenario({"deployments": {f"{app}-prod/scheduler": {"outcome": "FAILED", "after": 1.5, "reason": failure}}})
+    stack.scenario({"deployments": {f"{app}-prod/scheduler": {"outcome": "FAILED", "after": 1.0, "reason": failure}}})
     m = Mark(stack)
     bad = stack.push(app, "1.1.0")
     rid = release_id(app, bad)
     m.wait_for(lambda: any(d["outcome"] == "deploying" for d in m.decisions("ferry-gate")), what="1.1.0 deploying")
-    stack.scenario({"deployments": {f"{app}-prod/scheduler": None}})
+    stack.scenario({"deployments": {f"{app}-prod/scheduler": DEPLOYS}})
     stack.settle()
 
     ended = [
@@ -330,17 +403,18 @@ def test_a_failed_deployment_rolls_back_all_three_services_also_the_two_that_com
     assert "service scheduler failed" in rolled["reason"] and failure in rolled["reason"], rolled
     ops = [c["operation"] for c in m.calls("ferry-watch")]
     assert ops.count("ecs:UpdateService") == len(services), ops
-    assert_rolled_back(stack, app, services, bad_digest=bad, good_tds=good_tds, good_tag="1.0.0", cause="service scheduler failed")
+    assert_rolled_back_now(stack, app, services, bad_digest=bad, good_tds=good_tds, good_tag="1.0.0", cause="service scheduler failed")
     assert [(e["releaseId"], e["state"]) for e in m.ferry_events(app)][-1] == (rid, "ROLLED_BACK")
 
 
 # ----------------------------------------------------- the operator
 
 
-def test_an_operator_rolls_back_to_the_previous_known_good_then_to_a_named_tag(stack, mark):
+def test_an_operator_rolls_back_to_the_previous_known_good_then_to_a_named_tag(stack, known_good, mark):
     app, services = "manual", ["api", "worker"]
     tds, digests = {}, {}
-    for tag in ("1.0.0", "1.1.0", "1.2.0"):
+    digests["1.0.0"], tds["1.0.0"] = known_good[app]
+    for tag in ("1.1.0", "1.2.0"):
         digests[tag], tds[tag] = release(stack, app, services, tag)
 
     m = Mark(stack)
@@ -349,7 +423,7 @@ def test_an_operator_rolls_back_to_the_previous_known_good_then_to_a_named_tag(s
     decision = reply["decisions"][0]
     assert (decision["from"], decision["to"]) == ("1.2.0", "1.1.0") and decision["release_id"] == release_id(app, digests["1.2.0"])
     stack.settle()
-    assert_rolled_back(stack, app, services, bad_digest=digests["1.2.0"], good_tds=tds["1.1.0"], good_tag="1.1.0", cause="operator: checkout errors since 1.2.0")
+    assert_rolled_back_now(stack, app, services, bad_digest=digests["1.2.0"], good_tds=tds["1.1.0"], good_tag="1.1.0", cause="operator: checkout errors since 1.2.0")
     assert [c["operation"] for c in m.calls("ferry-rollback")].count("ecs:UpdateService") == len(services)
 
     m = Mark(stack)
@@ -357,13 +431,13 @@ def test_an_operator_rolls_back_to_the_previous_known_good_then_to_a_named_tag(s
     assert reply["ok"] is True and outcomes(reply["decisions"]) == ["rolled_back"], reply
     assert (reply["decisions"][0]["from"], reply["decisions"][0]["to"]) == ("1.1.0", "1.0.0")
     stack.settle()
-    assert_rolled_back(stack, app, services, bad_digest=digests["1.1.0"], good_tds=tds["1.0.0"], good_tag="1.0.0", cause="operator: 1.1.0 corrupts carts too")
+    assert_rolled_back_now(stack, app, services, bad_digest=digests["1.1.0"], good_tds=tds["1.0.0"], good_tag="1.0.0", cause="operator: 1.1.0 corrupts carts too")
     assert [c["operation"] for c in m.calls("ferry-rollback")].count("ecs:UpdateService") == len(services)
     assert [v for v, _ in history(stack, app)] == ["0.9.0", "1.0.0", "1.1.0", "1.2.0", "1.1.0", "1.0.0"]
     assert [labels for _, labels in history(stack, app)].count(["known-good"]) == 1
 
     # refused: a rolled-back release, a tag ferry never released; nothing changes
-    before = snapshot(stack)
+    before = app_state(stack, app, services)
     m = Mark(stack)
     for to, says in (("1.2.0", "1.2.0"), (release_id(app, digests["1.1.0"]), "1.1.0"), ("9.9.9", "9.9.9")):
         reply = rollback_invoke(stack, {"rollback": {"app": app, "environment": "prod", "to": to, "reason": "try"}})
@@ -371,7 +445,7 @@ def test_an_operator_rolls_back_to_the_previous_known_good_then_to_a_named_tag(s
         assert says in reply["error"]["message"] or to in reply["error"]["message"], reply
     stack.settle()
     assert writes(m) == []
-    assert snapshot(stack) == before
+    assert app_state(stack, app, services) == before
 
 
 # ------------------------------------------------------- once, however often
@@ -391,13 +465,15 @@ def _one_rollback(stack, m: Mark, app: str, services: list[str], bad: str, good_
                if e["event"]["detail"]["eventName"] == "SERVICE_DEPLOYMENT_IN_PROGRESS"]
     assert sorted(started) == sorted(services * 2), started
     assert [v for v, _ in history(stack, app)] == ["0.9.0", "1.0.0", "1.1.0", "1.0.0"]
-    assert_rolled_back(stack, app, services, bad_digest=bad, good_tds=good_tds, good_tag="1.0.0", cause=f"alarm {app}-prod-5xx")
-    assert [e["state"] for e in m.ferry_events(app)].count("ROLLED_BACK") == 1
+    assert_rolled_back_now(stack, app, services, bad_digest=bad, good_tds=good_tds, good_tag="1.0.0", cause=f"alarm {app}-prod-5xx")
+    # every delivery that found nothing to roll back said so (an event, nothing changed)
+    states = [e["state"] for e in m.ferry_events(app) if e["state"].startswith("ROLL")]
+    assert sorted(states) == sorted(["ROLLED_BACK"] + ["ROLLBACK_NOT_NEEDED"] * outcomes(rollback).count("ignored")), states
 
 
-def test_the_same_alarm_delivered_five_times_at_once_rolls_back_once(stack, mark):
+def test_the_same_alarm_delivered_five_times_at_once_rolls_back_once(stack, known_good, mark):
     app, services = "dupalarm", ["api", "worker"]
-    good, good_tds = release(stack, app, services, "1.0.0")
+    _, good_tds = known_good[app]
     m = Mark(stack)
     bad = start_rollout(stack, m, app, services, "1.1.0")
     stack.router({"chaos": [{"match": {"source": ["aws.cloudwatch"], "detail": {"alarmName": [f"{app}-prod-5xx"]}}, "copies": 5, "times": 1}]})
@@ -411,9 +487,9 @@ def test_the_same_alarm_delivered_five_times_at_once_rolls_back_once(stack, mark
     _one_rollback(stack, m, app, services, bad, good_tds)
 
 
-def test_an_alarm_flapping_alarm_ok_alarm_rolls_back_once(stack, mark):
+def test_an_alarm_flapping_alarm_ok_alarm_rolls_back_once(stack, known_good, mark):
     app, services = "flap", ["api", "worker"]
-    good, good_tds = release(stack, app, services, "1.0.0")
+    _, good_tds = known_good[app]
     m = Mark(stack)
     bad = start_rollout(stack, m, app, services, "1.1.0")
     for state in ("ALARM", "OK", "ALARM"):
@@ -428,13 +504,13 @@ def test_an_alarm_flapping_alarm_ok_alarm_rolls_back_once(stack, mark):
 # ------------------------------------------------------------ no rollback
 
 
-def test_ok_and_insufficient_data_during_a_rollout_change_nothing(stack, mark):
+def test_ok_and_insufficient_data_during_a_rollout_change_nothing(stack, known_good, mark):
     app, services = "calm", ["api"]
-    release(stack, app, services, "1.0.0")
+    assert app in known_good  # 1.0.0 is its known-good release
     m = Mark(stack)
     digest = start_rollout(stack, m, app, services, "1.1.0")
     stack.settle()
-    before = snapshot(stack)
+    before = snapshot(stack, app)
     m = Mark(stack)
     set_alarm(stack, app, "INSUFFICIENT_DATA", "Insufficient Data: 1 datapoint was unknown.")
     set_alarm(stack, app, "OK")
@@ -450,7 +526,7 @@ def test_ok_and_insufficient_data_during_a_rollout_change_nothing(stack, mark):
         assert "only ALARM rolls back" in reply["decisions"][0]["reason"], reply
     stack.settle()
     assert writes(m) == []
-    assert snapshot(stack) == before, "the emulator's state changed"
+    assert snapshot(stack, app) == before, "the emulator's state changed"
 
     # the rollout finishes and 1.1.0 becomes known-good, as if nothing happened
     for service in services:
@@ -461,7 +537,7 @@ def test_ok_and_insufficient_data_during_a_rollout_change_nothing(stack, mark):
 
 def test_without_a_known_good_release_rollback_is_a_clear_error_and_changes_nothing(stack, mark):
     app = "fresh"
-    before = snapshot(stack)
+    before = snapshot(stack, app)
     for payload in (
         {"rollback": {"app": app, "environment": "prod", "reason": "errors"}},
         {"rollback": {"app": app, "environment": "prod", "to": "0.9.0", "reason": "errors"}},
@@ -479,4 +555,84 @@ def test_without_a_known_good_release_rollback_is_a_clear_error_and_changes_noth
     stack.settle()
     assert writes(mark) == []
     assert mark.ferry_events() == []
-    assert snapshot(stack) == before, "the emulator's state changed"
+    assert snapshot(stack, app) == before, "the emulator's state changed"
+
+
+# ------------------------------------------- an alarm racing the release's own writes
+
+
+class Precondition(Exception):
+    """The scenario did not unfold as set up (a failure, not the known bug)."""
+
+
+def require(condition: Any, message: str) -> None:
+    if not condition:
+        raise Precondition(message)
+
+
+def wait_for_state(stack, rid: str, state: str, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        item = stack.release(rid)
+        if item and item["state"] == state:
+            return
+        time.sleep(0.02)
+    raise Precondition(f"release {rid} never reached {state}: {stack.release(rid)}")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="ferry bug: ferry-gate moves the release to DEPLOYING, then sends UpdateService; an ALARM "
+    "rollback between the two puts every service back on the known-good revisions, and the gate's "
+    "UpdateService calls, landing after it, put the rolled-back release back on the services "
+    "(the gate does not re-check the release after its UpdateService calls, and nothing undoes them)",
+)
+def test_an_alarm_as_the_rollout_starts_keeps_the_rolled_back_release_off_the_services(stack, known_good, mark):
+    app, services = "racegate", ["api", "worker"]
+    _, good_tds = known_good[app]
+    # the gate's UpdateService calls take a second to reach ECS (a slow API, a cold connection)
+    stack.control("/_ferry/faults", {"faults": [{"operation": "ecs:UpdateService", "caller": "ferry-gate", "delay": 1.0, "status": 0, "times": len(services)}]})
+    try:
+        bad = stack.push(app, "1.1.0")
+        rid = release_id(app, bad)
+        wait_for_state(stack, rid, "DEPLOYING")  # the gate moved it on; its UpdateService calls are on their way
+        set_alarm(stack, app, "ALARM")
+        stack.settle()
+    finally:
+        stack.control("/_ferry/faults", {"faults": []})
+        set_alarm(stack, app, "OK")
+    require(outcomes(mark.decisions("ferry-rollback")) == ["rolled_back"], mark.decisions())
+    require(stack.release(rid)["state"] == "ROLLED_BACK", stack.release(rid))
+    require(head(stack, app)["frozen"] is True, head(stack, app))
+    # the environment was rolled back: the bad release must not run
+    assert running(stack, app, services) == good_tds, f"services run {running(stack, app, services)} after the rollback to {good_tds}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="ferry bug: ferry-deploy moves the release to MIGRATING, then writes the SSM image tag; an "
+    "ALARM rollback between the two writes the known-good tag, and the deploy's write, landing after "
+    "it, leaves the parameter naming the rolled-back tag (the superseded-while-starting path restores "
+    "only a successor's tag, not the known-good one after a rollback)",
+)
+def test_an_alarm_as_the_migration_starts_leaves_the_known_good_tag_in_ssm(stack, known_good, mark):
+    app, services = "racessm", ["api"]
+    _, good_tds = known_good[app]
+    # ferry-deploy's SSM write takes a second to land
+    stack.control("/_ferry/faults", {"faults": [{"operation": "ssm:PutParameter", "caller": "ferry-deploy", "delay": 1.0, "status": 0, "times": 1}]})
+    try:
+        bad = stack.push(app, "1.1.0")
+        rid = release_id(app, bad)
+        wait_for_state(stack, rid, "MIGRATING")  # registered, moved on; its SSM write is on its way
+        set_alarm(stack, app, "ALARM")
+        stack.settle()
+    finally:
+        stack.control("/_ferry/faults", {"faults": []})
+        set_alarm(stack, app, "OK")
+    require(outcomes(mark.decisions("ferry-rollback")) == ["rolled_back"], mark.decisions())
+    require(stack.release(rid)["state"] == "ROLLED_BACK", stack.release(rid))
+    require(running(stack, app, services) == good_tds, running(stack, app, services))
+    # the parameter's current value is the known-good tag
+    assert history(stack, app)[-1] == ("1.0.0", ["known-good"]), history(stack, app)

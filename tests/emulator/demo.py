@@ -12,13 +12,16 @@ end as it should.
 
 Chapters are data: :data:`CHAPTERS` is a list of :class:`Chapter`, each with
 a ``play`` function that acts and returns its checks. Add a chapter by
-appending one (e.g. an alarm rollback).
+appending one. What an operator does besides pushing (SetAlarmState on the
+guarding alarm, a direct invoke of ferry-rollback) appears in the timeline
+marked ``operator``.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import signal
 import socket
@@ -39,7 +42,9 @@ SERVICES = ["api", "worker", "scheduler"]
 FAMILIES = {"api": "shop-api", "worker": "shop-worker", "scheduler": "shop-scheduler"}
 MIGRATION_FAMILY = "shop-migrate"
 PARAMETER = "/shop/prod/compute/currentImageTag"
-FUNCTIONS = ("ferry-deploy", "ferry-gate", "ferry-watch")
+FUNCTIONS = ("ferry-deploy", "ferry-gate", "ferry-watch", "ferry-rollback")
+ALARM = "shop-prod-5xx"
+LANE_KEY = f"lane#{APP}/{ENV}#{REPOSITORY}"
 
 COLOR = sys.stdout.isatty() and os.environ.get("NO_COLOR") is None
 
@@ -111,6 +116,13 @@ class Story:
         self.call_seq = 0
         self.started = time.time()
         self.seen_revisions: dict[str, int] = {}
+        #: what an operator did (alarm state, direct invokes, scenario changes), merged into the timeline
+        self.local: list[dict[str, Any]] = []
+        #: the current chapter's router log and AWS calls (for its checks)
+        self.chapter_entries: list[dict[str, Any]] = []
+        self.chapter_calls: list[dict[str, Any]] = []
+        #: tag -> the task definition each service ran once that release succeeded
+        self.known_good: dict[str, dict[str, str]] = {}
 
     # -- acting
 
@@ -123,6 +135,48 @@ class Story:
     def settle(self) -> None:
         self.stack.settle(timeout=90)
 
+    def note(self, text: str, who: str = "operator") -> None:
+        self.local.append({"time": time.time(), "kind": "note", "text": text, "who": who})
+
+    def set_scenario(self, update: dict[str, Any], why: str) -> None:
+        self.stack.scenario(update)
+        self.note(dim(why), who="scenario")
+
+    def set_alarm(self, state: str, reason: str) -> None:
+        """What CloudWatch does when the metric crosses the threshold (SetAlarmState)."""
+        self.note(f"SetAlarmState {ALARM} → {state}")
+        self.stack.client("cloudwatch").set_alarm_state(AlarmName=ALARM, StateValue=state, StateReason=reason)
+
+    def invoke(self, function: str, payload: dict[str, Any]) -> Any:
+        """An operator's direct invoke (Lambda Invoke, RequestResponse)."""
+        self.note(f"invoke {function} {json.dumps(payload)}")
+        status, reply, function_error = self.stack.invoke(function, payload)
+        self.local.append(
+            {"time": time.time(), "kind": "reply", "binary": function, "reply": reply, "error": function_error, "direct": True}
+        )
+        if status != 200 or function_error:
+            raise RuntimeError(f"invoke {function} -> {status} {function_error}: {reply}")
+        return reply
+
+    def wait_for_decision(self, binary: str, outcome: str, release: str, timeout: float = 30) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for entry in self.stack.router_log(self.log_seq):
+                reply = entry.get("reply") if entry["kind"] == "reply" and entry["binary"] == binary else None
+                if isinstance(reply, dict) and any(
+                    d.get("outcome") == outcome and d.get("release_id") == release for d in reply.get("decisions") or []
+                ):
+                    return
+            time.sleep(0.05)
+        raise TimeoutError(f"no {binary} decision {outcome} for {release} within {timeout:.0f}s")
+
+    def release_id(self, tag: str) -> str:
+        return f"{APP}/{ENV}/{self.digests[tag].replace('sha256:', '')[:16]}"
+
+    def lane(self) -> dict[str, Any]:
+        """The lane head in the ledger: known-good, in flight, frozen, held, bad releases."""
+        return next((i for i in self.stack.ledger() if i.get("pk") == LANE_KEY and i.get("sk") == "head"), {})
+
     # -- reading
 
     def state(self) -> dict[str, Any]:
@@ -132,6 +186,11 @@ class Story:
             "deployments": {name: len(services[name]["deployments"]) for name in SERVICES},
             "parameter": self.stack.parameter_history(PARAMETER),
             "revisions": {f: self.stack.revisions(f) for f in [*FAMILIES.values(), MIGRATION_FAMILY]},
+            "lane": self.lane(),
+            "deployment_states": {
+                name: [(d["taskDefinition"], d["status"], d.get("rolloutState")) for d in services[name]["deployments"]]
+                for name in SERVICES
+            },
         }
 
     def image_of(self, task_definition_arn: str) -> str:
@@ -151,7 +210,9 @@ class Story:
         calls = self.stack.calls(self.call_seq)
         if calls:
             self.call_seq = calls[-1]["seq"]
-        return entries, calls
+        merged = sorted(entries + self.local, key=lambda e: e["time"])
+        self.local = []
+        return merged, calls
 
     def skip_to_now(self) -> None:
         self.new_entries()
@@ -176,20 +237,24 @@ class Story:
                 arrow = " → " + ", ".join(self._binary(t) for t in targets) if targets else dim("  (no rule matches)")
                 if event.get("source") == "ferry":
                     arrow = ""
-                print(f"  {dim(at)}  {source:<11} {entry['summary']}{arrow}")
+                print(f"  {dim(at)}  {source:<14} {entry['summary']}{arrow}")
+            elif entry["kind"] == "note":
+                who = entry.get("who", "operator")
+                label = _yellow(who) if who == "operator" else dim(who)
+                print(f"  {dim(at)}  {label}{' ' * (14 - len(who))} {entry['text']}")
             elif entry["kind"] == "reply":
                 reply = entry.get("reply")
                 if entry.get("error"):
                     text = red(f"function error {entry['error']}: {str(reply)[:160]}")
                     if entry.get("will_retry"):
                         text += " (Lambda retries)"
-                    print(f"  {dim(at)}  {entry['binary']:<11} {text}")
+                    print(f"  {dim(at)}  {entry['binary']:<14} {text}")
                     continue
                 for line in self._decisions(reply):
                     outcome.decisions.append(f"{entry['binary']}: {line}")
-                    print(f"  {dim(at)}  {entry['binary']:<11} {line}")
+                    print(f"  {dim(at)}  {entry['binary']:<14} {line}")
             elif entry["kind"] in ("held", "released", "dropped", "undeliverable"):
-                print(f"  {dim(at)}  router      {entry['kind']}: {entry}")
+                print(f"  {dim(at)}  router         {entry['kind']}: {entry}")
         by_function: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         for call in calls:
             if call["caller"] in FUNCTIONS:
@@ -201,12 +266,15 @@ class Story:
                 if function in by_function:
                     counter = by_function[function]
                     listed = ", ".join(f"{op}" + (f" ×{n}" if n > 1 else "") for op, n in sorted(counter.items()))
-                    print(f"    {function:<13} {sum(counter.values()):>3}  {dim(listed)}")
+                    print(f"    {function:<14} {sum(counter.values()):>3}  {dim(listed)}")
 
     def _binary(self, target: str) -> str:
-        return {"DeployFunction": "ferry-deploy", "GateFunction": "ferry-gate", "WatchFunction": "ferry-watch"}.get(
-            target.split("/", 1)[0], target
-        )
+        return {
+            "DeployFunction": "ferry-deploy",
+            "GateFunction": "ferry-gate",
+            "WatchFunction": "ferry-watch",
+            "RollbackFunction": "ferry-rollback",
+        }.get(target.split("/", 1)[0], target)
 
     def _decisions(self, reply: Any) -> list[str]:
         if not isinstance(reply, dict):
@@ -217,10 +285,21 @@ class Story:
         lines = []
         for d in reply.get("decisions") or []:
             outcome = d.get("outcome", "?")
-            color = {"succeeded": green, "failed": red, "preflight_failed": red, "refused": _yellow}.get(outcome, bold)
+            color = {
+                "succeeded": green,
+                "failed": red,
+                "preflight_failed": red,
+                "refused": _yellow,
+                "rolled_back": red,
+                "held": _yellow,
+            }.get(outcome, bold)
             parts = [color(outcome)]
             if d.get("release_id"):
                 parts.append(f"release {d['release_id']}")
+            if outcome == "rolled_back":
+                parts.append(f"{d.get('from')} → {d.get('to')}")
+            if outcome == "held" and d.get("tag"):
+                parts.append(f"{d['tag']} held: the environment is frozen")
             if d.get("task"):
                 parts.append(f"migration task {d['task'].rsplit('/', 1)[-1][:8]}")
             if d.get("task_definitions"):
@@ -252,6 +331,19 @@ class Story:
         for name in SERVICES:
             arn = state["services"][name]
             print(f"    {name:<10} {revision(arn):<18} {self.image_of(arn)}")
+        lane = state.get("lane") or {}
+        if lane:
+            tags = {self.release_id(t): t for t in self.digests}
+            bad = sorted(tags.get(r, r) for r in lane.get("bad_releases") or [])
+            parts = [f"known-good {lane.get('known_good_tag', '-')}"]
+            if lane.get("in_flight_tag"):
+                parts.append(f"in flight {lane['in_flight_tag']}")
+            parts.append(red("frozen") if lane.get("frozen") else "not frozen")
+            if lane.get("held_tag"):
+                parts.append(f"holding {lane['held_tag']}")
+            if bad:
+                parts.append("bad: " + ", ".join(bad))
+            print(f"  {bold('environment')} {APP}/{ENV}: " + "; ".join(parts))
 
 
 def _yellow(text: str) -> str:
@@ -308,6 +400,8 @@ def _release_checks(story: Story, chapter: Chapter, before: dict[str, Any], outc
         len(migrations) == len(before["revisions"][MIGRATION_FAMILY]) + 1
         and all(len(after["revisions"][f]) == len(before["revisions"][f]) + 1 for f in FAMILIES.values()),
     )
+    if item.get("state") == "SUCCEEDED":
+        story.known_good[tag] = dict(after["services"])
     outcome.summary = f"{tag} released, known-good (SSM v{last['version']})"
 
 
@@ -380,6 +474,217 @@ def play_failed_migration(story: Story, chapter: Chapter) -> Verify:
     return checks
 
 
+ALARM_REASON = (
+    "Threshold Crossed: 1 out of the last 1 datapoints [57.0 (23/11/26 10:00:00)] was greater than "
+    "the threshold (10.0) (minimum 1 datapoint for OK -> ALARM transition)."
+)
+OK_REASON = "Threshold Crossed: 1 out of the last 1 datapoints [0.0 (23/11/26 10:04:00)] was not greater than the threshold (10.0)."
+SCHEDULER_FAILURE = "ECS deployment circuit breaker: tasks failed to start."
+
+
+def rollback_path(calls: list[dict[str, Any]]) -> tuple[list[list[str]], bool]:
+    """The AWS calls of one rollback up to its last UpdateService, as round trips
+    (the SSM label that follows left out).
+
+    ferry reads the lane head, writes one transaction, then issues every
+    UpdateService, the SSM write and the event together. The emulator sees
+    when each call arrived and was answered: a call that arrived after another
+    was answered may depend on it. Returns the round trips (operations grouped:
+    head read, transaction, the rest) and whether the calls kept to that shape:
+    the transaction after the read was answered, everything else after the
+    transaction was answered, and the third one is UpdateService of every
+    service with the SSM write and the event.
+    """
+    # the known-good label goes on the new SSM version once it is written: after
+    path = sorted((c for c in calls if c["operation"] != "ssm:LabelParameterVersion"), key=lambda c: c["time"])
+    if len(path) < 3:
+        return [[c["operation"] for c in path]], False
+    read, transaction, rest = path[0], path[1], path[2:]
+    shaped = (
+        read["operation"] == "dynamodb:GetItem"
+        and transaction["operation"] == "dynamodb:TransactWriteItems"
+        and transaction["time"] >= read["ended"]
+        and all(c["time"] >= transaction["ended"] for c in rest)
+        and sorted(c["operation"] for c in rest)
+        == sorted(["ecs:UpdateService"] * len(SERVICES) + ["events:PutEvents", "ssm:PutParameter"])
+    )
+    return [[read["operation"]], [transaction["operation"]], [c["operation"] for c in rest]], shaped
+
+
+def _rolled_back_checks(story: Story, tag: str, before: dict[str, Any], outcome: Outcome, *, by: str, cause: str) -> dict[str, Any]:
+    """What every rollback must leave: checks shared by chapters 5 and 6."""
+    stack = story.stack
+    after = story.state()
+    good_tag = "1.1.0"
+    good = story.known_good.get(good_tag, {})
+    rid = story.release_id(tag)
+    outcome.check(
+        f"{by} rolled {tag} back to {good_tag}",
+        any(d.startswith(f"{by}: ") and "rolled_back" in d and f"{tag} → {good_tag}" in d for d in outcome.decisions),
+        "; ".join(outcome.decisions[-3:]),
+    )
+    steady = all(after["deployment_states"][n] == [(good.get(n), "PRIMARY", "COMPLETED")] for n in SERVICES)
+    outcome.check(
+        f"every service back on {good_tag}'s task definitions ({', '.join(revision(good.get(n, '?')) for n in SERVICES)}), steady",
+        bool(good) and after["services"] == good and steady,
+        str(after["deployment_states"]),
+    )
+    new_revisions = all(len(after["revisions"][f]) == len(before["revisions"][f]) + 1 for f in [*FAMILIES.values(), MIGRATION_FAMILY])
+    outcome.check(
+        f"nothing re-registered or deregistered: the only new revisions are {tag}'s; {good_tag}'s are still ACTIVE",
+        new_revisions and all(good.get(n) in after["revisions"][FAMILIES[n]] for n in SERVICES),
+    )
+    last = after["parameter"][-1]
+    outcome.check(
+        f"SSM parameter back at {good_tag} (a new version), labelled known-good",
+        last["value"] == good_tag and last["labels"] == ["known-good"] and len(after["parameter"]) > len(before["parameter"]),
+        " ".join(f"v{p['version']} {p['value']}{p['labels'] or ''}" for p in after["parameter"][-3:]),
+    )
+    item = stack.release(rid) or {}
+    outcome.check(
+        f"release {tag} recorded ROLLED_BACK, cause: {cause}",
+        item.get("state") == "ROLLED_BACK" and cause in str(item.get("reason")),
+        f"{item.get('state')}: {item.get('reason')}",
+    )
+    events = [
+        e["event"]["detail"]
+        for e in stack.router_log(0)
+        if e["kind"] == "event" and e["event"].get("source") == "ferry" and e["event"]["detail"].get("releaseId") == rid
+    ]
+    outcome.check(
+        "Release State Change ROLLED_BACK emitted with the cause",
+        any(e.get("state") == "ROLLED_BACK" and cause in str(e.get("reason")) for e in events),
+    )
+    lane = after["lane"]
+    outcome.check(
+        f"environment frozen, {tag}'s digest marked bad",
+        lane.get("frozen") is True and rid in (lane.get("bad_releases") or set()) and not lane.get("in_flight_id"),
+        str({k: lane.get(k) for k in ("frozen", "bad_releases", "in_flight_tag")}),
+    )
+    return after
+
+
+def play_alarm_rollback(story: Story, chapter: Chapter) -> Verify:
+    """1.3.0's deployments stay IN_PROGRESS (the chapter's scenario); while they
+    do, the guarding alarm goes to ALARM; later back to OK."""
+    before = story.state()
+    story.push(chapter.push)
+    rid = story.release_id(chapter.push)
+    story.wait_for_decision("ferry-gate", "deploying", rid)
+    # deployments started from now on (the rollback's) complete as usual
+    story.set_scenario({"deployments": {f"{CLUSTER}/{s}": None for s in SERVICES}}, "deployments started from now on complete")
+    during = story.state()
+    story.set_alarm("ALARM", ALARM_REASON)
+    story.settle()
+    rolled = story.state()
+    story.set_alarm("OK", OK_REASON)
+    story.settle()
+
+    def checks(outcome: Outcome) -> None:
+        stack = story.stack
+        rolling = all(
+            during["deployment_states"][n][0][1:] == ("PRIMARY", "IN_PROGRESS")
+            and during["deployment_states"][n][0][0] != before["services"][n]
+            for n in SERVICES
+        )
+        outcome.check(f"{chapter.push} was rolling out when the alarm fired (its three deployments IN_PROGRESS)", rolling)
+        after = _rolled_back_checks(story, chapter.push, before, outcome, by="ferry-rollback", cause=f"alarm {ALARM}")
+        # ferry-rollback's calls (a config read at cold start aside): the ALARM path
+        calls = [c for c in story.chapter_calls if c["caller"] == "ferry-rollback" and c["operation"] != "ssm:GetParameter"]
+        trips, shaped = rollback_path(calls)
+        updates = [c for c in calls if c["operation"] == "ecs:UpdateService"]
+        alarm_at = next((e["time"] for e in story.chapter_entries if e["kind"] == "event" and e["event"]["detail-type"] == "CloudWatch Alarm State Change"), 0.0)
+        took = max((c["ended"] for c in updates), default=alarm_at) - alarm_at
+        rest = collections.Counter(trips[-1])
+        outcome.check(
+            f"ALARM → last UpdateService: {sum(len(t) for t in trips)} AWS calls in {len(trips)} round trips "
+            f"(GetItem → TransactWriteItems → "
+            + " ∥ ".join(f"{op.split(':', 1)[1]}" + (f" ×{n}" if n > 1 else "") for op, n in sorted(rest.items(), key=lambda i: -i[1]))
+            + f"); then the SSM label; {took * 1000:.0f} ms on the emulator",
+            shaped and len(trips) == 3 and rest["ecs:UpdateService"] == len(SERVICES),
+            " | ".join(", ".join(t) for t in trips),
+        )
+        alarm_events = [e for e in story.chapter_entries if e["kind"] == "event" and e["event"]["detail-type"] == "CloudWatch Alarm State Change"]
+        ok_quiet = (
+            [e["targets"] for e in alarm_events] == [["RollbackFunction/AlarmRaised"], []]
+            and {k: after[k] for k in ("services", "parameter", "deployment_states")} == {k: rolled[k] for k in ("services", "parameter", "deployment_states")}
+        )
+        outcome.check("alarm back to OK: no rule matches it, nothing changes (the environment stays frozen)", ok_quiet and after["lane"].get("frozen"))
+        outcome.summary = f"{chapter.push} rolled back to 1.1.0 on {ALARM}; frozen"
+
+    return checks
+
+
+def play_failed_deployment(story: Story, chapter: Chapter) -> Verify:
+    """Pushed while frozen: held. The operator unfreezes; the held release goes
+    out; its scheduler deployment fails (the chapter's scenario) after api and
+    worker completed."""
+    before = story.state()
+    story.push(chapter.push)
+    story.settle()
+    held = story.state()
+    reply = story.invoke("ferry-rollback", {"unfreeze": {"app": APP, "environment": ENV}})
+    rid = story.release_id(chapter.push)
+    story.wait_for_decision("ferry-gate", "deploying", rid)
+    story.set_scenario({"deployments": {f"{CLUSTER}/scheduler": None}}, "deployments started from now on complete")
+    story.settle()
+
+    def checks(outcome: Outcome) -> None:
+        outcome.check(
+            f"{chapter.push} pushed while frozen: held — nothing registered, SSM untouched, no deployment",
+            any(d.startswith("ferry-deploy: ") and "held" in d for d in outcome.decisions)
+            and all(held[k] == before[k] for k in ("services", "deployments", "parameter", "revisions"))
+            and held["lane"].get("held_tag") == chapter.push,
+        )
+        outcomes = [d.get("outcome") for d in (reply or {}).get("decisions") or []]
+        outcome.check(
+            f"the operator's unfreeze lifted the freeze and released the held {chapter.push}",
+            outcomes == ["unfrozen", "migrating"] and reply["decisions"][1].get("release_id") == rid,
+            str(outcomes),
+        )
+        ended = [
+            (e["event"]["resources"][0].rsplit("/", 1)[1], e["event"]["detail"]["eventName"].rsplit("_", 1)[1])
+            for e in story.chapter_entries
+            if e["kind"] == "event"
+            and e["event"]["detail-type"] == "ECS Deployment State Change"
+            and not e["event"]["detail"]["eventName"].endswith("IN_PROGRESS")
+        ]
+        outcome.check(
+            f"api and worker completed {chapter.push}'s deployments, then scheduler's failed",
+            sorted(ended[:2]) == [("api", "COMPLETED"), ("worker", "COMPLETED")] and ended[2:3] == [("scheduler", "FAILED")],
+            str(ended),
+        )
+        _rolled_back_checks(story, chapter.push, before, outcome, by="ferry-watch", cause="service scheduler failed")
+        updates = [c for c in story.chapter_calls if c["caller"] == "ferry-watch" and c["operation"] == "ecs:UpdateService"]
+        outcome.check(
+            "all three services sent back together, the two that had completed too (UpdateService ×3)",
+            len(updates) == len(SERVICES),
+        )
+        outcome.summary = f"{chapter.push} held, unfrozen, scheduler failed → all three back on 1.1.0; frozen"
+
+    return checks
+
+
+def play_unfreeze_and_release(story: Story, chapter: Chapter) -> Verify:
+    before = story.state()
+    reply = story.invoke("ferry-rollback", {"unfreeze": {"app": APP, "environment": ENV}})
+    story.push(chapter.push)
+    story.settle()
+
+    def checks(outcome: Outcome) -> None:
+        outcomes = [d.get("outcome") for d in (reply or {}).get("decisions") or []]
+        outcome.check("the operator's unfreeze lifted the freeze (nothing was held)", outcomes == ["unfrozen"], str(outcomes))
+        _release_checks(story, chapter, before, outcome)
+        lane = story.lane()
+        outcome.check(
+            f"environment not frozen; {chapter.push} is the known-good release",
+            lane.get("frozen") is False and lane.get("known_good_tag") == chapter.push,
+            str({k: lane.get(k) for k in ("frozen", "known_good_tag")}),
+        )
+
+    return checks
+
+
 CHAPTERS: list[Chapter] = [
     Chapter(
         "push shop:1.0.0 — the first release",
@@ -396,6 +701,23 @@ CHAPTERS: list[Chapter] = [
         play_failed_migration,
         scenario={"tasks": {"shop:1.2.0": {"outcome": "exit", "exitCode": 1}}},
     ),
+    Chapter(
+        "push shop:1.3.0 — its alarm fires mid-rollout",
+        "1.3.0",
+        "rolled back to 1.1.0 on the alarm; frozen",
+        play_alarm_rollback,
+        # ECS keeps replacing 1.3.0's tasks: the deployments stay IN_PROGRESS
+        scenario={"deployments": {f"{CLUSTER}/{s}": {"outcome": "never"} for s in SERVICES}},
+    ),
+    Chapter(
+        "push shop:1.4.0 while frozen; unfreeze — scheduler's deployment fails",
+        "1.4.0",
+        "held; unfrozen, released; all three back on 1.1.0",
+        play_failed_deployment,
+        # api and worker complete after 0.7 s; scheduler's circuit breaker trips after 1.5 s
+        scenario={"deployments": {f"{CLUSTER}/scheduler": {"outcome": "FAILED", "after": 1.5, "reason": SCHEDULER_FAILURE}}},
+    ),
+    Chapter("unfreeze; push shop:1.5.0 — a good release", "1.5.0", "released, known-good", play_unfreeze_and_release),
 ]
 
 
@@ -446,6 +768,7 @@ def main(argv: list[str] | None = None) -> int:
             verify = chapter.play(story, chapter)
             outcome = Outcome()
             entries, calls = story.new_entries()
+            story.chapter_entries, story.chapter_calls = entries, calls
             story.print_timeline(entries, calls, outcome)
             try:
                 verify(outcome)
@@ -471,10 +794,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(bold("summary"))
     width = max(len(c.title) for c, _ in results) if results else 10
-    print(f"  {'#':<2} {'chapter':<{width}}  {'expected':<50} result")
+    expected = max(len(c.expected) for c, _ in results) if results else 10
+    print(f"  {'#':<2} {'chapter':<{width}}  {'expected':<{expected}}  result")
     for number, (chapter, outcome) in enumerate(results, 1):
         mark = green("✓") if outcome.ok else red("✗")
-        print(f"  {number:<2} {chapter.title:<{width}}  {chapter.expected:<50} {mark} {outcome.summary}")
+        print(f"  {number:<2} {chapter.title:<{width}}  {chapter.expected:<{expected}}  {mark} {outcome.summary}")
     failed = [c.title for c, o in results if not o.ok] + [c.title for c in CHAPTERS[len(results):]]
     left = [url for url in endpoints if _port_open(url)]
     print()
