@@ -580,14 +580,6 @@ def wait_for_state(stack, rid: str, state: str, timeout: float = 20) -> None:
     raise Precondition(f"release {rid} never reached {state}: {stack.release(rid)}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ferry bug: ferry-gate moves the release to DEPLOYING, then sends UpdateService; an ALARM "
-    "rollback between the two puts every service back on the known-good revisions, and the gate's "
-    "UpdateService calls, landing after it, put the rolled-back release back on the services "
-    "(the gate does not re-check the release after its UpdateService calls, and nothing undoes them)",
-)
 def test_an_alarm_as_the_rollout_starts_keeps_the_rolled_back_release_off_the_services(stack, known_good, mark):
     app, services = "racegate", ["api", "worker"]
     _, good_tds = known_good[app]
@@ -609,14 +601,6 @@ def test_an_alarm_as_the_rollout_starts_keeps_the_rolled_back_release_off_the_se
     assert running(stack, app, services) == good_tds, f"services run {running(stack, app, services)} after the rollback to {good_tds}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ferry bug: ferry-deploy moves the release to MIGRATING, then writes the SSM image tag; an "
-    "ALARM rollback between the two writes the known-good tag, and the deploy's write, landing after "
-    "it, leaves the parameter naming the rolled-back tag (the superseded-while-starting path restores "
-    "only a successor's tag, not the known-good one after a rollback)",
-)
 def test_an_alarm_as_the_migration_starts_leaves_the_known_good_tag_in_ssm(stack, known_good, mark):
     app, services = "racessm", ["api"]
     _, good_tds = known_good[app]

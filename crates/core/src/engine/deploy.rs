@@ -643,10 +643,22 @@ where
                     if let Err(error) = stopped {
                         tracing::warn!(release = %id, %error, "could not stop the superseded migration");
                     }
-                    if let Some(successor) = head?.and_then(|h| h.in_flight) {
-                        self.params
-                            .put(&env.image_tag_parameter, &successor.tag)
-                            .await?;
+                    // …or the known-good release's, when a rollback cancelled it.
+                    let head = head?.unwrap_or_default();
+                    match (&head.in_flight, head.history.first()) {
+                        (Some(successor), _) => {
+                            self.params
+                                .put(&env.image_tag_parameter, &successor.tag)
+                                .await?;
+                        }
+                        (None, Some(good)) => {
+                            let version =
+                                self.params.put(&env.image_tag_parameter, &good.tag).await?;
+                            self.params
+                                .label(&env.image_tag_parameter, version, super::KNOWN_GOOD_LABEL)
+                                .await?;
+                        }
+                        (None, None) => {}
                     }
                     return Ok(Some(Outcome::Superseded));
                 }

@@ -172,7 +172,8 @@ where
                 Err(e) => failures.push(e),
             }
         }
-        self.ledger
+        let recorded = self
+            .ledger
             .update(
                 id,
                 &[ReleaseState::Deploying],
@@ -189,6 +190,12 @@ where
                 },
             )
             .await?;
+        if recorded.is_none() {
+            // The release left DEPLOYING while its UpdateService calls were on
+            // their way (a rollback landed in between): put back what they changed.
+            self.undo_rollout(&record, &deployments).await?;
+            return Ok(Outcome::Superseded);
+        }
         if let Some(first) = failures.into_iter().next() {
             // Retryable: the redelivered event resumes the rollout (see above).
             tracing::error!(release = %id, error = %first, "UpdateService failed for some services");
@@ -198,5 +205,34 @@ where
         Ok(Outcome::Deploying {
             deployments: deployments.into_values().collect(),
         })
+    }
+
+    /// Puts the services a late rollout touched back on the lane's known-good
+    /// revisions, unless a newer release is in flight (its rollout owns them).
+    async fn undo_rollout(
+        &self,
+        record: &ReleaseRecord,
+        touched: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let head = self.ledger.head(&record.lane).await?.unwrap_or_default();
+        let (None, Some(good)) = (&head.in_flight, head.history.first()) else {
+            return Ok(());
+        };
+        tracing::warn!(release = %record.id, to = %good.id, "undoing a rollout that landed after a rollback");
+        let restore: Vec<(String, String)> = touched
+            .keys()
+            .filter_map(|s| good.task_definitions.get(s).map(|a| (s.clone(), a.clone())))
+            .collect();
+        let cluster = &record.cluster;
+        let restored = fan_out(
+            restore,
+            UPDATE_SERVICE_CONCURRENCY,
+            |(service, arn)| async move { self.ecs.restore_service(cluster, &service, &arn).await },
+        )
+        .await;
+        for result in restored {
+            result?;
+        }
+        Ok(())
     }
 }
