@@ -578,9 +578,6 @@ impl Ledger for DynamoLedger {
         update: ReleaseUpdate,
         head: HeadChange,
     ) -> PortResult<bool> {
-        let build_error = |e: aws_sdk_dynamodb::error::BuildError| {
-            PortError::new("dynamodb:TransactWriteItems", e.to_string())
-        };
         let expression = release_expression(expected, &update);
         let release_update = Update::builder()
             .table_name(&self.table)
@@ -619,20 +616,11 @@ impl Ledger for DynamoLedger {
         }
         .build()
         .map_err(build_error)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(release_update).build())
-            .transact_items(TransactWriteItem::builder().update(head_update).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match cancelled_items(&err) {
-                Some(failed) if failed.iter().any(|f| *f) => Ok(false),
-                _ => Err(port_error("dynamodb:TransactWriteItems", err)),
-            },
-        }
+        self.transact(vec![
+            TransactWriteItem::builder().update(release_update).build(),
+            TransactWriteItem::builder().update(head_update).build(),
+        ])
+        .await
     }
 }
 

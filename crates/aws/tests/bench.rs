@@ -48,6 +48,22 @@ fn summarise(name: &str, calls: &[Call]) -> usize {
     calls.len()
 }
 
+/// The calls made until the last UpdateService ended, and when that was.
+fn up_to_last_update(calls: &[Call]) -> (Vec<Call>, Instant) {
+    let last = calls
+        .iter()
+        .filter(|c| c.operation.ends_with("UpdateService"))
+        .filter_map(|c| c.ended)
+        .max()
+        .expect("UpdateService calls");
+    let before = calls
+        .iter()
+        .filter(|c| c.ended.is_some_and(|e| e <= last))
+        .cloned()
+        .collect();
+    (before, last)
+}
+
 async fn measure(services: usize) {
     let shop = if services == 3 {
         Shop::start().await
@@ -81,17 +97,7 @@ async fn measure(services: usize) {
         .expect("gate");
     assert_eq!(gate["decisions"][0]["outcome"], "deploying", "{gate}");
     let calls = log.take();
-    let last_update = calls
-        .iter()
-        .filter(|c| c.operation.ends_with("UpdateService"))
-        .filter_map(|c| c.ended)
-        .max()
-        .expect("UpdateService calls");
-    let to_update = calls
-        .iter()
-        .filter(|c| c.ended.is_some_and(|e| e <= last_update))
-        .cloned()
-        .collect::<Vec<_>>();
+    let (to_update, last_update) = up_to_last_update(&calls);
     total += summarise("gate (stopped → rollout)", &calls);
     println!(
         "  {:<28} {:>2} round trips to the last UpdateService, {:.1} ms from event to last UpdateService (emulator)",
@@ -131,17 +137,7 @@ async fn measure(services: usize) {
     assert_eq!(reply["decisions"][0]["outcome"], "rolled_back", "{reply}");
     let calls = log.take();
     summarise("rollback (ALARM → known-good)", &calls);
-    let last_update = calls
-        .iter()
-        .filter(|c| c.operation.ends_with("UpdateService"))
-        .filter_map(|c| c.ended)
-        .max()
-        .expect("UpdateService calls");
-    let to_update: Vec<Call> = calls
-        .iter()
-        .filter(|c| c.ended.is_some_and(|e| e <= last_update))
-        .cloned()
-        .collect();
+    let (to_update, last_update) = up_to_last_update(&calls);
     println!(
         "  {:<28} {:>2} round trips to the last UpdateService, {:.1} ms from event to last UpdateService (emulator)\n",
         "",

@@ -412,7 +412,12 @@ where
             Ok(value) => value,
             Err(e) => {
                 return self
-                    .abandon(&record, events, format!("reading the image tag: {e}"))
+                    .abandon(
+                        &record,
+                        events,
+                        format!("reading the image tag: {e}"),
+                        false,
+                    )
                     .await
             }
         };
@@ -428,7 +433,7 @@ where
                 }
                 Err(e) if e.retryable => {
                     return self
-                        .abandon(&record, events, format!("describing {arn}: {e}"))
+                        .abandon(&record, events, format!("describing {arn}: {e}"), false)
                         .await
                 }
                 Err(e) => problems.push(format!("task definition {arn} cannot be described: {e}")),
@@ -486,7 +491,7 @@ where
                 }
                 Err(e) if e.retryable => {
                     return self
-                        .abandon(&record, events, format!("checking secrets: {e}"))
+                        .abandon(&record, events, format!("checking secrets: {e}"), false)
                         .await
                 }
                 Err(e) => problems.push(format!("secrets cannot be checked: {e}")),
@@ -548,6 +553,7 @@ where
                             &record,
                             events,
                             format!("registering task definitions: {e}"),
+                            false,
                         )
                         .await
                 }
@@ -572,6 +578,7 @@ where
                             &record,
                             events,
                             "no service to copy launch settings from".into(),
+                            false,
                         )
                         .await;
                 };
@@ -597,7 +604,12 @@ where
                                 .await;
                         }
                         return self
-                            .abandon(&record, events, format!("writing the image tag: {e}"))
+                            .abandon(
+                                &record,
+                                events,
+                                format!("writing the image tag: {e}"),
+                                false,
+                            )
                             .await;
                     }
                 };
@@ -605,10 +617,11 @@ where
                     Ok(task) => task,
                     Err(e) => {
                         return self
-                            .abandon_restoring(
+                            .abandon(
                                 &record,
                                 events,
                                 format!("starting the migration: {e}"),
+                                true,
                             )
                             .await
                     }
@@ -749,12 +762,14 @@ where
         None
     }
 
-    /// Fails a claimed release that could not go on; nothing in SSM to restore.
+    /// Fails a claimed release that could not go on; `restore_parameter` when
+    /// it had already written the SSM image tag.
     async fn abandon(
         &self,
         record: &ReleaseRecord,
         events: Vec<super::ReleaseEvent>,
         reason: String,
+        restore_parameter: bool,
     ) -> Result<Option<Outcome>, EngineError> {
         self.emit(events).await;
         tracing::error!(release = %record.id, %reason, "release abandoned");
@@ -767,27 +782,7 @@ where
                     ReleaseState::Deploying,
                 ],
                 reason,
-                false,
-            )
-            .await?;
-        Ok(Some(outcome))
-    }
-
-    /// Fails a release that had already written the SSM parameter.
-    async fn abandon_restoring(
-        &self,
-        record: &ReleaseRecord,
-        events: Vec<super::ReleaseEvent>,
-        reason: String,
-    ) -> Result<Option<Outcome>, EngineError> {
-        self.emit(events).await;
-        tracing::error!(release = %record.id, %reason, "release abandoned");
-        let outcome = self
-            .fail_release(
-                record,
-                &[ReleaseState::Migrating, ReleaseState::Deploying],
-                reason,
-                true,
+                restore_parameter,
             )
             .await?;
         Ok(Some(outcome))
