@@ -2,6 +2,7 @@
 
 use aws_sdk_ecr::types::ImageIdentifier;
 use aws_sdk_ecr::Client;
+use ferry_core::names::PushTime;
 use ferry_core::ports::{ImageSelector, PortResult, Registry, ResolvedImage};
 
 use crate::error::port_error;
@@ -17,17 +18,9 @@ impl EcrRegistry {
     }
 }
 
-/// RFC 3339 at second precision, so push times compare as strings.
-pub fn rfc3339(time: &aws_smithy_types::DateTime) -> Option<String> {
-    time.fmt(aws_smithy_types::date_time::Format::DateTime)
-        .ok()
-        .map(|t| {
-            // "2026-11-23T10:00:00.123Z" → "2026-11-23T10:00:00Z"
-            match t.find('.') {
-                Some(dot) => format!("{}Z", &t[..dot]),
-                None => t,
-            }
-        })
+/// When the image was pushed, as a time.
+pub fn push_time(time: &aws_smithy_types::DateTime) -> Option<PushTime> {
+    time.to_millis().ok().map(PushTime::from_epoch_millis)
 }
 
 impl Registry for EcrRegistry {
@@ -64,7 +57,7 @@ impl Registry for EcrRegistry {
             registry_id: detail.registry_id().unwrap_or_default().to_owned(),
             digest: detail.image_digest().unwrap_or_default().to_owned(),
             tags: detail.image_tags().to_vec(),
-            pushed_at: detail.image_pushed_at().and_then(rfc3339),
+            pushed_at: detail.image_pushed_at().and_then(push_time),
         }))
     }
 }

@@ -70,8 +70,8 @@ fn ignored(reason: String) -> Value {
 fn log(decisions: &[Decision]) {
     for d in decisions {
         tracing::info!(
-            app = %d.app,
-            environment = %d.environment,
+            app = d.app.as_deref().unwrap_or("-"),
+            environment = d.environment.as_deref().unwrap_or("-"),
             release = d.release_id.as_deref().unwrap_or("-"),
             decision = %serde_json::to_string(&d.outcome).unwrap_or_default(),
             "decision"

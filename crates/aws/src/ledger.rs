@@ -13,11 +13,13 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
+use ferry_core::names::PushTime;
 use ferry_core::ports::{
     Claim, ClaimOutcome, HeadChange, HeldPush, KnownGoodRelease, Lane, LaneHead, Ledger, PortError,
-    PortResult, ReleasePointer, ReleaseRecord, ReleaseUpdate, RollbackLedger, RollbackWrite,
+    PortResult, ReleasePointer, ReleaseRecord, ReleaseUpdate, RollbackInProgress, RollbackLedger,
+    RollbackWrite,
 };
-use ferry_core::release::{ReleaseId, ReleaseState};
+use ferry_core::release::{Guard, ReleaseId, ReleaseState, Transition};
 
 use crate::error::port_error;
 
@@ -117,20 +119,22 @@ fn get_list(item: &Item, key: &str) -> Vec<String> {
 }
 
 fn decode_head(item: &Item) -> PortResult<LaneHead> {
-    let pointer = |id_key: &str, tag_key: &str| -> PortResult<Option<ReleasePointer>> {
-        match (get_s(item, id_key), get_s(item, tag_key)) {
+    let pointer = |prefix: &str| -> PortResult<Option<ReleasePointer>> {
+        let id_key = format!("{prefix}_id");
+        match (get_s(item, &id_key), get_s(item, &format!("{prefix}_tag"))) {
             (Some(id), Some(tag)) => Ok(Some(ReleasePointer {
-                id: ReleaseId::parse(&id).map_err(|_| corrupt(id_key))?,
+                id: ReleaseId::parse(&id).map_err(|_| corrupt(&id_key))?,
                 tag,
+                digest: get_s(item, &format!("{prefix}_digest")).unwrap_or_default(),
             })),
             _ => Ok(None),
         }
     };
     Ok(LaneHead {
         version: get_n(item, "version").ok_or_else(|| corrupt("version"))?,
-        in_flight: pointer("in_flight_id", "in_flight_tag")?,
-        known_good: pointer("known_good_id", "known_good_tag")?,
-        latest_pushed_at: get_s(item, "latest_pushed_at"),
+        in_flight: pointer("in_flight")?,
+        known_good: pointer("known_good")?,
+        latest_pushed_at: get_n(item, "latest_pushed_at_ms").map(PushTime::from_epoch_millis),
         frozen: item
             .get("frozen")
             .and_then(|v| v.as_bool().ok())
@@ -146,10 +150,6 @@ fn decode_head(item: &Item) -> PortResult<LaneHead> {
                     .collect::<PortResult<Vec<_>>>()
             })
             .transpose()?
-            .map(|mut h: Vec<KnownGoodRelease>| {
-                h.truncate(HISTORY_KEPT);
-                h
-            })
             .unwrap_or_default(),
         bad_releases: item
             .get("bad_releases")
@@ -164,16 +164,50 @@ fn decode_head(item: &Item) -> PortResult<LaneHead> {
             (Some(tag), Some(digest)) => Some(HeldPush {
                 tag,
                 digest,
-                pushed_at: get_s(item, "held_pushed_at"),
+                pushed_at: get_n(item, "held_pushed_at_ms").map(PushTime::from_epoch_millis),
             }),
             _ => None,
         },
-        last_rollback: get_s(item, "last_rollback").and_then(|id| ReleaseId::parse(&id).ok()),
+        rolling_back: item
+            .get("rolling_back")
+            .and_then(|v| v.as_m().ok())
+            .map(decode_rollback)
+            .transpose()?,
     })
 }
 
-/// How many known-good releases the head keeps as rollback targets.
-const HISTORY_KEPT: usize = 10;
+fn encode_rollback(r: &RollbackInProgress) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("id".to_owned(), s(r.release.id.as_str())),
+        ("tag".to_owned(), s(&r.release.tag)),
+        ("digest".to_owned(), s(&r.release.digest)),
+        ("target".to_owned(), s(r.target.as_str())),
+        ("reason".to_owned(), s(&r.reason)),
+        ("interrupted".to_owned(), AttributeValue::Bool(r.interrupted)),
+    ]))
+}
+
+fn decode_rollback(item: &Item) -> PortResult<RollbackInProgress> {
+    let id = |key: &str| -> PortResult<ReleaseId> {
+        get_s(item, key)
+            .and_then(|v| ReleaseId::parse(&v).ok())
+            .ok_or_else(|| corrupt(&format!("rolling_back.{key}")))
+    };
+    Ok(RollbackInProgress {
+        release: ReleasePointer {
+            id: id("id")?,
+            tag: get_s(item, "tag").ok_or_else(|| corrupt("rolling_back.tag"))?,
+            digest: get_s(item, "digest").unwrap_or_default(),
+        },
+        target: id("target")?,
+        reason: get_s(item, "reason").unwrap_or_default(),
+        interrupted: item
+            .get("interrupted")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+    })
+}
 
 fn encode_known_good(k: &KnownGoodRelease) -> AttributeValue {
     AttributeValue::M(HashMap::from([
@@ -222,13 +256,17 @@ fn encode_release(r: &ReleaseRecord) -> Item {
     put("updated_at", n(r.updated_at));
     let optional = [
         ("previous_tag", r.previous_tag.clone()),
-        ("pushed_at", r.pushed_at.clone()),
         (
             "migration_task_definition",
             r.migration_task_definition.clone(),
         ),
         ("migration_task", r.migration_task.clone()),
         ("reason", r.reason.clone()),
+        ("interrupted", r.interrupted.clone()),
+        (
+            "rolled_back_from",
+            r.rolled_back_from.map(|s| s.as_str().to_owned()),
+        ),
     ];
     for (k, v) in optional {
         if let Some(v) = v {
@@ -237,6 +275,9 @@ fn encode_release(r: &ReleaseRecord) -> Item {
     }
     if let Some(d) = r.migration_deadline {
         put("migration_deadline", n(d));
+    }
+    if let Some(at) = r.pushed_at {
+        put("pushed_at_ms", n(at.epoch_millis()));
     }
     if let Some(v) = r.parameter_version {
         put("parameter_version", n(v));
@@ -264,7 +305,7 @@ fn decode_release(item: &Item) -> PortResult<ReleaseRecord> {
         digest: get_s(item, "digest").ok_or_else(|| corrupt("digest"))?,
         state: ReleaseState::parse(&state).ok_or_else(|| corrupt("state"))?,
         previous_tag: get_s(item, "previous_tag"),
-        pushed_at: get_s(item, "pushed_at"),
+        pushed_at: get_n(item, "pushed_at_ms").map(PushTime::from_epoch_millis),
         cluster: get_s(item, "cluster").ok_or_else(|| corrupt("cluster"))?,
         services: get_list(item, "services"),
         task_definitions: get_map(item, "task_definitions"),
@@ -280,13 +321,15 @@ fn decode_release(item: &Item) -> PortResult<ReleaseRecord> {
             .map(|v| v.iter().cloned().collect::<BTreeSet<_>>())
             .unwrap_or_default(),
         reason: get_s(item, "reason"),
+        interrupted: get_s(item, "interrupted"),
+        rolled_back_from: get_s(item, "rolled_back_from").and_then(|v| ReleaseState::parse(&v)),
         created_at: get_n(item, "created_at").unwrap_or_default(),
         updated_at: get_n(item, "updated_at").unwrap_or_default(),
     })
 }
 
-/// An UpdateItem expression for a release: `SET`/`ADD` clauses for every given
-/// field, conditional on the release being in one of `expected`.
+/// An UpdateItem expression for a release: `SET`/`ADD`/`REMOVE` clauses for
+/// every given field, conditional on the release being in a state the guard admits.
 struct ReleaseExpression {
     update: String,
     condition: String,
@@ -294,7 +337,7 @@ struct ReleaseExpression {
     values: HashMap<String, AttributeValue>,
 }
 
-fn release_expression(expected: &[ReleaseState], update: &ReleaseUpdate) -> ReleaseExpression {
+fn release_expression(guard: Guard, update: &ReleaseUpdate) -> ReleaseExpression {
     let mut sets = Vec::new();
     let mut names = HashMap::new();
     let mut values = HashMap::new();
@@ -304,8 +347,11 @@ fn release_expression(expected: &[ReleaseState], update: &ReleaseUpdate) -> Rele
         values.insert(format!(":{field}"), value);
     };
     set("updated_at", n(now()));
-    if let Some(state) = update.state {
+    if let Some(state) = guard.to {
         set("state", s(state.as_str()));
+    }
+    if let Some(v) = &update.interrupted {
+        set("interrupted", s(v));
     }
     if let Some(v) = &update.previous_tag {
         set("previous_tag", s(v));
@@ -342,13 +388,19 @@ fn release_expression(expected: &[ReleaseState], update: &ReleaseUpdate) -> Rele
             AttributeValue::Ss(vec![service.clone()]),
         );
     }
+    if update.resume {
+        expression.push_str(" REMOVE interrupted");
+    }
     let mut allowed = Vec::new();
-    for (i, state) in expected.iter().enumerate() {
+    for (i, state) in guard.from.iter().enumerate() {
         allowed.push(format!(":expected{i}"));
         values.insert(format!(":expected{i}"), s(state.as_str()));
     }
     names.insert("#state".to_owned(), "state".to_owned());
     let mut condition = format!("#state IN ({})", allowed.join(", "));
+    if update.resume {
+        condition.push_str(" AND attribute_exists(interrupted)");
+    }
     if let Some((service, deployment)) = &update.if_deployment {
         condition.push_str(" AND deployments.#service = :deployment");
         names.insert("#service".to_owned(), service.clone());
@@ -360,6 +412,17 @@ fn release_expression(expected: &[ReleaseState], update: &ReleaseUpdate) -> Rele
         names,
         values,
     }
+}
+
+/// `#state IN (:s0, :s1, …)` and its values.
+fn state_condition(states: &[ReleaseState]) -> (String, HashMap<String, AttributeValue>) {
+    let mut values = HashMap::new();
+    let mut allowed = Vec::new();
+    for (i, state) in states.iter().enumerate() {
+        allowed.push(format!(":s{i}"));
+        values.insert(format!(":s{i}"), s(state.as_str()));
+    }
+    (format!("#state IN ({})", allowed.join(", ")), values)
 }
 
 /// Whether a TransactWriteItems failure was a condition check, and on which items.
@@ -467,19 +530,19 @@ impl Ledger for DynamoLedger {
             .table_name(&self.table)
             .set_key(Some(head_key(&release.lane)))
             .update_expression(
-                "SET version = :next, in_flight_id = :id, in_flight_tag = :tag".to_owned()
+                "SET version = :next, in_flight_id = :id, in_flight_tag = :tag, in_flight_digest = :digest".to_owned()
                     + if claim.unfreeze {
                         ", frozen = :false"
                     } else {
                         ", frozen = if_not_exists(frozen, :false)"
                     }
                     + if claim.latest_pushed_at.is_some() {
-                        ", latest_pushed_at = :pushed"
+                        ", latest_pushed_at_ms = :pushed"
                     } else {
                         ""
                     }
                     + if claim.unfreeze {
-                        " REMOVE held_tag, held_digest, held_pushed_at"
+                        " REMOVE held_tag, held_digest, held_pushed_at_ms"
                     } else {
                         ""
                     },
@@ -489,9 +552,10 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":expected", n(expected_version))
             .expression_attribute_values(":id", s(release.id.as_str()))
             .expression_attribute_values(":tag", s(&release.tag))
+            .expression_attribute_values(":digest", s(&release.digest))
             .expression_attribute_values(":false", AttributeValue::Bool(false));
         if let Some(pushed) = claim.latest_pushed_at {
-            head_update = head_update.expression_attribute_values(":pushed", s(pushed));
+            head_update = head_update.expression_attribute_values(":pushed", n(pushed.epoch_millis()));
         }
         let head_update = head_update
             .build()
@@ -501,20 +565,20 @@ impl Ledger for DynamoLedger {
             TransactWriteItem::builder().update(head_update).build(),
         ];
         if let Some(old) = claim.supersedes {
+            let guard = Transition::Supersede.guard();
+            let (condition, mut values) = state_condition(guard.from);
+            values.insert(":superseded".to_owned(), s(guard.to.unwrap_or(ReleaseState::Superseded).as_str()));
+            values.insert(":id".to_owned(), s(release.id.as_str()));
+            values.insert(":now".to_owned(), n(now()));
             let supersede = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(release_key(old)))
                 .update_expression(
                     "SET #state = :superseded, superseded_by = :id, updated_at = :now",
                 )
-                .condition_expression("#state IN (:claimed, :migrating, :deploying)")
+                .condition_expression(condition)
                 .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":superseded", s(ReleaseState::Superseded.as_str()))
-                .expression_attribute_values(":id", s(release.id.as_str()))
-                .expression_attribute_values(":now", n(now()))
-                .expression_attribute_values(":claimed", s(ReleaseState::Claimed.as_str()))
-                .expression_attribute_values(":migrating", s(ReleaseState::Migrating.as_str()))
-                .expression_attribute_values(":deploying", s(ReleaseState::Deploying.as_str()))
+                .set_expression_attribute_values(Some(values))
                 .build()
                 .map_err(|e| PortError::new("dynamodb:TransactWriteItems", e.to_string()))?;
             items.push(TransactWriteItem::builder().update(supersede).build());
@@ -542,10 +606,10 @@ impl Ledger for DynamoLedger {
     async fn update(
         &self,
         id: &ReleaseId,
-        expected: &[ReleaseState],
+        guard: Guard,
         update: ReleaseUpdate,
     ) -> PortResult<Option<ReleaseRecord>> {
-        let expression = release_expression(expected, &update);
+        let expression = release_expression(guard, &update);
         let result = self
             .client
             .update_item()
@@ -574,11 +638,11 @@ impl Ledger for DynamoLedger {
     async fn settle(
         &self,
         release: &ReleaseRecord,
-        expected: &[ReleaseState],
+        guard: Guard,
         update: ReleaseUpdate,
         head: HeadChange,
     ) -> PortResult<bool> {
-        let expression = release_expression(expected, &update);
+        let expression = release_expression(guard, &update);
         let release_update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(release_key(&release.id)))
@@ -595,24 +659,22 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":id", s(release.id.as_str()))
             .expression_attribute_values(":one", n(1));
         let head_update = match head {
-            HeadChange::ClearInFlight => head_update
-                .update_expression("SET version = version + :one REMOVE in_flight_id, in_flight_tag"),
-            HeadChange::KnownGood(pointer) => head_update
+            HeadChange::ClearInFlight => head_update.update_expression(
+                "SET version = version + :one REMOVE in_flight_id, in_flight_tag, in_flight_digest",
+            ),
+            // The history arrives trimmed (the retention rule is the domain's),
+            // so the item stays bounded whatever the number of releases.
+            HeadChange::KnownGood { pointer, history } => head_update
                 .update_expression(
-                    "SET version = version + :one, known_good_id = :good, known_good_tag = :good_tag, history = list_append(:entry, if_not_exists(history, :empty)) REMOVE in_flight_id, in_flight_tag",
+                    "SET version = version + :one, known_good_id = :good, known_good_tag = :good_tag, known_good_digest = :good_digest, history = :history REMOVE in_flight_id, in_flight_tag, in_flight_digest",
                 )
                 .expression_attribute_values(":good", s(pointer.id.as_str()))
                 .expression_attribute_values(":good_tag", s(pointer.tag))
+                .expression_attribute_values(":good_digest", s(pointer.digest))
                 .expression_attribute_values(
-                    ":entry",
-                    AttributeValue::L(vec![encode_known_good(&KnownGoodRelease {
-                        id: release.id.clone(),
-                        tag: release.tag.clone(),
-                        digest: release.digest.clone(),
-                        task_definitions: release.task_definitions.clone(),
-                    })]),
-                )
-                .expression_attribute_values(":empty", AttributeValue::L(Vec::new())),
+                    ":history",
+                    AttributeValue::L(history.iter().map(encode_known_good).collect()),
+                ),
         }
         .build()
         .map_err(build_error)?;
@@ -680,13 +742,14 @@ fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
 
 impl RollbackLedger for DynamoLedger {
     async fn roll_back(&self, write: RollbackWrite<'_>) -> PortResult<bool> {
-        let mut head = Update::builder()
+        let left = &write.rolling_back.release.id;
+        let head = Update::builder()
             .table_name(&self.table)
             .set_key(Some(head_key(write.lane)))
             .update_expression(
-                "SET version = :next, frozen = :true, history = :history, known_good_id = :good, known_good_tag = :good_tag, last_rollback = :left REMOVE in_flight_id, in_flight_tag ADD bad_releases :bad",
+                "SET version = :next, frozen = :true, history = :history, known_good_id = :good, known_good_tag = :good_tag, known_good_digest = :good_digest, rolling_back = :rolling_back REMOVE in_flight_id, in_flight_tag, in_flight_digest ADD bad_releases :bad",
             )
-            .condition_expression("version = :expected")
+            .condition_expression("version = :expected AND attribute_not_exists(rolling_back)")
             .expression_attribute_values(":expected", n(write.expected_head_version))
             .expression_attribute_values(":next", n(write.expected_head_version + 1))
             .expression_attribute_values(":true", AttributeValue::Bool(true))
@@ -695,56 +758,122 @@ impl RollbackLedger for DynamoLedger {
                 AttributeValue::L(write.history.iter().map(encode_known_good).collect()),
             )
             .expression_attribute_values(":good", s(write.target.id.as_str()))
-            .expression_attribute_values(":good_tag", s(&write.target.tag));
-        let mut items = Vec::new();
-        match write.left {
-            Some((id, expected, state)) => {
-                head = head
-                    .expression_attribute_values(":left", s(id.as_str()))
-                    .expression_attribute_values(":bad", AttributeValue::Ss(vec![id.to_string()]));
-                let mut release = Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(release_key(id)))
-                    .update_expression("SET #state = :state, reason = :reason, updated_at = :now")
-                    .expression_attribute_names("#state", "state")
-                    .expression_attribute_values(":state", s(state.as_str()))
-                    .expression_attribute_values(":reason", s(write.reason))
-                    .expression_attribute_values(":now", n(now()));
-                let mut allowed = Vec::new();
-                for (i, e) in expected.iter().enumerate() {
-                    allowed.push(format!(":e{i}"));
-                    release = release.expression_attribute_values(format!(":e{i}"), s(e.as_str()));
-                }
-                let release = release
-                    .condition_expression(format!("#state IN ({})", allowed.join(", ")))
-                    .build()
-                    .map_err(build_error)?;
-                items.push(TransactWriteItem::builder().update(release).build());
-            }
-            None => {
-                return Err(PortError::new(
-                    "dynamodb:TransactWriteItems",
-                    "a rollback must name the release it leaves",
-                ))
-            }
-        }
-        items.push(
-            TransactWriteItem::builder()
-                .update(head.build().map_err(build_error)?)
-                .build(),
+            .expression_attribute_values(":good_tag", s(&write.target.tag))
+            .expression_attribute_values(":good_digest", s(&write.target.digest))
+            .expression_attribute_values(":rolling_back", encode_rollback(write.rolling_back))
+            .expression_attribute_values(":bad", AttributeValue::Ss(vec![left.to_string()]))
+            .build()
+            .map_err(build_error)?;
+        // The state the release leaves is copied within the write, so its
+        // ROLLED_BACK event can name it without a read before the rollback.
+        let (condition, mut values) = state_condition(write.guard.from);
+        let to = write.guard.to.unwrap_or(ReleaseState::RollingBack);
+        values.insert(":state".to_owned(), s(to.as_str()));
+        values.insert(":reason".to_owned(), s(&write.rolling_back.reason));
+        values.insert(":now".to_owned(), n(now()));
+        let release = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(release_key(left)))
+            .update_expression(
+                "SET rolled_back_from = #state, #state = :state, reason = :reason, updated_at = :now REMOVE interrupted",
+            )
+            .condition_expression(condition)
+            .expression_attribute_names("#state", "state")
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error)?;
+        self.transact(vec![
+            TransactWriteItem::builder().update(release).build(),
+            TransactWriteItem::builder().update(head).build(),
+        ])
+        .await
+    }
+
+    async fn finish_rollback(
+        &self,
+        lane: &Lane,
+        rollback: &RollbackInProgress,
+        guard: Guard,
+    ) -> PortResult<bool> {
+        let id = &rollback.release.id;
+        let head = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(head_key(lane)))
+            .update_expression("SET version = version + :one REMOVE rolling_back")
+            .condition_expression("rolling_back.id = :id")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":id", s(id.as_str()))
+            .build()
+            .map_err(build_error)?;
+        let (condition, mut values) = state_condition(guard.from);
+        values.insert(
+            ":state".to_owned(),
+            s(guard.to.unwrap_or(ReleaseState::RolledBack).as_str()),
         );
-        self.transact(items).await
+        values.insert(":now".to_owned(), n(now()));
+        let release = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(release_key(id)))
+            .update_expression("SET #state = :state, updated_at = :now")
+            .condition_expression(condition)
+            .expression_attribute_names("#state", "state")
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error)?;
+        self.transact(vec![
+            TransactWriteItem::builder().update(release).build(),
+            TransactWriteItem::builder().update(head).build(),
+        ])
+        .await
+    }
+
+    async fn mark_rollback(
+        &self,
+        lane: &Lane,
+        release: &ReleaseId,
+        interrupted: bool,
+    ) -> PortResult<bool> {
+        // Taking the resumption is conditional on the mark: one delivery wins.
+        let condition = if interrupted {
+            "rolling_back.id = :id"
+        } else {
+            "rolling_back.id = :id AND rolling_back.interrupted = :true"
+        };
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(head_key(lane)))
+            .update_expression("SET version = version + :one, rolling_back.interrupted = :flag")
+            .condition_expression(condition)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":id", s(release.as_str()))
+            .expression_attribute_values(":flag", AttributeValue::Bool(interrupted));
+        if !interrupted {
+            update = update.expression_attribute_values(":true", AttributeValue::Bool(true));
+        }
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(port_error("dynamodb:UpdateItem", err)),
+        }
     }
 
     async fn hold(&self, lane: &Lane, expected: u64, push: &HeldPush) -> PortResult<bool> {
         let mut values = vec![(":tag", s(&push.tag)), (":digest", s(&push.digest))];
-        let expression = match &push.pushed_at {
+        let expression = match push.pushed_at {
             Some(at) => {
-                values.push((":at", s(at)));
-                "SET version = :next, held_tag = :tag, held_digest = :digest, held_pushed_at = :at"
+                values.push((":at", n(at.epoch_millis())));
+                "SET version = :next, held_tag = :tag, held_digest = :digest, held_pushed_at_ms = :at"
             }
             None => {
-                "SET version = :next, held_tag = :tag, held_digest = :digest REMOVE held_pushed_at"
+                "SET version = :next, held_tag = :tag, held_digest = :digest REMOVE held_pushed_at_ms"
             }
         };
         self.update_head(lane, expected, expression, values).await
@@ -754,7 +883,7 @@ impl RollbackLedger for DynamoLedger {
         self.update_head(
             lane,
             expected,
-            "SET version = :next, frozen = :false REMOVE held_tag, held_digest, held_pushed_at",
+            "SET version = :next, frozen = :false REMOVE held_tag, held_digest, held_pushed_at_ms",
             vec![(":false", AttributeValue::Bool(false))],
         )
         .await

@@ -18,16 +18,21 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use ferry_core::config::Config;
-use ferry_core::engine::Engine;
+use ferry_core::engine::{Engine, Ports};
 
-pub type AwsEngine = Engine<
-    ledger::DynamoLedger,
-    ecs::EcsAdapter,
-    ssm::SsmParameters,
-    secrets::SecretsExistence,
-    ecr::EcrRegistry,
-    events::EventBus,
->;
+/// The AWS SDK adapters behind every port.
+pub struct AwsPorts;
+
+impl Ports for AwsPorts {
+    type Ledger = ledger::DynamoLedger;
+    type Ecs = ecs::EcsAdapter;
+    type Parameters = ssm::SsmParameters;
+    type Secrets = secrets::SecretsExistence;
+    type Registry = ecr::EcrRegistry;
+    type Events = events::EventBus;
+}
+
+pub type AwsEngine = Engine<AwsPorts>;
 
 /// Environment variables the template sets on every function.
 pub const ENV_LEDGER_TABLE: &str = "FERRY_LEDGER_TABLE";

@@ -28,11 +28,10 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::image::validate_repository_name;
-use crate::release::{DIGEST_PREFIX_LEN, MAX_RELEASE_ID_LEN};
+pub use crate::names::{is_valid_name, MAX_NAME_LEN};
+use crate::names::{DIGEST_PREFIX_LEN, MAX_RELEASE_ID_LEN};
 use crate::tag_policy::{validate_tag, TagPolicy, ALWAYS_MUTABLE};
 
-/// The longest app, environment or service name.
-pub const MAX_NAME_LEN: usize = 64;
 /// The longest app and environment names together, so a release id
 /// (`<app>/<env>/<16 hex>`) fits ECS's 128-character `startedBy` as `ferry/<id>`.
 pub const MAX_APP_AND_ENV_LEN: usize = MAX_RELEASE_ID_LEN - DIGEST_PREFIX_LEN - 2;
@@ -115,16 +114,6 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
         key: key.into(),
         problem: problem.into(),
     }
-}
-
-/// Whether `name` is a valid app, environment or service name:
-/// 1 to 64 of `[A-Za-z0-9_-]`.
-pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl Config {

@@ -4,8 +4,10 @@
 //! adapters in `ferry-aws` implement the ports.
 
 pub mod config;
+pub mod decide;
 pub mod engine;
 pub mod image;
+pub mod names;
 pub mod ports;
 pub mod release;
 pub mod rollback;

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use crate::image::{ContainerImage, ImageChange};
-use crate::release::{ReleaseId, ReleaseState};
+use crate::names::PushTime;
+use crate::release::{Guard, ReleaseId, ReleaseState};
 
 /// One failed call to AWS, with what the caller needs to decide what to do next.
 /// The SDK error is kept as the source, never flattened to a string.
@@ -68,6 +69,21 @@ impl std::fmt::Display for Lane {
 pub struct ReleasePointer {
     pub id: ReleaseId,
     pub tag: String,
+    pub digest: String,
+}
+
+/// A rollback recorded on the lane head before its services are touched, so
+/// that a retry or a duplicate finishes it (same target) instead of choosing again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackInProgress {
+    /// The release rolled back.
+    pub release: ReleasePointer,
+    /// The known-good release the lane goes back to.
+    pub target: ReleaseId,
+    pub reason: String,
+    /// Its invocation failed part-way (a retryable failure): the next rollback
+    /// delivery finishes it. Unmarked, another invocation is still at it.
+    pub interrupted: bool,
 }
 
 /// The lane's head item: what is in flight, what is known-good, and the version
@@ -77,8 +93,8 @@ pub struct LaneHead {
     pub version: u64,
     pub in_flight: Option<ReleasePointer>,
     pub known_good: Option<ReleasePointer>,
-    /// The newest push time (RFC 3339) ferry acted on in this lane; an older push is stale.
-    pub latest_pushed_at: Option<String>,
+    /// The newest push time ferry acted on in this lane; an older push is stale.
+    pub latest_pushed_at: Option<PushTime>,
     pub frozen: bool,
     /// Releases that succeeded, newest first: the only rollback targets. Kept on
     /// the head so a rollback needs one read before it can act.
@@ -89,8 +105,8 @@ pub struct LaneHead {
     pub bad_releases: BTreeSet<ReleaseId>,
     /// A push that arrived while the lane was frozen, deployed on unfreeze.
     pub held: Option<HeldPush>,
-    /// The release the last rollback took the lane away from.
-    pub last_rollback: Option<ReleaseId>,
+    /// A rollback whose services are not all back yet.
+    pub rolling_back: Option<RollbackInProgress>,
 }
 
 /// A release that completed on every service, with what a rollback needs to
@@ -108,7 +124,7 @@ pub struct KnownGoodRelease {
 pub struct HeldPush {
     pub tag: String,
     pub digest: String,
-    pub pushed_at: Option<String>,
+    pub pushed_at: Option<PushTime>,
 }
 
 /// Everything the ledger records about one release.
@@ -121,7 +137,7 @@ pub struct ReleaseRecord {
     pub state: ReleaseState,
     /// The image tag to restore in the SSM parameter if this release fails.
     pub previous_tag: Option<String>,
-    pub pushed_at: Option<String>,
+    pub pushed_at: Option<PushTime>,
     pub cluster: String,
     pub services: Vec<String>,
     /// service → task-definition ARN registered for this release
@@ -136,14 +152,18 @@ pub struct ReleaseRecord {
     pub deployments: BTreeMap<String, String>,
     pub completed_services: BTreeSet<String>,
     pub reason: Option<String>,
+    /// A step failed in a way a retry can fix: the redelivered event resumes the
+    /// release from its recorded state (the first redelivery to clear this wins).
+    pub interrupted: Option<String>,
+    /// The state a rollback took the release from.
+    pub rolled_back_from: Option<ReleaseState>,
     pub created_at: u64,
     pub updated_at: u64,
 }
 
-/// Changes to a release record made together with a state change.
+/// Changes to a release record made together with its [`Guard`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReleaseUpdate {
-    pub state: Option<ReleaseState>,
     pub previous_tag: Option<String>,
     pub task_definitions: Option<BTreeMap<String, String>>,
     pub migration_task_definition: Option<String>,
@@ -156,6 +176,11 @@ pub struct ReleaseUpdate {
     pub reason: Option<String>,
     /// A further condition: the release recorded this deployment id for this service.
     pub if_deployment: Option<(String, String)>,
+    /// Marks the release interrupted by a retryable failure.
+    pub interrupted: Option<String>,
+    /// A further condition: the release is interrupted; the write clears the mark
+    /// (the one redelivery that wins it resumes the release).
+    pub resume: bool,
 }
 
 /// What a settling transition does to the lane head, in the same transaction.
@@ -163,8 +188,12 @@ pub struct ReleaseUpdate {
 pub enum HeadChange {
     /// The release left flight without becoming known-good (failed).
     ClearInFlight,
-    /// The release succeeded: it is the lane's known-good release now.
-    KnownGood(ReleasePointer),
+    /// The release succeeded: it is the lane's known-good release now, and
+    /// `history` the lane's known-good list (newest first, already trimmed).
+    KnownGood {
+        pointer: ReleasePointer,
+        history: Vec<KnownGoodRelease>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,13 +213,14 @@ pub struct Claim<'a> {
     pub expected_head_version: Option<u64>,
     pub supersedes: Option<&'a ReleaseId>,
     /// The newest push time the lane has acted on, after this claim.
-    pub latest_pushed_at: Option<&'a str>,
+    pub latest_pushed_at: Option<PushTime>,
     /// The claim lifts the lane's freeze (a new digest, when the config says so).
     pub unfreeze: bool,
 }
 
-/// One rollback, applied atomically: the lane head (conditional on its version)
-/// and the release it leaves.
+/// The start of a rollback, applied atomically: the lane head (conditional on
+/// its version) frozen, pointing at the target and recording the rollback in
+/// progress; the release left takes [`crate::release::Transition::BeginRollback`].
 #[derive(Debug, Clone)]
 pub struct RollbackWrite<'a> {
     pub lane: &'a Lane,
@@ -198,15 +228,33 @@ pub struct RollbackWrite<'a> {
     pub target: &'a KnownGoodRelease,
     /// The history after the rollback (target first, the rolled-back release gone).
     pub history: Vec<KnownGoodRelease>,
-    /// The release rolled back: its id, the states it may be in, the state it takes.
-    pub left: Option<(&'a ReleaseId, &'a [ReleaseState], ReleaseState)>,
-    pub reason: &'a str,
+    pub rolling_back: &'a RollbackInProgress,
+    pub guard: Guard,
 }
 
 /// The ledger writes that rollback and freezing need.
 pub trait RollbackLedger: Send + Sync {
     /// Returns false if the head or the release moved since they were read.
     fn roll_back(&self, write: RollbackWrite<'_>) -> impl Future<Output = PortResult<bool>> + Send;
+
+    /// Ends a rollback whose services are back: the head forgets it, the release
+    /// takes `guard` (FinishRollback). False if another invocation finished it.
+    fn finish_rollback(
+        &self,
+        lane: &Lane,
+        rollback: &RollbackInProgress,
+        guard: Guard,
+    ) -> impl Future<Output = PortResult<bool>> + Send;
+
+    /// Marks the rollback in progress interrupted (`true`), or takes the
+    /// resumption of an interrupted one (`false`, conditional on the mark):
+    /// false if the head records no such rollback, or another delivery took it.
+    fn mark_rollback(
+        &self,
+        lane: &Lane,
+        release: &ReleaseId,
+        interrupted: bool,
+    ) -> impl Future<Output = PortResult<bool>> + Send;
 
     /// Records a push that arrived while the lane was frozen.
     fn hold(
@@ -241,12 +289,13 @@ pub trait Ledger: Send + Sync {
 
     fn claim(&self, claim: Claim<'_>) -> impl Future<Output = PortResult<ClaimOutcome>> + Send;
 
-    /// Conditional update: applies only if the release is in one of `expected`.
-    /// Returns the record after the update, or `None` if the condition failed.
+    /// Conditional update: applies only if the release is in a state `guard`
+    /// admits, and moves it to the guard's state. Returns the record after the
+    /// update, or `None` if the condition failed.
     fn update(
         &self,
         id: &ReleaseId,
-        expected: &[ReleaseState],
+        guard: Guard,
         update: ReleaseUpdate,
     ) -> impl Future<Output = PortResult<Option<ReleaseRecord>>> + Send;
 
@@ -255,7 +304,7 @@ pub trait Ledger: Send + Sync {
     fn settle(
         &self,
         release: &ReleaseRecord,
-        expected: &[ReleaseState],
+        guard: Guard,
         update: ReleaseUpdate,
         head: HeadChange,
     ) -> impl Future<Output = PortResult<bool>> + Send;
@@ -382,8 +431,7 @@ pub struct ResolvedImage {
     pub registry_id: String,
     pub digest: String,
     pub tags: Vec<String>,
-    /// RFC 3339
-    pub pushed_at: Option<String>,
+    pub pushed_at: Option<PushTime>,
 }
 
 pub trait Registry: Send + Sync {
@@ -404,9 +452,9 @@ pub struct ReleaseEvent {
     pub repository: String,
     pub tag: String,
     pub digest: String,
-    pub state: String,
+    pub state: ReleaseState,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous_state: Option<String>,
+    pub previous_state: Option<ReleaseState>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub services: Vec<String>,

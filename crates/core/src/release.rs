@@ -3,116 +3,9 @@
 
 use std::fmt;
 
-use crate::config::is_valid_name;
-
-/// What ECS's `startedBy` may hold at most.
-pub const MAX_STARTED_BY_LEN: usize = 128;
-const STARTED_BY_PREFIX: &str = "ferry/";
-/// The longest release id whose `startedBy` still fits ECS's limit.
-pub const MAX_RELEASE_ID_LEN: usize = MAX_STARTED_BY_LEN - STARTED_BY_PREFIX.len();
-/// How many hex characters of the digest a release id carries.
-pub const DIGEST_PREFIX_LEN: usize = 16;
-
-/// A release's identity: `<app>/<env>/<first 16 hex characters of the digest>`.
-///
-/// It is deterministic in (app, env, digest), so a re-delivered push finds the release
-/// it already started instead of starting another.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ReleaseId(String);
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReleaseError {
-    #[error(
-        "`{id}` is not a release id ({why}); a release id looks like `shop/prod/3f2a9c1b7e40d5a1`"
-    )]
-    InvalidId { id: String, why: String },
-}
-
-impl ReleaseId {
-    /// The release of `digest` (`sha256:<hex>`, or bare hex) to `app`/`env`.
-    ///
-    /// With app and environment names that the config accepted and a digest from a
-    /// [`crate::image::PushedImage`], the result always passes [`ReleaseId::parse`].
-    pub fn derive(app: &str, env: &str, digest: &str) -> ReleaseId {
-        let hex = digest.rsplit(':').next().unwrap_or(digest);
-        let short: String = hex
-            .chars()
-            .filter(char::is_ascii_hexdigit)
-            .take(DIGEST_PREFIX_LEN)
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
-        ReleaseId(format!("{app}/{env}/{short}"))
-    }
-
-    /// Parses and validates `<app>/<env>/<16 lowercase hex>`.
-    pub fn parse(s: &str) -> Result<ReleaseId, ReleaseError> {
-        let invalid = |why: &str| ReleaseError::InvalidId {
-            id: s.to_owned(),
-            why: why.to_owned(),
-        };
-        let parts: Vec<&str> = s.split('/').collect();
-        let [app, env, hash] = parts.as_slice() else {
-            return Err(invalid("it needs exactly three `/`-separated parts"));
-        };
-        if !is_valid_name(app) {
-            return Err(invalid(
-                "the app name must be 1 to 64 letters, digits, `_` or `-`",
-            ));
-        }
-        if !is_valid_name(env) {
-            return Err(invalid(
-                "the environment name must be 1 to 64 letters, digits, `_` or `-`",
-            ));
-        }
-        if hash.len() != DIGEST_PREFIX_LEN
-            || !hash
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return Err(invalid(
-                "the last part must be the first 16 lowercase hex characters of the image digest",
-            ));
-        }
-        if s.len() > MAX_RELEASE_ID_LEN {
-            return Err(invalid(&format!(
-                "it is {} characters long; at most {MAX_RELEASE_ID_LEN} fit in ECS's startedBy",
-                s.len()
-            )));
-        }
-        Ok(ReleaseId(s.to_owned()))
-    }
-
-    /// The release named by an ECS task's `startedBy` (`ferry/<release id>`), if any.
-    pub fn from_started_by(started_by: &str) -> Option<ReleaseId> {
-        started_by
-            .strip_prefix(STARTED_BY_PREFIX)
-            .and_then(|id| ReleaseId::parse(id).ok())
-    }
-
-    /// `ferry/<release id>`: at most 128 characters of letters, digits, `-`, `_` and
-    /// `/`, as ECS's `startedBy` requires (the config limits name lengths so it fits).
-    pub fn started_by(&self) -> String {
-        format!("{STARTED_BY_PREFIX}{}", self.0)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn app(&self) -> &str {
-        self.0.split('/').next().unwrap_or("")
-    }
-
-    pub fn env(&self) -> &str {
-        self.0.split('/').nth(1).unwrap_or("")
-    }
-}
-
-impl fmt::Display for ReleaseId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::names::{
+    ReleaseError, ReleaseId, DIGEST_PREFIX_LEN, MAX_RELEASE_ID_LEN, MAX_STARTED_BY_LEN,
+};
 
 /// Where a release is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -128,31 +21,106 @@ pub enum ReleaseState {
     Failed,
     /// A newer release took the environment before this one reached its services.
     Superseded,
+    /// A rollback away from this release is recorded, with its target, and its
+    /// services are being put back; a retry or a duplicate finishes it.
+    RollingBack,
     RolledBack,
 }
 
-/// What happens to a release.
+/// What happens to a release: every conditional ledger write names one of
+/// these (or [`ReleaseState::stays`] for a write that keeps the state), and
+/// takes the states it expects from [`TRANSITIONS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
-    MigrationStarted,
-    MigrationSkipped,
-    MigrationPassed,
-    Failed,
-    Superseded,
-    DeploymentsCompleted,
-    RolledBack,
+    StartMigration,
+    SkipMigration,
+    PassMigration,
+    Fail,
+    Supersede,
+    Complete,
+    BeginRollback,
+    FinishRollback,
 }
 
+use ReleaseState as S;
+
+/// The states a release is in while it holds its lane.
+pub const IN_FLIGHT: &[ReleaseState] = &[S::Claimed, S::Migrating, S::Deploying];
+
+/// The release state machine, once: transition, the states it leaves, the state it takes.
+pub const TRANSITIONS: [(Transition, &[ReleaseState], ReleaseState); 8] = [
+    (Transition::StartMigration, &[S::Claimed], S::Migrating),
+    (Transition::SkipMigration, &[S::Claimed], S::Deploying),
+    (Transition::PassMigration, &[S::Migrating], S::Deploying),
+    (Transition::Fail, IN_FLIGHT, S::Failed),
+    // A newer claim takes the lane from a release still in flight.
+    (Transition::Supersede, IN_FLIGHT, S::Superseded),
+    (Transition::Complete, &[S::Deploying], S::Succeeded),
+    // A rollback also cancels a release that has not reached its services yet.
+    (
+        Transition::BeginRollback,
+        &[S::Claimed, S::Migrating, S::Deploying, S::Succeeded],
+        S::RollingBack,
+    ),
+    (Transition::FinishRollback, &[S::RollingBack], S::RolledBack),
+];
+
 impl Transition {
-    pub const ALL: [Transition; 7] = [
-        Transition::MigrationStarted,
-        Transition::MigrationSkipped,
-        Transition::MigrationPassed,
-        Transition::Failed,
-        Transition::Superseded,
-        Transition::DeploymentsCompleted,
-        Transition::RolledBack,
+    pub const ALL: [Transition; 8] = [
+        Transition::StartMigration,
+        Transition::SkipMigration,
+        Transition::PassMigration,
+        Transition::Fail,
+        Transition::Supersede,
+        Transition::Complete,
+        Transition::BeginRollback,
+        Transition::FinishRollback,
     ];
+
+    fn row(self) -> (&'static [ReleaseState], ReleaseState) {
+        TRANSITIONS
+            .iter()
+            .find(|(t, _, _)| *t == self)
+            .map(|(_, from, to)| (*from, *to))
+            .unwrap_or((&[], S::Failed))
+    }
+
+    /// The states a release may be in to take this transition.
+    pub fn from_states(self) -> &'static [ReleaseState] {
+        self.row().0
+    }
+
+    pub fn to(self) -> ReleaseState {
+        self.row().1
+    }
+
+    /// The condition and effect of the ledger write that makes this transition.
+    pub fn guard(self) -> Guard {
+        Guard {
+            from: self.from_states(),
+            to: Some(self.to()),
+        }
+    }
+}
+
+/// What a conditional write of a release expects and makes of it: the states
+/// it may be in, and the state it takes (`None`: it keeps its state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guard {
+    pub from: &'static [ReleaseState],
+    pub to: Option<ReleaseState>,
+}
+
+impl Guard {
+    /// A write that records something about a release still holding its lane.
+    pub const IN_FLIGHT: Guard = Guard {
+        from: IN_FLIGHT,
+        to: None,
+    };
+
+    pub fn admits(&self, state: ReleaseState) -> bool {
+        self.from.contains(&state)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -163,27 +131,29 @@ pub struct IllegalTransition {
 }
 
 impl ReleaseState {
-    pub const ALL: [ReleaseState; 7] = [
-        ReleaseState::Claimed,
-        ReleaseState::Migrating,
-        ReleaseState::Deploying,
-        ReleaseState::Succeeded,
-        ReleaseState::Failed,
-        ReleaseState::Superseded,
-        ReleaseState::RolledBack,
+    pub const ALL: [ReleaseState; 8] = [
+        S::Claimed,
+        S::Migrating,
+        S::Deploying,
+        S::Succeeded,
+        S::Failed,
+        S::Superseded,
+        S::RollingBack,
+        S::RolledBack,
     ];
 
     /// The ledger's spelling: `CLAIMED`, `MIGRATING`, `DEPLOYING`, `SUCCEEDED`,
-    /// `FAILED`, `SUPERSEDED`, `ROLLED_BACK`.
+    /// `FAILED`, `SUPERSEDED`, `ROLLING_BACK`, `ROLLED_BACK`.
     pub fn as_str(&self) -> &'static str {
         match self {
-            ReleaseState::Claimed => "CLAIMED",
-            ReleaseState::Migrating => "MIGRATING",
-            ReleaseState::Deploying => "DEPLOYING",
-            ReleaseState::Succeeded => "SUCCEEDED",
-            ReleaseState::Failed => "FAILED",
-            ReleaseState::Superseded => "SUPERSEDED",
-            ReleaseState::RolledBack => "ROLLED_BACK",
+            S::Claimed => "CLAIMED",
+            S::Migrating => "MIGRATING",
+            S::Deploying => "DEPLOYING",
+            S::Succeeded => "SUCCEEDED",
+            S::Failed => "FAILED",
+            S::Superseded => "SUPERSEDED",
+            S::RollingBack => "ROLLING_BACK",
+            S::RolledBack => "ROLLED_BACK",
         }
     }
 
@@ -196,43 +166,55 @@ impl ReleaseState {
 
     /// A terminal release takes no further transition.
     pub fn is_terminal(&self) -> bool {
-        matches!(
-            self,
-            ReleaseState::Failed | ReleaseState::Superseded | ReleaseState::RolledBack
-        )
+        Transition::ALL
+            .iter()
+            .all(|t| !t.from_states().contains(self))
+    }
+
+    /// Whether the release still holds its lane.
+    pub fn is_in_flight(&self) -> bool {
+        IN_FLIGHT.contains(self)
     }
 
     /// Whether the release got as far as updating services.
     pub fn reached_services(&self) -> bool {
         matches!(
             self,
-            ReleaseState::Deploying | ReleaseState::Succeeded | ReleaseState::RolledBack
+            S::Deploying | S::Succeeded | S::RollingBack | S::RolledBack
         )
+    }
+
+    /// A write that records something about a release and keeps its state.
+    pub fn stays(self) -> Guard {
+        let from: &'static [ReleaseState] = match self {
+            S::Claimed => &[S::Claimed],
+            S::Migrating => &[S::Migrating],
+            S::Deploying => &[S::Deploying],
+            S::Succeeded => &[S::Succeeded],
+            S::Failed => &[S::Failed],
+            S::Superseded => &[S::Superseded],
+            S::RollingBack => &[S::RollingBack],
+            S::RolledBack => &[S::RolledBack],
+        };
+        Guard { from, to: None }
     }
 
     /// The state after `t`, or an error if the release cannot take it from here.
     pub fn apply(self, t: Transition) -> Result<ReleaseState, IllegalTransition> {
-        use ReleaseState as S;
-        use Transition as T;
-        let next = match (self, t) {
-            (S::Claimed, T::MigrationStarted) => S::Migrating,
-            (S::Claimed, T::MigrationSkipped) => S::Deploying,
-            (S::Migrating, T::MigrationPassed) => S::Deploying,
-            (S::Claimed | S::Migrating | S::Deploying, T::Failed) => S::Failed,
-            (S::Claimed | S::Migrating | S::Deploying, T::Superseded) => S::Superseded,
-            (S::Deploying, T::DeploymentsCompleted) => S::Succeeded,
-            // A rollback also cancels a release that has not reached its services yet.
-            (S::Claimed | S::Migrating | S::Deploying | S::Succeeded, T::RolledBack) => {
-                S::RolledBack
-            }
-            _ => {
-                return Err(IllegalTransition {
-                    from: self,
-                    transition: t,
-                })
-            }
-        };
-        Ok(next)
+        if t.from_states().contains(&self) {
+            Ok(t.to())
+        } else {
+            Err(IllegalTransition {
+                from: self,
+                transition: t,
+            })
+        }
+    }
+}
+
+impl serde::Serialize for ReleaseState {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -501,6 +483,7 @@ mod tests {
                 "SUCCEEDED",
                 "FAILED",
                 "SUPERSEDED",
+                "ROLLING_BACK",
                 "ROLLED_BACK"
             ]
         );
@@ -529,7 +512,7 @@ mod tests {
     }
 
     #[test]
-    fn only_deploying_succeeded_and_rolled_back_reached_services() {
+    fn only_deploying_succeeded_and_rolling_or_rolled_back_reached_services() {
         let reached: Vec<ReleaseState> = ReleaseState::ALL
             .into_iter()
             .filter(ReleaseState::reached_services)
@@ -539,6 +522,7 @@ mod tests {
             [
                 ReleaseState::Deploying,
                 ReleaseState::Succeeded,
+                ReleaseState::RollingBack,
                 ReleaseState::RolledBack
             ]
         );
@@ -548,20 +532,21 @@ mod tests {
         use ReleaseState as S;
         use Transition as T;
         vec![
-            (S::Claimed, T::MigrationStarted, S::Migrating),
-            (S::Claimed, T::MigrationSkipped, S::Deploying),
-            (S::Migrating, T::MigrationPassed, S::Deploying),
-            (S::Claimed, T::Failed, S::Failed),
-            (S::Migrating, T::Failed, S::Failed),
-            (S::Deploying, T::Failed, S::Failed),
-            (S::Claimed, T::Superseded, S::Superseded),
-            (S::Migrating, T::Superseded, S::Superseded),
-            (S::Deploying, T::Superseded, S::Superseded),
-            (S::Deploying, T::DeploymentsCompleted, S::Succeeded),
-            (S::Claimed, T::RolledBack, S::RolledBack),
-            (S::Migrating, T::RolledBack, S::RolledBack),
-            (S::Deploying, T::RolledBack, S::RolledBack),
-            (S::Succeeded, T::RolledBack, S::RolledBack),
+            (S::Claimed, T::StartMigration, S::Migrating),
+            (S::Claimed, T::SkipMigration, S::Deploying),
+            (S::Migrating, T::PassMigration, S::Deploying),
+            (S::Claimed, T::Fail, S::Failed),
+            (S::Migrating, T::Fail, S::Failed),
+            (S::Deploying, T::Fail, S::Failed),
+            (S::Claimed, T::Supersede, S::Superseded),
+            (S::Migrating, T::Supersede, S::Superseded),
+            (S::Deploying, T::Supersede, S::Superseded),
+            (S::Deploying, T::Complete, S::Succeeded),
+            (S::Claimed, T::BeginRollback, S::RollingBack),
+            (S::Migrating, T::BeginRollback, S::RollingBack),
+            (S::Deploying, T::BeginRollback, S::RollingBack),
+            (S::Succeeded, T::BeginRollback, S::RollingBack),
+            (S::RollingBack, T::FinishRollback, S::RolledBack),
         ]
     }
 
@@ -592,7 +577,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(illegal, 7 * 7 - table.len());
+        assert_eq!(illegal, 8 * 8 - table.len());
     }
 
     #[test]
@@ -624,11 +609,11 @@ mod tests {
     #[test]
     fn illegal_transition_names_state_and_transition() {
         let err = ReleaseState::Failed
-            .apply(Transition::DeploymentsCompleted)
+            .apply(Transition::Complete)
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "release in state Failed cannot take transition DeploymentsCompleted"
+            "release in state Failed cannot take transition Complete"
         );
     }
 

@@ -1,7 +1,7 @@
 //! Which release a rollback leaves, and which known-good release it returns to.
 //! Pure: the engine reads the lane head, asks here, and writes what it is told.
 
-use crate::ports::{KnownGoodRelease, LaneHead};
+use crate::ports::{KnownGoodRelease, LaneHead, ReleasePointer, RollbackInProgress};
 use crate::release::ReleaseId;
 
 /// Why a rollback was asked for.
@@ -28,8 +28,7 @@ impl RollbackCause {
 /// What the rollback leaves: the in-flight release, or the current known-good one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leaving {
-    pub id: ReleaseId,
-    pub tag: String,
+    pub release: ReleasePointer,
     /// The in-flight release (not yet known-good) rather than a succeeded one.
     pub in_flight: bool,
 }
@@ -41,6 +40,13 @@ pub enum RollbackChoice {
         leaving: Leaving,
         to: KnownGoodRelease,
         history: Vec<KnownGoodRelease>,
+    },
+    /// A rollback recorded earlier has not put every service back yet (its
+    /// invocation failed part-way): finish it, to the same target, whatever
+    /// asked now. Never a second choice.
+    Finish {
+        rollback: RollbackInProgress,
+        to: KnownGoodRelease,
     },
     /// Nothing to do (logged and reported, nothing mutated).
     Nothing { reason: String },
@@ -59,20 +65,49 @@ pub enum RollbackChoice {
 /// - An operator's named target must be a known-good release, by tag or id,
 ///   whose digest was never rolled back.
 pub fn choose_rollback(head: &LaneHead, cause: &RollbackCause) -> RollbackChoice {
+    if let Some(rollback) = &head.rolling_back {
+        if !rollback.interrupted {
+            return RollbackChoice::Nothing {
+                reason: format!(
+                    "the rollback of {} ({}) is under way",
+                    rollback.release.id, rollback.release.tag
+                ),
+            };
+        }
+        return match head.history.iter().find(|k| k.id == rollback.target) {
+            Some(to) => RollbackChoice::Finish {
+                rollback: rollback.clone(),
+                to: to.clone(),
+            },
+            None => RollbackChoice::Refused {
+                reason: format!(
+                    "the unfinished rollback of {} names target {}, which is no longer a known-good release of this lane",
+                    rollback.release.id, rollback.target
+                ),
+            },
+        };
+    }
     let Some(current) = head.history.first() else {
         return RollbackChoice::Refused {
             reason: "no known-good release recorded for this environment: nothing to roll back to (a release becomes known-good when every service completed its deployment)".to_owned(),
         };
     };
     let in_flight = head.in_flight.as_ref().map(|p| Leaving {
-        id: p.id.clone(),
-        tag: p.tag.clone(),
+        release: p.clone(),
         in_flight: true,
     });
+    let leaving_current = || Leaving {
+        release: ReleasePointer {
+            id: current.id.clone(),
+            tag: current.tag.clone(),
+            digest: current.digest.clone(),
+        },
+        in_flight: false,
+    };
     match cause {
         RollbackCause::Alarm { .. } | RollbackCause::DeploymentFailed { .. } => {
             if let RollbackCause::DeploymentFailed { release, .. } = cause {
-                if in_flight.as_ref().map(|l| &l.id) != Some(release) {
+                if in_flight.as_ref().map(|l| &l.release.id) != Some(release) {
                     return RollbackChoice::Nothing {
                         reason: format!("release {release} is no longer in flight"),
                     };
@@ -100,11 +135,7 @@ pub fn choose_rollback(head: &LaneHead, cause: &RollbackCause) -> RollbackChoice
             },
             None => match head.history.get(1) {
                 Some(previous) => RollbackChoice::Roll {
-                    leaving: Leaving {
-                        id: current.id.clone(),
-                        tag: current.tag.clone(),
-                        in_flight: false,
-                    },
+                    leaving: leaving_current(),
                     to: previous.clone(),
                     history: head.history[1..].to_vec(),
                 },
@@ -145,17 +176,13 @@ pub fn choose_rollback(head: &LaneHead, cause: &RollbackCause) -> RollbackChoice
                         reason: format!("the environment already runs {} ({})", current.id, current.tag),
                     }
                 }
-                None => Leaving {
-                    id: current.id.clone(),
-                    tag: current.tag.clone(),
-                    in_flight: false,
-                },
+                None => leaving_current(),
             };
             let mut history = vec![target.clone()];
             history.extend(
                 head.history
                     .iter()
-                    .filter(|k| k.id != target.id && k.id != leaving.id)
+                    .filter(|k| k.id != target.id && k.id != leaving.release.id)
                     .cloned(),
             );
             RollbackChoice::Roll {
@@ -193,6 +220,7 @@ mod tests {
             known_good: history.first().map(|k| ReleasePointer {
                 id: k.id.clone(),
                 tag: k.tag.clone(),
+                digest: k.digest.clone(),
             }),
             in_flight: in_flight.map(|(tag, hex)| ReleasePointer {
                 id: ReleaseId::derive(
@@ -201,6 +229,7 @@ mod tests {
                     &format!("sha256:{}", hex.to_string().repeat(64)),
                 ),
                 tag: tag.to_owned(),
+                digest: format!("sha256:{}", hex.to_string().repeat(64)),
             }),
             ..LaneHead::default()
         }
@@ -235,7 +264,7 @@ mod tests {
         else {
             panic!("expected a rollback, got {choice:?}");
         };
-        assert_eq!(leaving.tag, "1.1.0");
+        assert_eq!(leaving.release.tag, "1.1.0");
         assert!(leaving.in_flight);
         assert_eq!(to, good);
         assert_eq!(history, vec![good]);
@@ -251,18 +280,42 @@ mod tests {
     }
 
     #[test]
-    fn a_second_alarm_after_a_rollback_rolls_back_nothing() {
-        // After the first rollback the in-flight release is gone: the same alarm
-        // again (duplicate or flapping) finds the known-good release running.
-        let mut after = head(&[known_good("1.0.0", 'a')], None);
-        after.last_rollback = Some(ReleaseId::derive(
-            "shop",
-            "prod",
-            &format!("sha256:{}", "b".repeat(64)),
-        ));
+    fn an_unfinished_rollback_is_finished_to_its_recorded_target_whatever_asks_next() {
+        // The first invocation recorded the rollback (history now starts at the
+        // target) and failed part-way. A redelivered alarm, an operator asking
+        // for "the previous release", or a failed deployment: all finish it,
+        // none goes a release further back.
+        let (good, older) = (known_good("1.0.0", 'a'), known_good("0.9.0", '9'));
+        let mut after = head(&[good.clone(), older], None);
+        let rollback = RollbackInProgress {
+            release: ReleasePointer {
+                id: ReleaseId::derive("shop", "prod", &format!("sha256:{}", "b".repeat(64))),
+                tag: "1.1.0".into(),
+                digest: format!("sha256:{}", "b".repeat(64)),
+            },
+            target: good.id.clone(),
+            reason: "alarm".into(),
+            interrupted: true,
+        };
+        after.rolling_back = Some(rollback.clone());
+        for cause in [alarm(), operator(None), operator(Some("0.9.0"))] {
+            assert_eq!(
+                choose_rollback(&after, &cause),
+                RollbackChoice::Finish {
+                    rollback: rollback.clone(),
+                    to: good.clone()
+                },
+                "{cause:?}"
+            );
+        }
+        // While its own invocation is still at it, a duplicate does nothing.
+        let mut under_way = after.clone();
+        if let Some(r) = under_way.rolling_back.as_mut() {
+            r.interrupted = false;
+        }
         assert!(matches!(
-            choose_rollback(&after, &alarm()),
-            RollbackChoice::Nothing { .. }
+            choose_rollback(&under_way, &alarm()),
+            RollbackChoice::Nothing { reason } if reason.contains("under way")
         ));
     }
 
@@ -303,7 +356,7 @@ mod tests {
         else {
             panic!("expected a rollback, got {choice:?}");
         };
-        assert_eq!(leaving.id, new.id);
+        assert_eq!(leaving.release.id, new.id);
         assert!(!leaving.in_flight);
         assert_eq!(to, old);
         assert_eq!(history, vec![old]);
@@ -335,7 +388,7 @@ mod tests {
             else {
                 panic!("expected a rollback, got {choice:?}");
             };
-            assert_eq!(leaving.tag, "1.2.0");
+            assert_eq!(leaving.release.tag, "1.2.0");
             assert_eq!(to.tag, "1.0.0");
             let tags: Vec<&str> = after.iter().map(|k| k.tag.as_str()).collect();
             assert_eq!(

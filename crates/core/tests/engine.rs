@@ -230,7 +230,8 @@ async fn a_push_runs_the_migration_before_any_service_is_touched() {
         head.in_flight,
         Some(ReleasePointer {
             id: id.clone(),
-            tag: "1.0.0".into()
+            tag: "1.0.0".into(),
+            digest: digest_of(SHOP_REPOSITORY, "1.0.0"),
         })
     );
     assert_eq!(head.known_good, None);
@@ -313,7 +314,8 @@ async fn a_release_whose_deployments_all_complete_succeeds_and_becomes_known_goo
         head.known_good,
         Some(ReleasePointer {
             id: id.clone(),
-            tag: "1.0.0".into()
+            tag: "1.0.0".into(),
+            digest: digest_of(SHOP_REPOSITORY, "1.0.0"),
         })
     );
     let history = fake.parameter_history(SHOP_PARAMETER);
@@ -425,7 +427,7 @@ async fn the_same_push_delivered_twice_makes_one_release() {
     assert_eq!(
         second.outcome,
         Outcome::Duplicate {
-            state: "MIGRATING".into()
+            state: ReleaseState::parse("MIGRATING").expect("a state")
         }
     );
     assert_eq!(fake.count("ledger:Claim"), 1);
@@ -476,7 +478,7 @@ async fn the_same_migration_stopped_event_twice_rolls_out_once() {
     assert_eq!(
         second.outcome,
         Outcome::Duplicate {
-            state: "DEPLOYING".into()
+            state: ReleaseState::parse("DEPLOYING").expect("a state")
         }
     );
     assert_eq!(fake.count("ecs:UpdateService"), 3);
@@ -534,7 +536,8 @@ async fn a_newer_push_during_a_migration_supersedes_the_older_release_which_neve
         fake.lane_head(&shop_lane()).in_flight,
         Some(ReleasePointer {
             id: new.clone(),
-            tag: "1.1.0".into()
+            tag: "1.1.0".into(),
+            digest: digest_of(SHOP_REPOSITORY, "1.1.0"),
         })
     );
 
@@ -737,7 +740,7 @@ async fn a_failing_migration_touches_no_service_restores_ssm_and_frees_the_lane(
     assert_eq!(
         deliver(&engine, &push, 80).await.outcome,
         Outcome::Duplicate {
-            state: "FAILED".into()
+            state: ReleaseState::parse("FAILED").expect("a state")
         }
     );
     // ...and the next push proceeds.
@@ -1046,7 +1049,7 @@ async fn a_push_to_one_repository_of_a_per_service_app_releases_only_its_service
 
     let decision = deliver(&engine, &fake.push("blog-web", "sha-1111111", &at(10)), 10).await;
 
-    assert_eq!(decision.app, "blog");
+    assert_eq!(decision.app.as_deref(), Some("blog"));
     let Outcome::Deploying { deployments } = decision.outcome else {
         panic!("expected web to roll out: {decision:?}");
     };
@@ -1273,7 +1276,7 @@ async fn an_operator_deploys_a_tag() {
     let record = fake.record(&id);
     assert_eq!(record.tag, "1.2.0");
     assert_eq!(record.digest, digest);
-    assert_eq!(record.pushed_at.as_deref(), Some(at(30).as_str()));
+    assert_eq!(record.pushed_at.map(|t| t.to_string()), Some(at(30)));
     assert_eq!(fake.parameter(SHOP_PARAMETER).as_deref(), Some("1.2.0"));
     assert_eq!(
         fake.task_definition(&fake.migration_task(&id).task_definition)

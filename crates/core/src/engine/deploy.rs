@@ -1,30 +1,37 @@
-//! Push → release: policy, claim, preflight, registration, SSM, migration.
+//! Push → release: read, decide (claim, resume, hold, refuse), preflight,
+//! register, SSM, migration (or the rollout).
 //!
 //! Round trips on the happy path, each a set of concurrent calls:
 //! 1. read lane head + release ∥ DescribeServices ∥ describe migration family ∥
-//!    ECR DescribeImages ∥ GetParameter (current tag)
-//! 2. claim (one transaction) ∥ DescribeTaskDefinition of every service
+//!    ECR DescribeImages
+//! 2. claim (one transaction) ∥ DescribeTaskDefinition of every service ∥
+//!    GetParameter (a lane's first release only: what to restore)
 //! 3. secrets exist (DescribeSecret ∥ GetParameters)
 //! 4. RegisterTaskDefinition for every family ∥ ledger: Claimed → Migrating
-//! 5. PutParameter ∥ RunTask (or UpdateService of every service without migration)
+//! 5. PutParameter ∥ RunTask (or the rollout of every service without migration)
 //! 6. record ARNs, task, parameter version
-
-use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
 use super::{
-    event_for, fan_out, Decision, Engine, EngineError, Outcome, DESCRIBE_CONCURRENCY,
-    REGISTER_CONCURRENCY, UPDATE_SERVICE_CONCURRENCY,
+    event_for, fan_out, Decision, Engine, EngineError, Outcome, Ports, DESCRIBE_CONCURRENCY,
+    REGISTER_CONCURRENCY,
 };
-use crate::config::Environment;
-use crate::image::{plan_image_changes, release_tags, ImageChange, PushedImage};
+use crate::decide::push::{
+    decide_claim, parameter_after_losing, preflight, secrets_verdict, ClaimPlan, Origin,
+    ParameterFix, Preflight, PreflightReads, ReleasePlan, Target,
+};
+use crate::image::{release_tags, PushedImage};
+use crate::names::PushTime;
 use crate::ports::{
-    Claim, ClaimOutcome, Ecs, EventSink, HeldPush, ImageSelector, Lane, LaneHead, Ledger,
-    Parameters, PortError, Registry, ReleaseRecord, ReleaseUpdate, RollbackLedger, SecretsCheck,
-    ServiceView, TaskDefinitionView,
+    Claim, ClaimOutcome, Ecs, ImageSelector, Lane, LaneHead, Ledger, Parameters, PortError,
+    Registry, ReleaseEvent, ReleaseRecord, ReleaseUpdate, RollbackLedger, SecretsCheck,
+    ServiceLookup, ServiceView, TaskDefinitionView,
 };
-use crate::release::{ReleaseId, ReleaseState};
+use crate::release::{ReleaseState, Transition};
+
+type TaskDefinitionOf<P> = <<P as Ports>::Ecs as Ecs>::TaskDefinition;
+type ServiceOf<P> = <<P as Ports>::Ecs as Ecs>::Service;
 
 /// An ECR push, as the ECR Image Action event reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +41,8 @@ pub struct Push {
     pub repository: String,
     pub tag: String,
     pub digest: String,
-    /// The event's time (RFC 3339): a push older than one already acted on is stale.
-    pub pushed_at: String,
+    /// The event's time: a push older than one already acted on is stale.
+    pub pushed_at: PushTime,
 }
 
 /// A direct invoke: deploy a tag or a digest to one environment.
@@ -53,44 +60,34 @@ pub struct DeployRequest {
     pub repository: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Origin {
-    Push,
-    Operator,
+/// Round trip 1: everything read before deciding.
+struct PushRead<P: Ports> {
+    head: LaneHead,
+    existing: Option<ReleaseRecord>,
+    services: Result<ServiceLookup<ServiceOf<P>>, PortError>,
+    migration: Option<Result<TaskDefinitionOf<P>, PortError>>,
+    image_found: Result<bool, PortError>,
 }
 
-struct Target<'a> {
-    env: &'a Environment,
-    image: PushedImage,
-    pushed_at: Option<String>,
-    origin: Origin,
+/// A release that holds its lane and goes on: claimed now, or resumed.
+struct Holding {
+    record: ReleaseRecord,
+    events: Vec<ReleaseEvent>,
+    /// The SSM value to restore, read for a lane's first release.
+    value_before: Option<String>,
+    now: u64,
 }
 
-impl<L, E, P, S, R, V> Engine<L, E, P, S, R, V>
-where
-    L: Ledger + RollbackLedger,
-    E: Ecs,
-    P: Parameters,
-    S: SecretsCheck,
-    R: Registry,
-    V: EventSink,
-{
+impl<P: Ports> Engine<P> {
     /// Every environment that tracks the pushed repository gets its own decision.
     pub async fn on_push(&self, push: &Push, now: u64) -> Result<Vec<Decision>, EngineError> {
         let environments = self.config.environments_tracking(&push.repository);
         if environments.is_empty() {
             tracing::info!(repository = %push.repository, "no environment tracks this repository; ignored");
-            return Ok(vec![Decision::new(
-                "",
-                "",
-                None,
-                Outcome::Ignored {
-                    reason: format!(
-                        "no environment in ferry's config tracks repository `{}`",
-                        push.repository
-                    ),
-                },
-            )]);
+            return Ok(vec![Decision::ignored(format!(
+                "no environment in ferry's config tracks repository `{}`",
+                push.repository
+            ))]);
         }
         let image = PushedImage::new(
             &push.registry_id,
@@ -105,7 +102,7 @@ where
             .map(|env| Target {
                 env,
                 image: image.clone(),
-                pushed_at: Some(push.pushed_at.clone()),
+                pushed_at: Some(push.pushed_at),
                 origin: Origin::Push,
             })
             .collect();
@@ -125,38 +122,8 @@ where
         region: &str,
         now: u64,
     ) -> Result<Decision, EngineError> {
-        let env = self
-            .config
-            .environment(&request.app, &request.environment)
-            .ok_or_else(|| {
-                EngineError::BadRequest(format!(
-                    "no environment `{}` in app `{}` in ferry's config",
-                    request.environment, request.app
-                ))
-            })?;
-        let repositories = env.repositories();
-        let repository = match (&request.repository, repositories.len()) {
-            (Some(r), _) if repositories.contains(r.as_str()) => r.clone(),
-            (Some(r), _) => {
-                return Err(EngineError::BadRequest(format!(
-                    "environment {}/{} runs no repository `{r}` (it runs: {})",
-                    env.app,
-                    env.name,
-                    repositories.iter().copied().collect::<Vec<_>>().join(", ")
-                )))
-            }
-            (None, 1) => repositories
-                .iter()
-                .next()
-                .map(|r| r.to_string())
-                .unwrap_or_default(),
-            (None, _) => {
-                return Err(EngineError::BadRequest(format!(
-                    "environment {}/{} runs several repositories; say which with `repository`",
-                    env.app, env.name
-                )))
-            }
-        };
+        let env = self.environment_of(&request.app, &request.environment)?;
+        let repository = requested_repository(env, request.repository.as_deref())?;
         let selector = match (&request.tag, &request.digest) {
             (Some(tag), None) => ImageSelector::Tag(tag.clone()),
             (None, Some(digest)) => ImageSelector::Digest(digest.clone()),
@@ -171,15 +138,11 @@ where
                 "image {selector:?} does not exist in ECR repository `{repository}`"
             )));
         };
-        let tag = match (&request.tag, resolved.tags.first()) {
-            (Some(tag), _) => tag.clone(),
-            (None, Some(tag)) => tag.clone(),
-            (None, None) => {
-                return Err(EngineError::BadRequest(format!(
-                    "digest {} carries no tag; ferry records a tag in the SSM parameter, tag the image first",
-                    resolved.digest
-                )))
-            }
+        let Some(tag) = request.tag.clone().or(resolved.tags.first().cloned()) else {
+            return Err(EngineError::BadRequest(format!(
+                "digest {} carries no tag; ferry records a tag in the SSM parameter, tag the image first",
+                resolved.digest
+            )));
         };
         let image = PushedImage::new(
             &resolved.registry_id,
@@ -192,7 +155,7 @@ where
         let target = Target {
             env,
             image,
-            pushed_at: resolved.pushed_at.clone(),
+            pushed_at: resolved.pushed_at,
             origin: Origin::Operator,
         };
         self.release_environment(&target, now).await
@@ -204,58 +167,85 @@ where
         now: u64,
     ) -> Result<Decision, EngineError> {
         let env = target.env;
-        let image = &target.image;
-        let id = ReleaseId::derive(&env.app, &env.name, &image.digest);
-        let decision = |outcome| Decision::new(&env.app, &env.name, Some(id.as_str()), outcome);
+        let id = target.id();
+        let decision = |outcome| Decision::about(&env.app, &env.name, Some(id.as_str()), outcome);
 
         // Refusals that need no state cost no AWS call at all.
-        if let Err(refusal) = env.tag_policy.check(&image.tag, &env.mutable_tags, None) {
+        if let Err(refusal) = env
+            .tag_policy
+            .check(&target.image.tag, &env.mutable_tags, None)
+        {
             tracing::info!(release = %id, %refusal, "tag refused");
             return Ok(decision(Outcome::Refused {
                 reason: refusal.to_string(),
             }));
         }
         for _attempt in 0..3 {
-            match self.try_release(target, &id, now).await? {
-                Some(outcome) => return Ok(decision(outcome)),
-                None => continue,
+            if let Some(outcome) = self.try_release(target, now).await? {
+                return Ok(decision(outcome));
             }
         }
-        Err(EngineError::Contention(Lane {
-            app: env.app.clone(),
-            env: env.name.clone(),
-            repository: image.repository.clone(),
-        }))
+        Err(EngineError::Contention(target.lane()))
     }
 
-    /// One attempt; `None` means the lane head moved under the claim: read again.
+    /// One attempt; `None` means the lane head moved under a write: read again.
     async fn try_release(
         &self,
         target: &Target<'_>,
-        id: &ReleaseId,
         now: u64,
     ) -> Result<Option<Outcome>, EngineError> {
-        let env = target.env;
-        let image = &target.image;
-        let lane = Lane {
-            app: env.app.clone(),
-            env: env.name.clone(),
-            repository: image.repository.clone(),
-        };
-        let service_names: Vec<String> = env
-            .services_running(&image.repository)
-            .into_iter()
-            .map(|s| s.name.clone())
-            .collect();
-        let migration = env.migration_for(&image.repository);
+        let read = self.read_push(target).await?;
+        let id = target.id();
+        match decide_claim(target, &read.head, read.existing.as_ref(), now) {
+            ClaimPlan::Refuse(reason) => {
+                tracing::info!(release = %id, %reason, "release refused");
+                Ok(Some(Outcome::Refused { reason }))
+            }
+            ClaimPlan::Duplicate(state) => {
+                tracing::info!(release = %id, %state, "release exists already; duplicate event ignored");
+                Ok(Some(Outcome::Duplicate { state }))
+            }
+            ClaimPlan::Hold(held) => {
+                if !self
+                    .ledger
+                    .hold(&target.lane(), read.head.version, &held)
+                    .await?
+                {
+                    return Ok(None);
+                }
+                tracing::info!(release = %id, tag = %held.tag, "lane frozen after a rollback; push held");
+                Ok(Some(Outcome::Held { tag: held.tag }))
+            }
+            ClaimPlan::Claim {
+                record,
+                supersedes,
+                latest_pushed_at,
+                unfreeze,
+            } => {
+                let claim = Claim {
+                    release: &record,
+                    expected_head_version: Some(read.head.version),
+                    supersedes: supersedes.as_ref(),
+                    latest_pushed_at,
+                    unfreeze,
+                };
+                self.claim_and_release(target, *record.clone(), claim, read, now)
+                    .await
+            }
+            ClaimPlan::Resume(record) => self.resume_release(target, *record, read, now).await,
+        }
+    }
 
-        // Round trip 1: everything that can be read before deciding.
+    /// Round trip 1.
+    async fn read_push(&self, target: &Target<'_>) -> Result<PushRead<P>, EngineError> {
+        let image = &target.image;
         let by_digest = ImageSelector::Digest(image.digest.clone());
-        let (read, services, migration_td, resolved) = futures_util::join!(
-            self.ledger.read(&lane, id),
-            self.ecs.describe_services(&env.cluster, &service_names),
+        let (lane, id, names) = (target.lane(), target.id(), target.service_names());
+        let (read, services, migration, resolved) = futures_util::join!(
+            self.ledger.read(&lane, &id),
+            self.ecs.describe_services(&target.env.cluster, &names),
             async {
-                match migration {
+                match target.migration() {
                     Some(m) => Some(self.ecs.describe_task_definition(&m.task_family).await),
                     None => None,
                 }
@@ -263,153 +253,45 @@ where
             self.registry.resolve(&image.repository, &by_digest),
         );
         let (head, existing) = read?;
-        if existing
-            .as_ref()
-            .is_some_and(|e| e.state == ReleaseState::RolledBack)
-        {
-            let reason = format!(
-                "{}@{} was rolled back in {}/{} and is marked bad; it is not deployed again",
-                image.repository, image.digest, env.app, env.name
-            );
-            tracing::info!(release = %id, %reason, "refused");
-            return Ok(Some(Outcome::Refused { reason }));
-        }
-        if let Some(existing) = existing {
-            tracing::info!(release = %id, state = existing.state.as_str(), "release exists already; duplicate event ignored");
-            return Ok(Some(Outcome::Duplicate {
-                state: existing.state.as_str().to_owned(),
-            }));
-        }
-        let head = head.unwrap_or_default();
-        if let Some(refusal) = self.guard(target, &head) {
-            tracing::info!(release = %id, reason = %refusal, "release refused");
-            return Ok(Some(Outcome::Refused { reason: refusal }));
-        }
-        // A rolled-back lane is frozen for automatic deploys: a new push is held
-        // until an operator unfreezes, unless the config lets a new digest through.
-        let unfreeze = head.frozen && target.origin == Origin::Push && env.unfreeze_on_new_digest;
-        if head.frozen && target.origin == Origin::Push && !unfreeze {
-            let held = HeldPush {
-                tag: image.tag.clone(),
-                digest: image.digest.clone(),
-                pushed_at: target.pushed_at.clone(),
-            };
-            if !self.ledger.hold(&lane, head.version, &held).await? {
-                return Ok(None);
-            }
-            tracing::info!(release = %id, tag = %image.tag, "lane frozen after a rollback; push held");
-            return Ok(Some(Outcome::Held {
-                tag: image.tag.clone(),
-            }));
-        }
+        Ok(PushRead {
+            head: head.unwrap_or_default(),
+            existing,
+            services,
+            migration,
+            image_found: resolved.map(|r| r.is_some()),
+        })
+    }
 
-        let mut problems = Vec::new();
-        let services = services?;
-        for missing in &services.missing {
-            problems.push(format!(
-                "service `{missing}` is not an ACTIVE service of cluster `{}`",
-                env.cluster
-            ));
-        }
-        match resolved {
-            Ok(Some(_)) => {}
-            Ok(None) => problems.push(format!(
-                "image {}@{} does not exist in ECR",
-                image.repository, image.digest
-            )),
-            Err(e) if e.retryable => return Err(e.into()),
-            Err(e) => problems.push(format!("image {}@{}: {e}", image.repository, image.digest)),
-        }
-        let migration_td = match (migration, migration_td) {
-            (Some(m), Some(Err(e))) if !e.retryable => {
-                problems.push(format!(
-                    "migration task family `{}` cannot be described: {e}",
-                    m.task_family
-                ));
-                None
-            }
-            (_, Some(Err(e))) => return Err(e.into()),
-            (_, Some(Ok(td))) => Some(td),
-            (_, None) => None,
-        };
-        let record = ReleaseRecord {
-            id: id.clone(),
-            lane: lane.clone(),
-            tag: image.tag.clone(),
-            digest: image.digest.clone(),
-            state: ReleaseState::Claimed,
-            // What to restore if this release fails: the known-good tag, or for a
-            // lane's first release the parameter's value before it (read below).
-            previous_tag: head.known_good.as_ref().map(|k| k.tag.clone()),
-            pushed_at: target.pushed_at.clone(),
-            cluster: env.cluster.clone(),
-            services: service_names.clone(),
-            task_definitions: BTreeMap::new(),
-            migration_task_definition: None,
-            migration_essential_containers: Vec::new(),
-            migration_task: None,
-            migration_deadline: None,
-            parameter_version: None,
-            deployments: BTreeMap::new(),
-            completed_services: BTreeSet::new(),
-            reason: None,
-            created_at: now,
-            updated_at: now,
-        };
-
-        // Round trip 2: claim ∥ describe what every service runs now.
-        let current_arns: Vec<String> = services
-            .found
-            .iter()
-            .map(|s| s.task_definition().to_owned())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let supersedes = head.in_flight.as_ref().map(|p| p.id.clone());
-        let latest_pushed_at = match (&head.latest_pushed_at, &target.pushed_at) {
-            (Some(latest), Some(pushed)) => Some(latest.max(pushed).clone()),
-            (latest, pushed) => latest.clone().or(pushed.clone()),
-        };
+    /// Round trip 2 for a new release: the claim ∥ describe what every service runs.
+    async fn claim_and_release(
+        &self,
+        target: &Target<'_>,
+        record: ReleaseRecord,
+        claim: Claim<'_>,
+        read: PushRead<P>,
+        now: u64,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let services = read.services?;
+        let supersedes = claim.supersedes.cloned();
         let (claimed, described, value_before) = futures_util::join!(
-            self.ledger.claim(Claim {
-                release: &record,
-                expected_head_version: Some(head.version),
-                supersedes: supersedes.as_ref(),
-                latest_pushed_at: latest_pushed_at.as_deref(),
-                unfreeze,
-            }),
-            fan_out(
-                current_arns.clone(),
-                DESCRIBE_CONCURRENCY,
-                |arn| async move { self.ecs.describe_task_definition(&arn).await }
-            ),
-            async {
-                match (&record.previous_tag, &supersedes) {
-                    (Some(_), _) => Ok(None),
-                    // The superseded release may have written its own tag already:
-                    // what to restore is what it would have restored.
-                    (None, Some(old)) => self
-                        .ledger
-                        .release(old)
-                        .await
-                        .map(|r| r.and_then(|r| r.previous_tag)),
-                    (None, None) => self.params.get(&env.image_tag_parameter).await,
-                }
-            },
+            self.ledger.claim(claim),
+            self.describe_running(&services),
+            self.value_to_restore(target, &record, supersedes.as_ref()),
         );
         match claimed? {
             ClaimOutcome::Claimed => {}
             ClaimOutcome::AlreadyClaimed => {
                 return Ok(Some(Outcome::Duplicate {
-                    state: ReleaseState::Claimed.as_str().to_owned(),
+                    state: ReleaseState::Claimed,
                 }))
             }
             ClaimOutcome::HeadMoved => return Ok(None),
         }
-        tracing::info!(release = %id, tag = %image.tag, supersedes = ?supersedes, "release claimed");
-        let mut events = vec![event_for(&record, None, ReleaseState::Claimed)];
+        tracing::info!(release = %record.id, tag = %record.tag, supersedes = ?supersedes, "release claimed");
+        let events = vec![event_for(&record, None, ReleaseState::Claimed)];
         let value_before = match value_before {
             Ok(value) => value,
+            Err(e) if e.retryable => return Err(self.interrupt(&record, e).await),
             Err(e) => {
                 return self
                     .abandon(
@@ -421,370 +303,435 @@ where
                     .await
             }
         };
-        if let Some(old) = &supersedes {
-            tracing::info!(release = %old, by = %id, "release superseded");
-        }
+        let holding = Holding {
+            record,
+            events,
+            value_before,
+            now,
+        };
+        self.preflight_and_go(
+            target,
+            holding,
+            &services,
+            read.image_found,
+            read.migration,
+            described,
+        )
+        .await
+    }
 
-        let mut by_arn = BTreeMap::new();
-        for (arn, result) in current_arns.iter().zip(described) {
-            match result {
-                Ok(td) => {
-                    by_arn.insert(arn.clone(), td);
+    /// Round trip 2 for an interrupted release: take the resumption ∥ describe.
+    async fn resume_release(
+        &self,
+        target: &Target<'_>,
+        record: ReleaseRecord,
+        read: PushRead<P>,
+        now: u64,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let services = read.services?;
+        let resume = ReleaseUpdate {
+            resume: true,
+            ..ReleaseUpdate::default()
+        };
+        let (resumed, described, value_before) = futures_util::join!(
+            self.ledger.update(&record.id, record.state.stays(), resume),
+            self.describe_running(&services),
+            async {
+                match record.state {
+                    ReleaseState::Claimed => self.value_to_restore(target, &record, None).await,
+                    _ => Ok(None),
                 }
-                Err(e) if e.retryable => {
-                    return self
-                        .abandon(&record, events, format!("describing {arn}: {e}"), false)
-                        .await
-                }
-                Err(e) => problems.push(format!("task definition {arn} cannot be described: {e}")),
-            }
+            },
+        );
+        let Some(record) = resumed? else {
+            // Another delivery took the resumption, or the release moved on.
+            return Ok(Some(Outcome::Duplicate {
+                state: record.state,
+            }));
+        };
+        tracing::warn!(release = %record.id, state = %record.state, interrupted = ?record.interrupted, "resuming an interrupted release");
+        if record.state == ReleaseState::Deploying && !record.task_definitions.is_empty() {
+            return self.roll_out(record, Vec::new()).await.map(Some);
         }
+        let holding = Holding {
+            record,
+            events: Vec::new(),
+            value_before: value_before.map_err(EngineError::from)?,
+            now,
+        };
+        self.preflight_and_go(
+            target,
+            holding,
+            &services,
+            read.image_found,
+            read.migration,
+            described,
+        )
+        .await
+    }
 
-        // Plan: which containers change in every family, before touching anything.
-        let mut plans: Vec<(Vec<String>, E::TaskDefinition, Vec<ImageChange>)> = Vec::new();
-        for service in &services.found {
-            let Some(td) = by_arn.get(service.task_definition()) else {
-                continue;
-            };
-            if let Some(plan) = plans.iter_mut().find(|(_, t, _)| t.arn() == td.arn()) {
-                plan.0.push(service.name().to_owned());
-                continue;
-            }
-            let changes = plan_image_changes(&td.containers(), image);
-            if changes.is_empty() {
-                problems.push(format!(
-                    "service `{}` runs task definition {} which has no container from repository `{}`",
-                    service.name(),
-                    td.arn(),
-                    image.repository
-                ));
-            }
-            plans.push((vec![service.name().to_owned()], td.clone(), changes));
-        }
-        let migration_plan = migration_td.map(|td| {
-            let changes = plan_image_changes(&td.containers(), image);
-            if changes.is_empty() {
-                problems.push(format!(
-                    "migration task definition {} has no container from repository `{}`",
-                    td.arn(),
-                    image.repository
-                ));
-            }
-            (td, changes)
-        });
-
-        // Round trip 3: every referenced secret must exist (values are never read).
-        let references: Vec<String> = plans
+    /// DescribeTaskDefinition of every revision the services run.
+    async fn describe_running(
+        &self,
+        services: &ServiceLookup<ServiceOf<P>>,
+    ) -> Vec<(String, Result<TaskDefinitionOf<P>, PortError>)> {
+        let arns: Vec<String> = services
+            .found
             .iter()
-            .map(|(_, td, _)| td)
-            .chain(migration_plan.iter().map(|(td, _)| td))
-            .flat_map(|td| td.secret_refs())
-            .collect::<BTreeSet<_>>()
+            .map(|s| s.task_definition().to_owned())
+            .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
+        fan_out(arns, DESCRIBE_CONCURRENCY, |arn| async move {
+            let described = self.ecs.describe_task_definition(&arn).await;
+            (arn, described)
+        })
+        .await
+    }
+
+    /// What a failure of this release restores in the SSM parameter, when the
+    /// lane has no known-good release to name.
+    async fn value_to_restore(
+        &self,
+        target: &Target<'_>,
+        record: &ReleaseRecord,
+        supersedes: Option<&crate::release::ReleaseId>,
+    ) -> Result<Option<String>, PortError> {
+        match (&record.previous_tag, supersedes) {
+            (Some(_), _) => Ok(None),
+            // The superseded release may have written its own tag already:
+            // what to restore is what it would have restored.
+            (None, Some(old)) => self
+                .ledger
+                .release(old)
+                .await
+                .map(|r| r.and_then(|r| r.previous_tag)),
+            (None, None) => self.params.get(&target.env.image_tag_parameter).await,
+        }
+    }
+
+    /// Round trip 3 and on: preflight's verdict, then registration and the rest.
+    async fn preflight_and_go(
+        &self,
+        target: &Target<'_>,
+        holding: Holding,
+        services: &ServiceLookup<ServiceOf<P>>,
+        image_found: Result<bool, PortError>,
+        migration: Option<Result<TaskDefinitionOf<P>, PortError>>,
+        described: Vec<(String, Result<TaskDefinitionOf<P>, PortError>)>,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let reads = PreflightReads {
+            services,
+            image_found,
+            migration,
+            described,
+        };
+        let (plan, mut problems) = match preflight(target, reads) {
+            Preflight::Judged { plan, problems } => (plan, problems),
+            Preflight::Retry(e) => return Err(self.interrupt(&holding.record, e).await),
+        };
+        let references = plan.secret_references();
         if !references.is_empty() {
-            match self.secrets.missing(&references).await {
-                Ok(missing) => {
-                    for reference in missing {
-                        problems.push(format!("secret `{reference}` does not exist"));
-                    }
-                }
-                Err(e) if e.retryable => {
-                    return self
-                        .abandon(&record, events, format!("checking secrets: {e}"), false)
-                        .await
-                }
-                Err(e) => problems.push(format!("secrets cannot be checked: {e}")),
+            match secrets_verdict(self.secrets.missing(&references).await) {
+                Ok(missing) => problems.extend(missing),
+                Err(e) => return Err(self.interrupt(&holding.record, e).await),
             }
         }
         if !problems.is_empty() {
-            tracing::warn!(release = %id, ?problems, "preflight failed; nothing was changed");
-            let reason = format!("preflight failed: {}", problems.join("; "));
-            self.emit(events).await;
-            self.fail_release(&record, &[ReleaseState::Claimed], reason, false)
-                .await?;
-            return Ok(Some(Outcome::PreflightFailed { problems }));
+            return self.preflight_failed(holding, problems).await;
         }
+        let first_like = services.found.first().cloned();
+        self.register_and_go(target, holding, plan, first_like)
+            .await
+    }
 
-        // Round trip 4: register every family ∥ move the release on (this is
-        // where a newer release superseding this one is noticed).
-        let tags_for = |td: &E::TaskDefinition| {
+    async fn preflight_failed(
+        &self,
+        holding: Holding,
+        problems: Vec<String>,
+    ) -> Result<Option<Outcome>, EngineError> {
+        tracing::warn!(release = %holding.record.id, ?problems, "preflight failed; nothing was changed");
+        let reason = format!("preflight failed: {}", problems.join("; "));
+        self.emit(holding.events).await;
+        self.fail_release(&holding.record, reason, false).await?;
+        Ok(Some(Outcome::PreflightFailed { problems }))
+    }
+
+    /// Round trip 4: register every family ∥ move the release on (this is
+    /// where a newer release superseding this one is noticed).
+    async fn register_and_go(
+        &self,
+        target: &Target<'_>,
+        holding: Holding,
+        plan: ReleasePlan<TaskDefinitionOf<P>>,
+        like: Option<ServiceOf<P>>,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let Holding {
+            record,
+            mut events,
+            value_before,
+            now,
+        } = holding;
+        let was = record.state;
+        let env = target.env;
+        let id = &record.id;
+        let tags_for = |td: &TaskDefinitionOf<P>| {
             release_tags(&td.tags(), id.as_str(), &env.app, &env.name)
                 .map_err(|e| PortError::new("ecs:RegisterTaskDefinition", e.to_string()))
         };
-        let next = if migration_plan.is_some() {
-            ReleaseState::Migrating
-        } else {
-            ReleaseState::Deploying
+        let copies: Vec<_> = plan.families.iter().chain(plan.migration.iter()).collect();
+        let transition = match plan.migration {
+            Some(_) => Transition::StartMigration,
+            None => Transition::SkipMigration,
         };
-        let deadline = migration.map(|m| now + m.timeout.as_secs());
-        let registrations: Vec<(&E::TaskDefinition, &[ImageChange])> = plans
-            .iter()
-            .map(|(_, td, changes)| (td, changes.as_slice()))
-            .chain(migration_plan.iter().map(|(td, c)| (td, c.as_slice())))
-            .collect();
+        let move_on = async {
+            if record.state != ReleaseState::Claimed {
+                return Ok(Some(record.clone()));
+            }
+            let update = ReleaseUpdate {
+                migration_deadline: target.migration().map(|m| now + m.timeout.as_secs()),
+                previous_tag: value_before.clone(),
+                ..ReleaseUpdate::default()
+            };
+            self.ledger.update(id, transition.guard(), update).await
+        };
         let (registered, moved) = futures_util::join!(
-            fan_out(registrations, REGISTER_CONCURRENCY, |(td, changes)| {
-                let tags = tags_for(td);
-                async move { self.ecs.register_copy(td, changes, &tags?).await }
+            fan_out(copies, REGISTER_CONCURRENCY, |copy| {
+                let tags = tags_for(&copy.base);
+                async move {
+                    self.ecs
+                        .register_copy(&copy.base, &copy.changes, &tags?)
+                        .await
+                }
             }),
-            self.ledger.update(
-                id,
-                &[ReleaseState::Claimed],
-                ReleaseUpdate {
-                    state: Some(next),
-                    migration_deadline: deadline,
-                    previous_tag: value_before,
-                    ..ReleaseUpdate::default()
-                },
-            ),
+            move_on,
         );
         let Some(mut record) = moved? else {
             tracing::info!(release = %id, "superseded before reaching SSM or ECS; stopping");
             return Ok(Some(Outcome::Superseded));
         };
-        let mut arns = Vec::with_capacity(registered.len());
-        for result in registered {
-            match result {
-                Ok(arn) => arns.push(arn),
-                Err(e) => {
-                    return self
-                        .abandon(
-                            &record,
-                            events,
-                            format!("registering task definitions: {e}"),
-                            false,
-                        )
-                        .await
-                }
-            }
-        }
-        let mut task_definitions = BTreeMap::new();
-        for ((services, _, _), arn) in plans.iter().zip(&arns) {
-            for service in services {
-                task_definitions.insert(service.clone(), arn.clone());
-            }
-        }
-        let migration_arn = migration_plan.as_ref().and_then(|_| arns.last().cloned());
-        record.task_definitions = task_definitions.clone();
-        events.push(event_for(&record, Some(ReleaseState::Claimed), next));
-
-        // Round trip 5: the public record ∥ the migration (or the rollout).
-        match (&migration_arn, &migration_plan) {
-            (Some(migration_arn), Some((migration_td, _))) => {
-                let Some(like) = services.found.first() else {
-                    return self
-                        .abandon(
-                            &record,
-                            events,
-                            "no service to copy launch settings from".into(),
-                            false,
-                        )
-                        .await;
-                };
-                let tags = release_tags(&[], id.as_str(), &env.app, &env.name)
-                    .map_err(|e| PortError::new("ecs:RunTask", e.to_string()))?;
-                let started_by = id.started_by();
-                let (put, run) = futures_util::join!(
-                    self.params.put(&env.image_tag_parameter, &image.tag),
-                    self.ecs
-                        .run_migration(&env.cluster, migration_arn, like, &started_by, &tags),
-                );
-                let version = match put {
-                    Ok(version) => Some(version),
-                    Err(e) => {
-                        if let Ok(task) = &run {
-                            let _ = self
-                                .ecs
-                                .stop_task(
-                                    &env.cluster,
-                                    task,
-                                    "ferry: release failed before its migration could count",
-                                )
-                                .await;
-                        }
-                        return self
-                            .abandon(
-                                &record,
-                                events,
-                                format!("writing the image tag: {e}"),
-                                false,
-                            )
-                            .await;
-                    }
-                };
-                let task = match run {
-                    Ok(task) => task,
-                    Err(e) => {
-                        return self
-                            .abandon(
-                                &record,
-                                events,
-                                format!("starting the migration: {e}"),
-                                true,
-                            )
-                            .await
-                    }
-                };
-                // Round trip 6: record what was created.
-                let (recorded, ()) = futures_util::join!(
-                    self.ledger.update(
-                        id,
-                        &[ReleaseState::Migrating],
-                        ReleaseUpdate {
-                            task_definitions: Some(task_definitions),
-                            migration_task_definition: Some(migration_arn.clone()),
-                            migration_essential_containers: Some(
-                                migration_td.essential_containers(),
-                            ),
-                            migration_task: Some(task.clone()),
-                            parameter_version: version,
-                            ..ReleaseUpdate::default()
-                        },
-                    ),
-                    self.emit(events),
-                );
-                if recorded?.is_none() {
-                    // Superseded while starting: its successor runs its own
-                    // migration, and the image tag must name the successor even
-                    // if this release's write landed after the successor's.
-                    let (stopped, head) = futures_util::join!(
-                        self.ecs
-                            .stop_task(&env.cluster, &task, "ferry: release superseded"),
-                        self.ledger.head(&lane),
-                    );
-                    if let Err(error) = stopped {
-                        tracing::warn!(release = %id, %error, "could not stop the superseded migration");
-                    }
-                    // …or the known-good release's, when a rollback cancelled it.
-                    let head = head?.unwrap_or_default();
-                    match (&head.in_flight, head.history.first()) {
-                        (Some(successor), _) => {
-                            self.params
-                                .put(&env.image_tag_parameter, &successor.tag)
-                                .await?;
-                        }
-                        (None, Some(good)) => {
-                            let version =
-                                self.params.put(&env.image_tag_parameter, &good.tag).await?;
-                            self.params
-                                .label(&env.image_tag_parameter, version, super::KNOWN_GOOD_LABEL)
-                                .await?;
-                        }
-                        (None, None) => {}
-                    }
-                    return Ok(Some(Outcome::Superseded));
-                }
-                tracing::info!(release = %id, %task, "migration started");
-                Ok(Some(Outcome::Migrating {
-                    task,
-                    task_definitions: arns,
-                }))
-            }
-            _ => {
-                let rollout: Vec<(String, String)> = task_definitions
-                    .iter()
-                    .map(|(s, a)| (s.clone(), a.clone()))
-                    .collect();
-                let (put, updated) = futures_util::join!(
-                    self.params.put(&env.image_tag_parameter, &image.tag),
-                    fan_out(
-                        rollout,
-                        UPDATE_SERVICE_CONCURRENCY,
-                        |(service, arn)| async move {
-                            self.ecs
-                                .update_service(&env.cluster, &service, &arn)
-                                .await
-                                .map(|deployment| (service, deployment))
-                        }
-                    ),
-                );
-                let mut deployments = BTreeMap::new();
-                let mut failures = Vec::new();
-                for result in updated {
-                    match result {
-                        Ok((service, deployment)) => {
-                            deployments.insert(service, deployment);
-                        }
-                        Err(e) => failures.push(e.to_string()),
-                    }
-                }
-                let (recorded, ()) = futures_util::join!(
-                    self.ledger.update(
-                        id,
-                        &[ReleaseState::Deploying],
-                        ReleaseUpdate {
-                            task_definitions: Some(task_definitions),
-                            deployments: Some(deployments.clone()),
-                            parameter_version: put.as_ref().ok().copied(),
-                            reason: (!failures.is_empty()).then(|| failures.join("; ")),
-                            ..ReleaseUpdate::default()
-                        },
-                    ),
-                    self.emit(events),
-                );
-                put?;
-                recorded?;
-                if !failures.is_empty() {
-                    tracing::error!(release = %id, ?failures, "some services could not be updated");
-                }
-                Ok(Some(Outcome::Deploying {
-                    deployments: deployments.into_values().collect(),
-                }))
-            }
-        }
-    }
-
-    /// The guards that need the lane's state: tag policy against what runs or
-    /// rolls out, stale pushes, frozen lanes.
-    fn guard(&self, target: &Target<'_>, head: &LaneHead) -> Option<String> {
-        let env = target.env;
-        let floor = head
-            .in_flight
-            .as_ref()
-            .or(head.known_good.as_ref())
-            .map(|p| p.tag.as_str());
-        if let Err(refusal) = env
-            .tag_policy
-            .check(&target.image.tag, &env.mutable_tags, floor)
+        let arns = match registered
+            .into_iter()
+            .collect::<Result<Vec<String>, PortError>>()
         {
-            return Some(refusal.to_string());
-        }
-        if target.origin == Origin::Push {
-            if let (Some(latest), Some(pushed)) = (&head.latest_pushed_at, &target.pushed_at) {
-                if pushed < latest {
-                    return Some(format!(
-                        "push at {pushed} is older than the newest push ferry acted on ({latest}); a late event never moves an environment backwards"
-                    ));
-                }
+            Ok(arns) => arns,
+            Err(e) if e.retryable => return Err(self.interrupt(&record, e).await),
+            Err(e) => {
+                return self
+                    .abandon(
+                        &record,
+                        events,
+                        format!("registering task definitions: {e}"),
+                        false,
+                    )
+                    .await
+            }
+        };
+        for (family, arn) in plan.families.iter().zip(&arns) {
+            for service in &family.services {
+                record.task_definitions.insert(service.clone(), arn.clone());
             }
         }
-        None
+        if was != record.state {
+            events.push(event_for(&record, Some(was), record.state));
+        }
+        match (plan.migration, arns.last().cloned(), like) {
+            (Some(migration), Some(arn), Some(like)) => {
+                let essential = migration.base.essential_containers();
+                let started = StartMigration {
+                    migration_arn: arn,
+                    essential,
+                    like,
+                    registered: arns,
+                };
+                self.start_migration(target, record, events, started).await
+            }
+            (Some(_), _, _) => {
+                self.abandon(
+                    &record,
+                    events,
+                    "no service to copy launch settings from".into(),
+                    false,
+                )
+                .await
+            }
+            (None, _, _) => self.roll_out(record, events).await.map(Some),
+        }
     }
 
-    /// Fails a claimed release that could not go on; `restore_parameter` when
-    /// it had already written the SSM image tag.
+    /// Round trips 5–6: the public record ∥ the migration, then record both.
+    async fn start_migration(
+        &self,
+        target: &Target<'_>,
+        record: ReleaseRecord,
+        events: Vec<ReleaseEvent>,
+        started: StartMigration<ServiceOf<P>>,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let StartMigration {
+            migration_arn,
+            essential,
+            like,
+            registered,
+        } = started;
+        let env = target.env;
+        let id = &record.id;
+        let tags = release_tags(&[], id.as_str(), &env.app, &env.name)
+            .map_err(|e| PortError::new("ecs:RunTask", e.to_string()))?;
+        let started_by = id.started_by();
+        let (put, run) = futures_util::join!(
+            self.params.put(&env.image_tag_parameter, &record.tag),
+            self.ecs
+                .run_migration(&env.cluster, &migration_arn, &like, &started_by, &tags),
+        );
+        let (version, task) = match (put, run) {
+            (Ok(version), Ok(task)) => (version, task),
+            (put, run) => {
+                if let Ok(task) = &run {
+                    self.stop_quietly(&env.cluster, task, "ferry: the release was interrupted before its migration could count; its retry starts it again").await;
+                }
+                let wrote_tag = put.is_ok();
+                let error = put
+                    .err()
+                    .or(run.err())
+                    .unwrap_or_else(|| PortError::new("ecs:RunTask", "no result"));
+                if error.retryable {
+                    return Err(self.interrupt(&record, error).await);
+                }
+                return self
+                    .abandon(
+                        &record,
+                        events,
+                        format!("starting the migration: {error}"),
+                        wrote_tag,
+                    )
+                    .await;
+            }
+        };
+        let update = ReleaseUpdate {
+            task_definitions: Some(record.task_definitions.clone()),
+            migration_task_definition: Some(migration_arn),
+            migration_essential_containers: Some(essential),
+            migration_task: Some(task.clone()),
+            parameter_version: Some(version),
+            ..ReleaseUpdate::default()
+        };
+        let (recorded, ()) = futures_util::join!(
+            self.ledger
+                .update(id, ReleaseState::Migrating.stays(), update),
+            self.emit(events),
+        );
+        match recorded {
+            Ok(Some(_)) => {}
+            Ok(None) => return self.lost_after_migration_started(&record, &task).await,
+            Err(e) => {
+                // Without the task on record its STOPPED event cannot be judged:
+                // stop it, and let the redelivered push start the migration again.
+                self.stop_quietly(
+                    &env.cluster,
+                    &task,
+                    "ferry: the release could not record its migration; its retry starts it again",
+                )
+                .await;
+                return Err(self.interrupt(&record, e).await);
+            }
+        }
+        tracing::info!(release = %id, %task, "migration started");
+        Ok(Some(Outcome::Migrating {
+            task,
+            task_definitions: registered,
+        }))
+    }
+
+    /// Superseded (or cancelled by a rollback) while starting: its successor
+    /// runs its own migration, and the image tag must name the successor — or
+    /// the known-good release — even if this release's write landed after theirs.
+    async fn lost_after_migration_started(
+        &self,
+        record: &ReleaseRecord,
+        task: &str,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let (_, head) = futures_util::join!(
+            self.stop_quietly(&record.cluster, task, "ferry: release superseded"),
+            self.ledger.head(&record.lane),
+        );
+        self.correct_parameter(&record.lane, &head?.unwrap_or_default())
+            .await?;
+        Ok(Some(Outcome::Superseded))
+    }
+
+    /// Puts the image tag where the lane head says it belongs.
+    pub(super) async fn correct_parameter(
+        &self,
+        lane: &Lane,
+        head: &LaneHead,
+    ) -> Result<(), EngineError> {
+        let parameter = self.parameter_of(lane)?;
+        match parameter_after_losing(head) {
+            ParameterFix::Successor(tag) => {
+                self.params.put(&parameter, &tag).await?;
+            }
+            ParameterFix::KnownGood(tag) => {
+                let version = self.params.put(&parameter, &tag).await?;
+                self.params
+                    .label(&parameter, version, super::KNOWN_GOOD_LABEL)
+                    .await?;
+            }
+            ParameterFix::Nothing => {}
+        }
+        Ok(())
+    }
+
+    async fn stop_quietly(&self, cluster: &str, task: &str, reason: &str) {
+        if let Err(error) = self.ecs.stop_task(cluster, task, reason).await {
+            tracing::warn!(%task, %error, "could not stop the migration task");
+        }
+    }
+
+    /// Fails a claimed release that cannot go on (a failure no retry can fix);
+    /// `restore_parameter` when it had already written the SSM image tag.
     async fn abandon(
         &self,
         record: &ReleaseRecord,
-        events: Vec<super::ReleaseEvent>,
+        events: Vec<ReleaseEvent>,
         reason: String,
         restore_parameter: bool,
     ) -> Result<Option<Outcome>, EngineError> {
         self.emit(events).await;
         tracing::error!(release = %record.id, %reason, "release abandoned");
-        let outcome = self
-            .fail_release(
-                record,
-                &[
-                    ReleaseState::Claimed,
-                    ReleaseState::Migrating,
-                    ReleaseState::Deploying,
-                ],
-                reason,
-                restore_parameter,
-            )
-            .await?;
+        let outcome = self.fail_release(record, reason, restore_parameter).await?;
         Ok(Some(outcome))
+    }
+}
+
+/// What the migration step needs from registration.
+struct StartMigration<S> {
+    migration_arn: String,
+    essential: Vec<String>,
+    like: S,
+    /// Every ARN registered for the release, the migration's last.
+    registered: Vec<String>,
+}
+
+/// The repository an operator's deploy names, or the environment's only one.
+fn requested_repository(
+    env: &crate::config::Environment,
+    requested: Option<&str>,
+) -> Result<String, EngineError> {
+    let repositories = env.repositories();
+    match requested {
+        Some(r) if repositories.contains(r) => Ok(r.to_owned()),
+        Some(r) => Err(EngineError::BadRequest(format!(
+            "environment {}/{} runs no repository `{r}` (it runs: {})",
+            env.app,
+            env.name,
+            repositories.iter().copied().collect::<Vec<_>>().join(", ")
+        ))),
+        None => match repositories.iter().collect::<Vec<_>>().as_slice() {
+            [only] => Ok((**only).to_owned()),
+            _ => Err(EngineError::BadRequest(format!(
+                "environment {}/{} runs several repositories; say which with `repository`",
+                env.app, env.name
+            ))),
+        },
     }
 }

@@ -1,12 +1,13 @@
-//! The release engine: the three event flows (push → claim and migrate, migration
-//! stopped → roll out, deployment finished → known-good) written against the
-//! [`crate::ports`] traits. Each flow is a fixed sequence of round trips whose
-//! independent calls run concurrently, so a release costs the same number of
-//! sequential round trips at 3 services as at 50.
+//! The release engine: every flow reads what it needs in one concurrent round
+//! trip, asks a pure function in [`crate::decide`] what to do, and carries out
+//! the plan it gets back with small executors. Each executor is a fixed
+//! sequence of round trips whose independent calls run concurrently, so a
+//! release costs the same number of sequential round trips at 3 services as at 50.
 
 mod deploy;
 mod gate;
 mod rollback;
+mod rollout;
 mod watch;
 
 use std::future::Future;
@@ -15,16 +16,16 @@ use std::sync::Arc;
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, Environment};
 use crate::ports::{
-    EventSink, HeadChange, Lane, Ledger, Parameters, PortError, Registry, ReleaseEvent,
-    ReleaseRecord, ReleaseUpdate, SecretsCheck,
+    Ecs, EventSink, HeadChange, Lane, Ledger, Parameters, PortError, Registry, ReleaseEvent,
+    ReleaseRecord, ReleaseUpdate, RollbackLedger, SecretsCheck,
 };
-use crate::release::ReleaseState;
+use crate::release::{ReleaseState, Transition};
 
 pub use deploy::{DeployRequest, Push};
 pub use gate::TaskStopped;
-pub use rollback::{AlarmChange, RollbackRequest, UnfreezeRequest};
+pub use rollback::{AlarmChange, AlarmState, RollbackRequest, UnfreezeRequest};
 pub use watch::{DeploymentChange, DeploymentOutcome};
 
 /// ECS accepts a burst of 20 RegisterTaskDefinition calls; stay inside it.
@@ -37,14 +38,24 @@ pub const DESCRIBE_CONCURRENCY: usize = 50;
 /// The SSM label that marks the parameter version of the known-good release.
 pub const KNOWN_GOOD_LABEL: &str = "known-good";
 
-pub struct Engine<L, E, P, S, R, V> {
+/// The adapters an engine drives, named once instead of in every where-clause.
+pub trait Ports {
+    type Ledger: Ledger + RollbackLedger;
+    type Ecs: Ecs;
+    type Parameters: Parameters;
+    type Secrets: SecretsCheck;
+    type Registry: Registry;
+    type Events: EventSink;
+}
+
+pub struct Engine<P: Ports> {
     pub config: Arc<Config>,
-    pub ledger: L,
-    pub ecs: E,
-    pub params: P,
-    pub secrets: S,
-    pub registry: R,
-    pub events: V,
+    pub ledger: P::Ledger,
+    pub ecs: P::Ecs,
+    pub params: P::Parameters,
+    pub secrets: P::Secrets,
+    pub registry: P::Registry,
+    pub events: P::Events,
 }
 
 /// Why an invocation failed. Retryable errors should make Lambda run the event
@@ -55,7 +66,7 @@ pub enum EngineError {
     Aws(#[from] PortError),
     #[error("bad request: {0}")]
     BadRequest(String),
-    #[error("lane {0} changed under three consecutive claims; another release is being claimed concurrently, retry")]
+    #[error("lane {0} changed under three consecutive attempts; another invocation is writing it concurrently, retry")]
     Contention(Lane),
     #[error("release {0} is not ready for this event yet (its previous step has not been recorded); retry")]
     NotReady(String),
@@ -71,11 +82,14 @@ impl EngineError {
     }
 }
 
-/// What ferry decided for one environment, returned to the caller and logged.
+/// What ferry decided, returned to the caller and logged: for one environment,
+/// or (app and environment absent) for an event that concerns none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
-    pub app: String,
-    pub environment: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release_id: Option<String>,
     #[serde(flatten)]
@@ -90,7 +104,7 @@ pub enum Outcome {
     /// The tag policy or a guard refused the image (logged no-op).
     Refused { reason: String },
     /// The release exists already: a duplicate or re-delivered event.
-    Duplicate { state: String },
+    Duplicate { state: ReleaseState },
     /// Preflight found problems; the release is recorded failed, nothing was touched.
     PreflightFailed { problems: Vec<String> },
     /// Task definitions registered, SSM updated, migration running.
@@ -124,20 +138,32 @@ pub enum Outcome {
 }
 
 impl Decision {
-    fn new(app: &str, env: &str, release_id: Option<&str>, outcome: Outcome) -> Self {
+    /// A decision about one environment.
+    pub fn about(lane_app: &str, env: &str, release_id: Option<&str>, outcome: Outcome) -> Self {
         Decision {
-            app: app.to_owned(),
-            environment: env.to_owned(),
+            app: Some(lane_app.to_owned()),
+            environment: Some(env.to_owned()),
             release_id: release_id.map(str::to_owned),
             outcome,
         }
     }
+
+    /// An event that concerns no environment ferry manages.
+    pub fn ignored(reason: String) -> Self {
+        Decision {
+            app: None,
+            environment: None,
+            release_id: None,
+            outcome: Outcome::Ignored { reason },
+        }
+    }
 }
 
+/// The `Release State Change` event of `record` taking `to` from `from`.
 pub(crate) fn event_for(
     record: &ReleaseRecord,
-    previous: Option<ReleaseState>,
-    state: ReleaseState,
+    from: Option<ReleaseState>,
+    to: ReleaseState,
 ) -> ReleaseEvent {
     ReleaseEvent {
         release_id: record.id.to_string(),
@@ -146,8 +172,8 @@ pub(crate) fn event_for(
         repository: record.lane.repository.clone(),
         tag: record.tag.clone(),
         digest: record.digest.clone(),
-        state: state.as_str().to_owned(),
-        previous_state: previous.map(|s| s.as_str().to_owned()),
+        state: to,
+        previous_state: from,
         reason: record.reason.clone(),
         services: record.services.clone(),
     }
@@ -166,15 +192,7 @@ where
         .await
 }
 
-impl<L, E, P, S, R, V> Engine<L, E, P, S, R, V>
-where
-    L: Ledger,
-    E: crate::ports::Ecs,
-    P: Parameters,
-    S: SecretsCheck,
-    R: Registry,
-    V: EventSink,
-{
+impl<P: Ports> Engine<P> {
     /// Emits the audit events. A failed emit is logged by the adapter and does not
     /// fail the release: the ledger, not the event bus, is the record of truth.
     async fn emit(&self, events: Vec<ReleaseEvent>) {
@@ -191,18 +209,21 @@ where
     async fn fail_release(
         &self,
         record: &ReleaseRecord,
-        expected: &[ReleaseState],
         reason: String,
         restore_parameter: bool,
     ) -> Result<Outcome, EngineError> {
         let update = ReleaseUpdate {
-            state: Some(ReleaseState::Failed),
             reason: Some(reason.clone()),
             ..ReleaseUpdate::default()
         };
         let settled = self
             .ledger
-            .settle(record, expected, update, HeadChange::ClearInFlight)
+            .settle(
+                record,
+                Transition::Fail.guard(),
+                update,
+                HeadChange::ClearInFlight,
+            )
             .await?;
         if !settled {
             // Someone else moved the release on (superseded, or a duplicate event
@@ -224,6 +245,35 @@ where
         let (restored, ()) = futures_util::join!(restore, self.emit(vec![event]));
         restored?;
         Ok(Outcome::Failed { reason })
+    }
+
+    /// Marks a release interrupted by a retryable failure, so the redelivered
+    /// event resumes it, and hands the failure back to fail the invocation.
+    async fn interrupt(&self, record: &ReleaseRecord, error: PortError) -> EngineError {
+        tracing::warn!(release = %record.id, %error, "step failed; the release waits for the redelivered event");
+        let marked = self
+            .ledger
+            .update(
+                &record.id,
+                crate::release::Guard::IN_FLIGHT,
+                ReleaseUpdate {
+                    interrupted: Some(error.to_string()),
+                    ..ReleaseUpdate::default()
+                },
+            )
+            .await;
+        if let Err(mark_error) = marked {
+            tracing::error!(release = %record.id, %mark_error, "could not mark the release interrupted; the reconcile pass must resume it");
+        }
+        EngineError::Aws(error)
+    }
+
+    fn environment_of(&self, app: &str, env: &str) -> Result<&Environment, EngineError> {
+        self.config.environment(app, env).ok_or_else(|| {
+            EngineError::BadRequest(format!(
+                "no environment `{env}` in app `{app}` in ferry's config"
+            ))
+        })
     }
 
     fn parameter_of(&self, lane: &Lane) -> Result<String, PortError> {

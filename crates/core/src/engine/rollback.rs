@@ -3,32 +3,65 @@
 //!
 //! Round trips to the last UpdateService, at any number of services:
 //! 1. read the lane head (it carries the known-good releases' task definitions);
-//! 2. one transaction: head (conditional on its version) frozen and pointing at
-//!    the target, the release left marked rolled back;
+//! 2. one transaction: head (conditional on its version) frozen, pointing at
+//!    the target and recording the rollback in progress; the release left
+//!    ROLLING_BACK;
 //! 3. UpdateService of every service to the target's recorded revision ∥ the
-//!    SSM image tag back to the target's ∥ the audit event.
+//!    SSM image tag back to the target's ∥ read the release left (for its event).
 //!
-//! Then the new SSM version gets the `known-good` label.
+//! Then the `known-good` label on the new SSM version ∥ one transaction that
+//! ends the rollback (ROLLED_BACK), and the event. A failure in 3 leaves the
+//! rollback recorded and marked interrupted: the redelivered event finishes it,
+//! to the same target.
 
 use serde::Deserialize;
 
 use super::{
-    fan_out, Decision, Engine, EngineError, Outcome, KNOWN_GOOD_LABEL, UPDATE_SERVICE_CONCURRENCY,
+    event_for, fan_out, Decision, Engine, EngineError, Outcome, Ports, KNOWN_GOOD_LABEL,
+    UPDATE_SERVICE_CONCURRENCY,
 };
 use crate::config::Environment;
+use crate::decide::unfreeze::{decide_unfreeze, UnfreezePlan};
 use crate::ports::{
-    Ecs, EventSink, Lane, Ledger, Parameters, Registry, ReleaseEvent, RollbackLedger,
-    RollbackWrite, SecretsCheck,
+    Ecs, KnownGoodRelease, Lane, Ledger, Parameters, PortError, RollbackInProgress, RollbackLedger,
+    RollbackWrite,
 };
-use crate::release::ReleaseState;
+use crate::release::{ReleaseState, Transition};
 use crate::rollback::{choose_rollback, RollbackCause, RollbackChoice};
+
+/// A CloudWatch alarm's state, as the Alarm State Change event spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmState {
+    Ok,
+    Alarm,
+    InsufficientData,
+}
+
+impl AlarmState {
+    pub fn parse(value: &str) -> Option<AlarmState> {
+        match value {
+            "OK" => Some(AlarmState::Ok),
+            "ALARM" => Some(AlarmState::Alarm),
+            "INSUFFICIENT_DATA" => Some(AlarmState::InsufficientData),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Ok => "OK",
+            AlarmState::Alarm => "ALARM",
+            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
 
 /// A CloudWatch Alarm State Change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlarmChange {
     pub alarm: String,
-    pub state: String,
-    pub previous_state: Option<String>,
+    pub state: AlarmState,
+    pub previous_state: Option<AlarmState>,
     pub reason: String,
 }
 
@@ -65,29 +98,17 @@ fn lanes(env: &Environment) -> Vec<Lane> {
         .collect()
 }
 
-impl<L, E, P, S, R, V> Engine<L, E, P, S, R, V>
-where
-    L: Ledger + RollbackLedger,
-    E: Ecs,
-    P: Parameters,
-    S: SecretsCheck,
-    R: Registry,
-    V: EventSink,
-{
+impl<P: Ports> Engine<P> {
     pub async fn on_alarm(&self, alarm: &AlarmChange) -> Result<Vec<Decision>, EngineError> {
         let ignored = |reason: String| {
             tracing::info!(alarm = %alarm.alarm, %reason, "alarm ignored");
-            Ok(vec![Decision::new(
-                "",
-                "",
-                None,
-                Outcome::Ignored { reason },
-            )])
+            Ok(vec![Decision::ignored(reason)])
         };
-        if alarm.state != "ALARM" {
+        if alarm.state != AlarmState::Alarm {
             return ignored(format!(
                 "alarm {} went to {}; only ALARM rolls back",
-                alarm.alarm, alarm.state
+                alarm.alarm,
+                alarm.state.as_str()
             ));
         }
         let Some(env) = self.config.environment_guarded_by(&alarm.alarm) else {
@@ -113,15 +134,13 @@ where
             to: request.to.clone(),
             reason: request.reason.clone(),
         };
-        let chosen: Vec<Lane> = lanes(env)
-            .into_iter()
-            .filter(|l| {
-                request
-                    .repository
-                    .as_ref()
-                    .is_none_or(|r| r == &l.repository)
-            })
-            .collect();
+        let wanted = |lane: &Lane| {
+            request
+                .repository
+                .as_ref()
+                .is_none_or(|r| r == &lane.repository)
+        };
+        let chosen: Vec<Lane> = lanes(env).into_iter().filter(wanted).collect();
         if chosen.is_empty() {
             return Err(EngineError::BadRequest(format!(
                 "environment {}/{} runs no repository {:?}",
@@ -150,24 +169,28 @@ where
         let env = self.environment_of(&request.app, &request.environment)?;
         let mut decisions = Vec::new();
         for lane in lanes(env) {
+            let about = |outcome| Decision::about(&lane.app, &lane.env, None, outcome);
             let head = self.ledger.head(&lane).await?.unwrap_or_default();
-            if !head.frozen {
-                decisions.push(Decision::new(
-                    &lane.app,
-                    &lane.env,
-                    None,
-                    Outcome::Ignored {
+            let held = match decide_unfreeze(&head) {
+                UnfreezePlan::NotFrozen => {
+                    decisions.push(about(Outcome::Ignored {
                         reason: format!("{lane} is not frozen"),
-                    },
-                ));
-                continue;
-            }
+                    }));
+                    continue;
+                }
+                UnfreezePlan::Refuse(reason) => {
+                    return Err(EngineError::BadRequest(format!(
+                        "unfreeze of {lane} refused: {reason}"
+                    )))
+                }
+                UnfreezePlan::Unfreeze { held } => held,
+            };
             if !self.ledger.unfreeze(&lane, head.version).await? {
                 return Err(EngineError::Contention(lane));
             }
             tracing::info!(%lane, "unfrozen");
-            decisions.push(Decision::new(&lane.app, &lane.env, None, Outcome::Unfrozen));
-            if let Some(held) = head.held {
+            decisions.push(about(Outcome::Unfrozen));
+            if let Some(held) = held {
                 let request = super::DeployRequest {
                     app: lane.app.clone(),
                     environment: lane.env.clone(),
@@ -181,47 +204,60 @@ where
         Ok(decisions)
     }
 
-    fn environment_of(&self, app: &str, env: &str) -> Result<&Environment, EngineError> {
-        self.config.environment(app, env).ok_or_else(|| {
-            EngineError::BadRequest(format!(
-                "no environment `{env}` in app `{app}` in ferry's config"
-            ))
-        })
-    }
-
     /// Rolls one lane back for `cause`.
     pub(crate) async fn roll_back(
         &self,
         lane: &Lane,
         cause: &RollbackCause,
     ) -> Result<Decision, EngineError> {
-        let decide = |id: Option<&str>, outcome| Decision::new(&lane.app, &lane.env, id, outcome);
+        let decide = |id: Option<&str>, outcome| Decision::about(&lane.app, &lane.env, id, outcome);
         for _attempt in 0..3 {
             // Round trip 1.
             let head = self.ledger.head(lane).await?.unwrap_or_default();
-            let (leaving, to, history) = match choose_rollback(&head, cause) {
+            let (rollback, to) = match choose_rollback(&head, cause) {
                 RollbackChoice::Roll {
                     leaving,
                     to,
                     history,
-                } => (leaving, to, history),
+                } => {
+                    let rollback = RollbackInProgress {
+                        release: leaving.release,
+                        target: to.id.clone(),
+                        reason: format!(
+                            "rolled back to {} ({}): {}",
+                            to.tag,
+                            to.id,
+                            cause.describe()
+                        ),
+                        interrupted: false,
+                    };
+                    // Round trip 2: the decision, atomically.
+                    let write = RollbackWrite {
+                        lane,
+                        expected_head_version: head.version,
+                        target: &to,
+                        history,
+                        rolling_back: &rollback,
+                        guard: Transition::BeginRollback.guard(),
+                    };
+                    if !self.ledger.roll_back(write).await? {
+                        continue;
+                    }
+                    (rollback, to)
+                }
+                RollbackChoice::Finish { rollback, to } => {
+                    if !self
+                        .ledger
+                        .mark_rollback(lane, &rollback.release.id, false)
+                        .await?
+                    {
+                        continue;
+                    }
+                    tracing::warn!(%lane, release = %rollback.release.id, "finishing an interrupted rollback");
+                    (rollback, to)
+                }
                 RollbackChoice::Nothing { reason } => {
                     tracing::info!(%lane, %reason, cause = %cause.describe(), "nothing to roll back");
-                    if let Some(current) = head.history.first() {
-                        self.emit(vec![ReleaseEvent {
-                            release_id: current.id.to_string(),
-                            app: lane.app.clone(),
-                            environment: lane.env.clone(),
-                            repository: lane.repository.clone(),
-                            tag: current.tag.clone(),
-                            digest: current.digest.clone(),
-                            state: "ROLLBACK_NOT_NEEDED".to_owned(),
-                            previous_state: None,
-                            reason: Some(format!("{}: {reason}", cause.describe())),
-                            services: current.task_definitions.keys().cloned().collect(),
-                        }])
-                        .await;
-                    }
                     return Ok(decide(None, Outcome::Ignored { reason }));
                 }
                 RollbackChoice::Refused { reason } => {
@@ -229,102 +265,84 @@ where
                     return Ok(decide(None, Outcome::Refused { reason }));
                 }
             };
-            let reason = format!(
-                "rolled back to {} ({}): {}",
-                to.tag,
-                to.id,
-                cause.describe()
-            );
-            let expected: &[ReleaseState] = if leaving.in_flight {
-                &[
-                    ReleaseState::Claimed,
-                    ReleaseState::Migrating,
-                    ReleaseState::Deploying,
-                ]
-            } else {
-                &[ReleaseState::Succeeded]
-            };
-            // Round trip 2: the decision, atomically.
-            let written = self
-                .ledger
-                .roll_back(RollbackWrite {
-                    lane,
-                    expected_head_version: head.version,
-                    target: &to,
-                    history,
-                    left: Some((&leaving.id, expected, ReleaseState::RolledBack)),
-                    reason: &reason,
-                })
-                .await?;
-            if !written {
-                continue;
-            }
-            tracing::warn!(%lane, from = %leaving.id, to = %to.id, %reason, "rolling back");
-
-            // Round trip 3: every service at once ∥ the public record ∥ the audit event.
-            let cluster = self
-                .config
-                .environment(&lane.app, &lane.env)
-                .map(|e| e.cluster.clone())
-                .unwrap_or_default();
-            let parameter = self.parameter_of(lane)?;
-            let services: Vec<(String, String)> = to
-                .task_definitions
-                .iter()
-                .map(|(s, a)| (s.clone(), a.clone()))
-                .collect();
-            let event = ReleaseEvent {
-                release_id: leaving.id.to_string(),
-                app: lane.app.clone(),
-                environment: lane.env.clone(),
-                repository: lane.repository.clone(),
-                tag: leaving.tag.clone(),
-                digest: String::new(),
-                state: ReleaseState::RolledBack.as_str().to_owned(),
-                previous_state: None,
-                reason: Some(reason.clone()),
-                services: services.iter().map(|(s, _)| s.clone()).collect(),
-            };
-            let (updated, put, ()) = futures_util::join!(
-                fan_out(services, UPDATE_SERVICE_CONCURRENCY, |(service, arn)| {
-                    let cluster = &cluster;
-                    async move { self.ecs.restore_service(cluster, &service, &arn).await }
-                }),
-                self.params.put(&parameter, &to.tag),
-                self.emit(vec![event]),
-            );
-            let version = put?;
-            let failures: Vec<String> = updated
-                .into_iter()
-                .filter_map(Result::err)
-                .map(|e| e.to_string())
-                .collect();
-            // Round trip 4: the restored version is the known-good one.
-            self.params
-                .label(&parameter, version, KNOWN_GOOD_LABEL)
-                .await?;
-            if !failures.is_empty() {
-                tracing::error!(%lane, ?failures, "some services could not be rolled back");
-                return Err(EngineError::Aws(
-                    crate::ports::PortError::new(
-                        "ecs:UpdateService",
-                        format!(
-                            "rollback of {lane} left services behind: {}",
-                            failures.join("; ")
-                        ),
-                    )
-                    .retryable(),
-                ));
-            }
-            return Ok(decide(
-                Some(leaving.id.as_str()),
-                Outcome::RolledBack {
-                    from: leaving.tag,
-                    to: to.tag,
-                    reason,
-                },
-            ));
+            let outcome = self.put_back(lane, &rollback, &to).await?;
+            return Ok(decide(Some(rollback.release.id.as_str()), outcome));
         }
         Err(EngineError::Contention(lane.clone()))
+    }
+
+    /// Round trip 3 and on: every service back ∥ the public record, then the
+    /// rollback's end. A failure marks it interrupted for the redelivery.
+    async fn put_back(
+        &self,
+        lane: &Lane,
+        rollback: &RollbackInProgress,
+        to: &KnownGoodRelease,
+    ) -> Result<Outcome, EngineError> {
+        tracing::warn!(%lane, from = %rollback.release.id, to = %to.id, reason = %rollback.reason, "rolling back");
+        let cluster = self.environment_of(&lane.app, &lane.env)?.cluster.clone();
+        let parameter = self.parameter_of(lane)?;
+        let services: Vec<(String, String)> = to
+            .task_definitions
+            .iter()
+            .map(|(s, a)| (s.clone(), a.clone()))
+            .collect();
+        let (updated, put, left) = futures_util::join!(
+            fan_out(services, UPDATE_SERVICE_CONCURRENCY, |(service, arn)| {
+                let cluster = &cluster;
+                async move { self.ecs.restore_service(cluster, &service, &arn).await }
+            }),
+            self.params.put(&parameter, &to.tag),
+            self.ledger.release(&rollback.release.id),
+        );
+        let first_failure = updated.into_iter().find_map(Result::err);
+        let version = match (put, first_failure) {
+            (Ok(version), None) => version,
+            (Err(e), _) | (Ok(_), Some(e)) => {
+                return Err(self.rollback_interrupted(lane, rollback, e).await)
+            }
+        };
+        // Round trip 4: the restored version is the known-good one ∥ the end.
+        let guard = Transition::FinishRollback.guard();
+        let (labelled, finished) = futures_util::join!(
+            self.params.label(&parameter, version, KNOWN_GOOD_LABEL),
+            self.ledger.finish_rollback(lane, rollback, guard),
+        );
+        let finished = match (labelled, finished) {
+            (Ok(()), Ok(finished)) => finished,
+            (Err(e), _) | (_, Err(e)) => {
+                return Err(self.rollback_interrupted(lane, rollback, e).await)
+            }
+        };
+        if finished {
+            if let Ok(Some(mut record)) = left {
+                record.reason = Some(rollback.reason.clone());
+                let previous = record.rolled_back_from.or(Some(ReleaseState::RollingBack));
+                self.emit(vec![event_for(&record, previous, ReleaseState::RolledBack)])
+                    .await;
+            }
+        }
+        Ok(Outcome::RolledBack {
+            from: rollback.release.tag.clone(),
+            to: to.tag.clone(),
+            reason: rollback.reason.clone(),
+        })
+    }
+
+    async fn rollback_interrupted(
+        &self,
+        lane: &Lane,
+        rollback: &RollbackInProgress,
+        error: PortError,
+    ) -> EngineError {
+        tracing::error!(%lane, release = %rollback.release.id, %error, "rollback interrupted; the redelivered event finishes it");
+        if let Err(mark_error) = self
+            .ledger
+            .mark_rollback(lane, &rollback.release.id, true)
+            .await
+        {
+            tracing::error!(%lane, %mark_error, "could not mark the rollback interrupted; the reconcile pass must finish it");
+        }
+        EngineError::Aws(error)
     }
 }

@@ -24,15 +24,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use ferry_core::config::Config;
-use ferry_core::engine::{DeploymentChange, DeploymentOutcome, Engine, Push, TaskStopped};
+use ferry_core::engine::{DeploymentChange, DeploymentOutcome, Engine, Ports, Push, TaskStopped};
 use ferry_core::image::{ContainerImage, ImageChange};
+use ferry_core::names::PushTime;
 use ferry_core::ports::{
-    Claim, ClaimOutcome, Ecs, EventSink, HeadChange, HeldPush, ImageSelector, KnownGoodRelease,
-    Lane, LaneHead, Ledger, Parameters, PortError, PortResult, Registry, ReleaseEvent,
-    ReleasePointer, ReleaseRecord, ReleaseUpdate, ResolvedImage, RollbackLedger, RollbackWrite,
+    Claim, ClaimOutcome, Ecs, EventSink, HeadChange, HeldPush, ImageSelector, Lane, LaneHead,
+    Ledger, Parameters, PortError, PortResult, Registry, ReleaseEvent, ReleasePointer,
+    ReleaseRecord, ReleaseUpdate, ResolvedImage, RollbackInProgress, RollbackLedger, RollbackWrite,
     SecretsCheck, ServiceLookup, ServiceView, TaskDefinitionView,
 };
-use ferry_core::release::{ReleaseId, ReleaseState, StoppedContainer, StoppedTask};
+use ferry_core::release::{
+    Guard, ReleaseId, ReleaseState, StoppedContainer, StoppedTask, Transition,
+};
 
 pub const ACCOUNT: &str = "123456789012";
 pub const REGION: &str = "eu-west-1";
@@ -126,9 +129,6 @@ pub const MUTATIONS: [&str; 13] = [
     "ssm:LabelParameterVersion",
 ];
 
-/// How many known-good releases a lane head keeps (the adapter's `HISTORY_KEPT`).
-pub const HISTORY_KEPT: usize = 10;
-
 // ---------------------------------------------------------------------------
 // Configuration
 
@@ -180,7 +180,19 @@ image_tag_parameter = "/blog/prod/compute/currentImageTag"
     )
 }
 
-pub type FakeEngine = Engine<FakeAws, FakeAws, FakeAws, FakeAws, FakeAws, FakeAws>;
+/// Every port of the engine is the one in-memory AWS.
+pub struct FakePorts;
+
+impl Ports for FakePorts {
+    type Ledger = FakeAws;
+    type Ecs = FakeAws;
+    type Parameters = FakeAws;
+    type Secrets = FakeAws;
+    type Registry = FakeAws;
+    type Events = FakeAws;
+}
+
+pub type FakeEngine = Engine<FakePorts>;
 
 /// The estate with a migration: fake AWS seeded, and an engine over it.
 pub fn estate() -> (FakeAws, FakeEngine) {
@@ -753,7 +765,10 @@ impl FakeAws {
         self.events()
             .into_iter()
             .filter(|e| e.release_id == release.as_str())
-            .map(|e| (e.state, e.previous_state))
+            .map(|e| {
+                let previous = e.previous_state.map(|p| p.as_str().to_owned());
+                (e.state.as_str().to_owned(), previous)
+            })
             .collect()
     }
 
@@ -827,7 +842,7 @@ pub fn push_event(repository: &str, tag: &str, digest: &str, pushed_at: &str) ->
         repository: repository.into(),
         tag: tag.into(),
         digest: digest.into(),
-        pushed_at: pushed_at.into(),
+        pushed_at: PushTime::parse_rfc3339(pushed_at).expect("an RFC 3339 test time"),
     }
 }
 
@@ -961,7 +976,6 @@ impl Future for Held<'_> {
 /// instead of being silently dropped by the fake.
 fn apply_update(record: &mut ReleaseRecord, update: ReleaseUpdate) {
     let ReleaseUpdate {
-        state,
         previous_tag,
         task_definitions,
         migration_task_definition,
@@ -973,9 +987,14 @@ fn apply_update(record: &mut ReleaseRecord, update: ReleaseUpdate) {
         completed_service,
         reason,
         if_deployment: _,
+        interrupted,
+        resume,
     } = update;
-    if let Some(v) = state {
-        record.state = v;
+    if resume {
+        record.interrupted = None;
+    }
+    if let Some(v) = interrupted {
+        record.interrupted = Some(v);
     }
     if let Some(v) = previous_tag {
         record.previous_tag = Some(v);
@@ -1009,19 +1028,28 @@ fn apply_update(record: &mut ReleaseRecord, update: ReleaseUpdate) {
     }
 }
 
-/// The head as the adapter decodes it (history cut to [`HISTORY_KEPT`]).
+/// The head as the adapter decodes it.
 fn decoded(head: Option<&LaneHead>) -> Option<LaneHead> {
-    head.cloned().map(|mut h| {
-        h.history.truncate(HISTORY_KEPT);
-        h
-    })
+    head.cloned()
 }
 
-const SUPERSEDABLE: [ReleaseState; 3] = [
-    ReleaseState::Claimed,
-    ReleaseState::Migrating,
-    ReleaseState::Deploying,
-];
+/// Applies `guard` to a release record: its condition, then its state.
+fn guarded(record: &mut ReleaseRecord, guard: Guard, update: ReleaseUpdate) -> bool {
+    let conditions_hold = guard.admits(record.state)
+        && update
+            .if_deployment
+            .as_ref()
+            .is_none_or(|(s, d)| record.deployments.get(s) == Some(d))
+        && (!update.resume || record.interrupted.is_some());
+    if !conditions_hold {
+        return false;
+    }
+    if let Some(to) = guard.to {
+        record.state = to;
+    }
+    apply_update(record, update);
+    true
+}
 
 impl Ledger for FakeAws {
     async fn read(
@@ -1071,7 +1099,7 @@ impl Ledger for FakeAws {
         // Item 3: the superseded release, if it is still in flight.
         if let Some(old) = supersedes {
             match state.releases.get(old) {
-                Some(r) if SUPERSEDABLE.contains(&r.state) => {}
+                Some(r) if Transition::Supersede.guard().admits(r.state) => {}
                 _ => return Ok(ClaimOutcome::HeadMoved),
             }
         }
@@ -1081,9 +1109,10 @@ impl Ledger for FakeAws {
         head.in_flight = Some(ReleasePointer {
             id: release.id.clone(),
             tag: release.tag.clone(),
+            digest: release.digest.clone(),
         });
         if let Some(pushed) = latest_pushed_at {
-            head.latest_pushed_at = Some(pushed.to_owned());
+            head.latest_pushed_at = Some(pushed);
         }
         if unfreeze {
             head.frozen = false;
@@ -1101,30 +1130,21 @@ impl Ledger for FakeAws {
     async fn update(
         &self,
         id: &ReleaseId,
-        expected: &[ReleaseState],
+        guard: Guard,
         update: ReleaseUpdate,
     ) -> PortResult<Option<ReleaseRecord>> {
         self.enter("ledger:Update", "").await?;
         let mut state = self.state();
         match state.releases.get_mut(id) {
-            Some(record)
-                if expected.contains(&record.state)
-                    && update
-                        .if_deployment
-                        .as_ref()
-                        .is_none_or(|(s, d)| record.deployments.get(s) == Some(d)) =>
-            {
-                apply_update(record, update);
-                Ok(Some(record.clone()))
-            }
-            _ => Ok(None),
+            Some(record) => Ok(guarded(record, guard, update).then(|| record.clone())),
+            None => Ok(None),
         }
     }
 
     async fn settle(
         &self,
         release: &ReleaseRecord,
-        expected: &[ReleaseState],
+        guard: Guard,
         update: ReleaseUpdate,
         head: HeadChange,
     ) -> PortResult<bool> {
@@ -1133,7 +1153,7 @@ impl Ledger for FakeAws {
         let release_ok = state
             .releases
             .get(&release.id)
-            .is_some_and(|r| expected.contains(&r.state));
+            .is_some_and(|r| guard.admits(r.state));
         let head_ok = state
             .heads
             .get(&release.lane)
@@ -1143,23 +1163,14 @@ impl Ledger for FakeAws {
             return Ok(false);
         }
         if let Some(record) = state.releases.get_mut(&release.id) {
-            apply_update(record, update);
+            guarded(record, guard, update);
         }
         if let Some(lane_head) = state.heads.get_mut(&release.lane) {
             lane_head.version += 1;
             lane_head.in_flight = None;
-            if let HeadChange::KnownGood(pointer) = head {
+            if let HeadChange::KnownGood { pointer, history } = head {
                 lane_head.known_good = Some(pointer);
-                // From the record the engine passed, as the adapter does.
-                lane_head.history.insert(
-                    0,
-                    KnownGoodRelease {
-                        id: release.id.clone(),
-                        tag: release.tag.clone(),
-                        digest: release.digest.clone(),
-                        task_definitions: release.task_definitions.clone(),
-                    },
-                );
+                lane_head.history = history;
             }
         }
         Ok(true)
@@ -1174,30 +1185,26 @@ impl RollbackLedger for FakeAws {
             expected_head_version,
             target,
             history,
-            left,
-            reason,
+            rolling_back,
+            guard,
         } = write;
-        let Some((left, expected, next)) = left else {
-            return Err(PortError::new(
-                "dynamodb:TransactWriteItems",
-                "a rollback must name the release it leaves",
-            ));
-        };
+        let left = &rolling_back.release.id;
         let mut state = self.state();
         let release_ok = state
             .releases
             .get(left)
-            .is_some_and(|r| expected.contains(&r.state));
+            .is_some_and(|r| guard.admits(r.state));
         let head_ok = state
             .heads
             .get(lane)
-            .is_some_and(|h| h.version == expected_head_version);
+            .is_some_and(|h| h.version == expected_head_version && h.rolling_back.is_none());
         if !(release_ok && head_ok) {
             return Ok(false);
         }
         if let Some(record) = state.releases.get_mut(left) {
-            record.state = next;
-            record.reason = Some(reason.to_owned());
+            record.rolled_back_from = Some(record.state);
+            record.state = guard.to.unwrap_or(record.state);
+            record.reason = Some(rolling_back.reason.clone());
         }
         if let Some(head) = state.heads.get_mut(lane) {
             head.version = expected_head_version + 1;
@@ -1206,12 +1213,65 @@ impl RollbackLedger for FakeAws {
             head.known_good = Some(ReleasePointer {
                 id: target.id.clone(),
                 tag: target.tag.clone(),
+                digest: target.digest.clone(),
             });
-            head.last_rollback = Some(left.clone());
+            head.rolling_back = Some(rolling_back.clone());
             head.in_flight = None;
             head.bad_releases.insert(left.clone());
         }
         Ok(true)
+    }
+
+    async fn finish_rollback(
+        &self,
+        lane: &Lane,
+        rollback: &RollbackInProgress,
+        guard: Guard,
+    ) -> PortResult<bool> {
+        self.enter("ledger:FinishRollback", "").await?;
+        let mut state = self.state();
+        let id = &rollback.release.id;
+        let head_ok = state
+            .heads
+            .get(lane)
+            .and_then(|h| h.rolling_back.as_ref())
+            .is_some_and(|r| &r.release.id == id);
+        let release_ok = state
+            .releases
+            .get(id)
+            .is_some_and(|r| guard.admits(r.state));
+        if !(head_ok && release_ok) {
+            return Ok(false);
+        }
+        if let Some(record) = state.releases.get_mut(id) {
+            record.state = guard.to.unwrap_or(record.state);
+        }
+        if let Some(head) = state.heads.get_mut(lane) {
+            head.version += 1;
+            head.rolling_back = None;
+        }
+        Ok(true)
+    }
+
+    async fn mark_rollback(
+        &self,
+        lane: &Lane,
+        release: &ReleaseId,
+        interrupted: bool,
+    ) -> PortResult<bool> {
+        self.enter("ledger:MarkRollback", "").await?;
+        let mut state = self.state();
+        let Some(head) = state.heads.get_mut(lane) else {
+            return Ok(false);
+        };
+        match head.rolling_back.as_mut() {
+            Some(r) if &r.release.id == release && (interrupted || r.interrupted) => {
+                r.interrupted = interrupted;
+                head.version += 1;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn hold(&self, lane: &Lane, expected: u64, push: &HeldPush) -> PortResult<bool> {
@@ -1477,7 +1537,7 @@ impl Registry for FakeAws {
             registry_id: ACCOUNT.into(),
             digest: i.digest.clone(),
             tags: i.tags.clone(),
-            pushed_at: Some(i.pushed_at.clone()),
+            pushed_at: PushTime::parse_rfc3339(&i.pushed_at).ok(),
         }))
     }
 }

@@ -1,0 +1,143 @@
+//! The rollout, once for both paths that reach it (ferry-gate after a passing
+//! migration, ferry-deploy when the lane has none): UpdateService on every
+//! service without a deployment yet, the image tag if not yet written, then one
+//! conditional record. A rollout that lost its release to a rollback is undone.
+
+use std::collections::BTreeMap;
+
+use super::{fan_out, Engine, EngineError, Outcome, Ports, UPDATE_SERVICE_CONCURRENCY};
+use crate::ports::{
+    Ecs, Ledger, Parameters, PortError, ReleaseEvent, ReleaseRecord, ReleaseUpdate,
+};
+use crate::release::ReleaseState;
+
+impl<P: Ports> Engine<P> {
+    /// Rolls out every service of a DEPLOYING release that has no deployment
+    /// yet. Any failure marks the release interrupted and fails the invocation,
+    /// so the redelivered event finishes the rollout.
+    pub(super) async fn roll_out(
+        &self,
+        record: ReleaseRecord,
+        events: Vec<ReleaseEvent>,
+    ) -> Result<Outcome, EngineError> {
+        let id = &record.id;
+        let pending: Vec<(String, String)> = record
+            .task_definitions
+            .iter()
+            .filter(|(s, _)| !record.deployments.contains_key(*s))
+            .map(|(s, a)| (s.clone(), a.clone()))
+            .collect();
+        let cluster = &record.cluster;
+        let put_parameter = async {
+            match record.parameter_version {
+                Some(_) => None,
+                None => Some(
+                    async {
+                        let parameter = self.parameter_of(&record.lane)?;
+                        self.params.put(&parameter, &record.tag).await
+                    }
+                    .await,
+                ),
+            }
+        };
+        let (updated, put) = futures_util::join!(
+            fan_out(
+                pending,
+                UPDATE_SERVICE_CONCURRENCY,
+                |(service, arn)| async move {
+                    let result = self.ecs.update_service(cluster, &service, &arn).await;
+                    result.map(|deployment| (service, deployment))
+                }
+            ),
+            put_parameter,
+        );
+        let mut deployments = record.deployments.clone();
+        let mut failures: Vec<PortError> = Vec::new();
+        for result in updated {
+            match result {
+                Ok((service, deployment)) => {
+                    deployments.insert(service, deployment);
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+        let wrote_parameter = matches!(put, Some(Ok(_)));
+        let parameter_version = match put {
+            Some(Ok(version)) => Some(version),
+            Some(Err(e)) => {
+                failures.push(e);
+                None
+            }
+            None => None,
+        };
+        let update = ReleaseUpdate {
+            task_definitions: Some(record.task_definitions.clone()),
+            deployments: Some(deployments.clone()),
+            parameter_version,
+            interrupted: (!failures.is_empty()).then(|| describe(&failures)),
+            ..ReleaseUpdate::default()
+        };
+        let (recorded, ()) = futures_util::join!(
+            self.ledger
+                .update(id, ReleaseState::Deploying.stays(), update),
+            self.emit(events),
+        );
+        if recorded?.is_none() {
+            // The release left DEPLOYING while its calls were on their way (a
+            // rollback or a newer release landed in between): put back what they changed.
+            self.undo_rollout(&record, &deployments, wrote_parameter)
+                .await?;
+            return Ok(Outcome::Superseded);
+        }
+        if let Some(first) = failures.into_iter().next() {
+            tracing::error!(release = %id, error = %first, "the rollout left services behind; the redelivered event finishes it");
+            return Err(first.into());
+        }
+        tracing::info!(release = %id, ?deployments, "services updated");
+        Ok(Outcome::Deploying {
+            deployments: deployments.into_values().collect(),
+        })
+    }
+
+    /// Puts the services a late rollout touched back on the lane's known-good
+    /// revisions, unless a newer release is in flight (its rollout owns them),
+    /// and the image tag where the head says it belongs if this rollout wrote it.
+    async fn undo_rollout(
+        &self,
+        record: &ReleaseRecord,
+        touched: &BTreeMap<String, String>,
+        wrote_parameter: bool,
+    ) -> Result<(), EngineError> {
+        let head = self.ledger.head(&record.lane).await?.unwrap_or_default();
+        if wrote_parameter {
+            self.correct_parameter(&record.lane, &head).await?;
+        }
+        let (None, Some(good)) = (&head.in_flight, head.history.first()) else {
+            return Ok(());
+        };
+        tracing::warn!(release = %record.id, to = %good.id, "undoing a rollout that landed after a rollback");
+        let restore: Vec<(String, String)> = touched
+            .keys()
+            .filter_map(|s| good.task_definitions.get(s).map(|a| (s.clone(), a.clone())))
+            .collect();
+        let cluster = &record.cluster;
+        let restored = fan_out(
+            restore,
+            UPDATE_SERVICE_CONCURRENCY,
+            |(service, arn)| async move { self.ecs.restore_service(cluster, &service, &arn).await },
+        )
+        .await;
+        for result in restored {
+            result?;
+        }
+        Ok(())
+    }
+}
+
+fn describe(failures: &[PortError]) -> String {
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,297 @@
+//! Names, identities and the limits AWS puts on them: the leaf every other
+//! module builds on (config validates names with it, releases derive ids from it),
+//! so neither depends on the other.
+
+use std::fmt;
+
+/// The longest app, environment or service name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Whether `name` is a valid app, environment or service name:
+/// 1 to 64 of `[A-Za-z0-9_-]`.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// What ECS's `startedBy` may hold at most.
+pub const MAX_STARTED_BY_LEN: usize = 128;
+const STARTED_BY_PREFIX: &str = "ferry/";
+/// The longest release id whose `startedBy` still fits ECS's limit.
+pub const MAX_RELEASE_ID_LEN: usize = MAX_STARTED_BY_LEN - STARTED_BY_PREFIX.len();
+/// How many hex characters of the digest a release id carries.
+pub const DIGEST_PREFIX_LEN: usize = 16;
+
+/// A release's identity: `<app>/<env>/<first 16 hex characters of the digest>`.
+///
+/// It is deterministic in (app, env, digest), so a re-delivered push finds the release
+/// it already started instead of starting another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReleaseId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReleaseError {
+    #[error(
+        "`{id}` is not a release id ({why}); a release id looks like `shop/prod/3f2a9c1b7e40d5a1`"
+    )]
+    InvalidId { id: String, why: String },
+}
+
+impl ReleaseId {
+    /// The release of `digest` (`sha256:<hex>`, or bare hex) to `app`/`env`.
+    ///
+    /// With app and environment names that the config accepted and a digest from a
+    /// [`crate::image::PushedImage`], the result always passes [`ReleaseId::parse`].
+    pub fn derive(app: &str, env: &str, digest: &str) -> ReleaseId {
+        let hex = digest.rsplit(':').next().unwrap_or(digest);
+        let short: String = hex
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(DIGEST_PREFIX_LEN)
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        ReleaseId(format!("{app}/{env}/{short}"))
+    }
+
+    /// Parses and validates `<app>/<env>/<16 lowercase hex>`.
+    pub fn parse(s: &str) -> Result<ReleaseId, ReleaseError> {
+        let invalid = |why: &str| ReleaseError::InvalidId {
+            id: s.to_owned(),
+            why: why.to_owned(),
+        };
+        let parts: Vec<&str> = s.split('/').collect();
+        let [app, env, hash] = parts.as_slice() else {
+            return Err(invalid("it needs exactly three `/`-separated parts"));
+        };
+        if !is_valid_name(app) {
+            return Err(invalid(
+                "the app name must be 1 to 64 letters, digits, `_` or `-`",
+            ));
+        }
+        if !is_valid_name(env) {
+            return Err(invalid(
+                "the environment name must be 1 to 64 letters, digits, `_` or `-`",
+            ));
+        }
+        if hash.len() != DIGEST_PREFIX_LEN
+            || !hash
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(invalid(
+                "the last part must be the first 16 lowercase hex characters of the image digest",
+            ));
+        }
+        if s.len() > MAX_RELEASE_ID_LEN {
+            return Err(invalid(&format!(
+                "it is {} characters long; at most {MAX_RELEASE_ID_LEN} fit in ECS's startedBy",
+                s.len()
+            )));
+        }
+        Ok(ReleaseId(s.to_owned()))
+    }
+
+    /// The release named by an ECS task's `startedBy` (`ferry/<release id>`), if any.
+    pub fn from_started_by(started_by: &str) -> Option<ReleaseId> {
+        started_by
+            .strip_prefix(STARTED_BY_PREFIX)
+            .and_then(|id| ReleaseId::parse(id).ok())
+    }
+
+    /// `ferry/<release id>`: at most 128 characters of letters, digits, `-`, `_` and
+    /// `/`, as ECS's `startedBy` requires (the config limits name lengths so it fits).
+    pub fn started_by(&self) -> String {
+        format!("{STARTED_BY_PREFIX}{}", self.0)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn app(&self) -> &str {
+        self.0.split('/').next().unwrap_or("")
+    }
+
+    pub fn env(&self) -> &str {
+        self.0.split('/').nth(1).unwrap_or("")
+    }
+}
+
+impl fmt::Display for ReleaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// When an image was pushed, compared as a time (milliseconds since the Unix
+/// epoch, UTC), never as text from two formatters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PushTime(i64);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an RFC 3339 time like 2026-12-01T09:30:00Z")]
+pub struct BadTime(pub String);
+
+impl PushTime {
+    pub fn from_epoch_millis(millis: i64) -> PushTime {
+        PushTime(millis)
+    }
+
+    pub fn epoch_millis(self) -> i64 {
+        self.0
+    }
+
+    /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`.
+    pub fn parse_rfc3339(text: &str) -> Result<PushTime, BadTime> {
+        let bad = || BadTime(text.to_owned());
+        let b = text.as_bytes();
+        let digits = |from: usize, len: usize| -> Result<i64, BadTime> {
+            let part = b.get(from..from + len).ok_or_else(bad)?;
+            if !part.iter().all(u8::is_ascii_digit) {
+                return Err(bad());
+            }
+            Ok(part.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
+        };
+        let separators = [(4, b'-'), (7, b'-'), (13, b':'), (16, b':')];
+        if separators.iter().any(|(i, c)| b.get(*i) != Some(c))
+            || !matches!(b.get(10), Some(b'T' | b't' | b' '))
+        {
+            return Err(bad());
+        }
+        let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+        let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+        if !(1..=12).contains(&month)
+            || !(1..=31).contains(&day)
+            || hour > 23
+            || minute > 59
+            || second > 60
+        {
+            return Err(bad());
+        }
+        let mut at = 19;
+        let mut millis = 0;
+        if b.get(at) == Some(&b'.') {
+            let start = at + 1;
+            at = start;
+            while b.get(at).is_some_and(u8::is_ascii_digit) {
+                at += 1;
+            }
+            if at == start {
+                return Err(bad());
+            }
+            let fraction = &text[start..at.min(start + 3)];
+            millis =
+                fraction.parse::<i64>().map_err(|_| bad())? * 10_i64.pow(3 - fraction.len() as u32);
+        }
+        let offset_minutes = match b.get(at) {
+            Some(b'Z' | b'z') if at + 1 == b.len() => 0,
+            Some(sign @ (b'+' | b'-')) if at + 6 == b.len() && b[at + 3] == b':' => {
+                let minutes = digits(at + 1, 2)? * 60 + digits(at + 4, 2)?;
+                if *sign == b'+' {
+                    minutes
+                } else {
+                    -minutes
+                }
+            }
+            _ => return Err(bad()),
+        };
+        let days = days_from_civil(year, month, day);
+        let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_minutes * 60;
+        Ok(PushTime(seconds * 1_000 + millis))
+    }
+}
+
+impl fmt::Display for PushTime {
+    /// RFC 3339 in UTC, with milliseconds only when there are some.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.0.div_euclid(1_000);
+        let millis = self.0.rem_euclid(1_000);
+        let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+        let (year, month, day) = civil_from_days(days);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+            rest / 3_600,
+            rest % 3_600 / 60,
+            rest % 60
+        )?;
+        if millis != 0 {
+            write!(f, ".{millis:03}")?;
+        }
+        f.write_str("Z")
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+}
+
+#[cfg(test)]
+mod push_time_tests {
+    use super::PushTime;
+
+    fn at(text: &str) -> PushTime {
+        PushTime::parse_rfc3339(text).expect("a valid time")
+    }
+
+    #[test]
+    fn push_times_from_different_formatters_compare_as_times() {
+        // Same instant, three spellings: equal, whatever their text says.
+        assert_eq!(at("2026-12-01T09:30:00Z"), at("2026-12-01T09:30:00.000Z"));
+        assert_eq!(at("2026-12-01T09:30:00Z"), at("2026-12-01T10:30:00+01:00"));
+        // As strings "…09:30:00.5Z" < "…09:30:00Z" — as times it is later.
+        assert!(at("2026-12-01T09:30:00.5Z") > at("2026-12-01T09:30:00Z"));
+        assert!(at("2026-12-01T09:30:00Z") < at("2026-12-01T09:30:01Z"));
+    }
+
+    #[test]
+    fn a_push_time_prints_as_rfc3339_utc_and_parses_back() {
+        for text in [
+            "1970-01-01T00:00:00Z",
+            "2024-02-29T23:59:59Z",
+            "2026-12-01T09:30:00.250Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert_eq!(at(text).to_string(), text);
+        }
+        assert_eq!(at("1970-01-01T00:00:01Z").epoch_millis(), 1_000);
+        assert_eq!(at("2026-12-01T05:30:02Z").epoch_millis(), 1_796_103_002_000);
+    }
+
+    #[test]
+    fn a_malformed_push_time_is_refused_with_its_text() {
+        for text in [
+            "",
+            "2026-12-01",
+            "2026-13-01T00:00:00Z",
+            "2026-12-01T00:00:00",
+            "2026-12-01T00:00:00+0100",
+            "yesterday",
+        ] {
+            let err = PushTime::parse_rfc3339(text).expect_err(text);
+            assert!(err.to_string().contains(&format!("`{text}`")), "{err}");
+        }
+    }
+}
