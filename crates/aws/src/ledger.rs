@@ -183,7 +183,10 @@ fn encode_rollback(r: &RollbackInProgress) -> AttributeValue {
         ("digest".to_owned(), s(&r.release.digest)),
         ("target".to_owned(), s(r.target.as_str())),
         ("reason".to_owned(), s(&r.reason)),
-        ("interrupted".to_owned(), AttributeValue::Bool(r.interrupted)),
+        (
+            "interrupted".to_owned(),
+            AttributeValue::Bool(r.interrupted),
+        ),
     ]))
 }
 
@@ -555,7 +558,8 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":digest", s(&release.digest))
             .expression_attribute_values(":false", AttributeValue::Bool(false));
         if let Some(pushed) = claim.latest_pushed_at {
-            head_update = head_update.expression_attribute_values(":pushed", n(pushed.epoch_millis()));
+            head_update =
+                head_update.expression_attribute_values(":pushed", n(pushed.epoch_millis()));
         }
         let head_update = head_update
             .build()
@@ -567,7 +571,10 @@ impl Ledger for DynamoLedger {
         if let Some(old) = claim.supersedes {
             let guard = Transition::Supersede.guard();
             let (condition, mut values) = state_condition(guard.from);
-            values.insert(":superseded".to_owned(), s(guard.to.unwrap_or(ReleaseState::Superseded).as_str()));
+            values.insert(
+                ":superseded".to_owned(),
+                s(guard.to.unwrap_or(ReleaseState::Superseded).as_str()),
+            );
             values.insert(":id".to_owned(), s(release.id.as_str()));
             values.insert(":now".to_owned(), n(now()));
             let supersede = Update::builder()

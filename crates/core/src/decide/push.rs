@@ -377,3 +377,317 @@ pub fn parameter_after_losing(head: &LaneHead) -> ParameterFix {
         (None, None) => ParameterFix::Nothing,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::ports::{ReleasePointer, RollbackInProgress};
+
+    const TOML: &str = r#"
+[apps.shop]
+repository = "shop"
+
+[apps.shop.environments.prod]
+cluster = "shop-prod"
+services = ["api", "worker"]
+tags = { semver = ">=1.0.0" }
+image_tag_parameter = "/shop/prod/compute/currentImageTag"
+"#;
+
+    fn config() -> Config {
+        Config::from_toml(TOML).expect("a valid config")
+    }
+
+    fn digest(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    fn target<'a>(
+        config: &'a Config,
+        tag: &str,
+        c: char,
+        origin: Origin,
+        second: i64,
+    ) -> Target<'a> {
+        let env = config.environment("shop", "prod").expect("shop/prod");
+        Target {
+            env,
+            image: PushedImage::new("123456789012", "eu-west-1", "shop", tag, &digest(c))
+                .expect("an image"),
+            pushed_at: Some(PushTime::from_epoch_millis(second * 1_000)),
+            origin,
+        }
+    }
+
+    fn pointer(tag: &str, c: char) -> ReleasePointer {
+        ReleasePointer {
+            id: ReleaseId::derive("shop", "prod", &digest(c)),
+            tag: tag.into(),
+            digest: digest(c),
+        }
+    }
+
+    #[test]
+    fn a_first_push_is_claimed_with_the_services_of_its_repository() {
+        let config = config();
+        let plan = decide_claim(
+            &target(&config, "1.0.0", 'a', Origin::Push, 10),
+            &LaneHead::default(),
+            None,
+            77,
+        );
+        let ClaimPlan::Claim {
+            record,
+            supersedes,
+            latest_pushed_at,
+            unfreeze,
+        } = plan
+        else {
+            panic!("expected a claim: {plan:?}");
+        };
+        assert_eq!(record.state, ReleaseState::Claimed);
+        assert_eq!(record.services, ["api", "worker"]);
+        assert_eq!((record.tag.as_str(), record.created_at), ("1.0.0", 77));
+        assert_eq!(record.previous_tag, None, "read from SSM after the claim");
+        assert_eq!(supersedes, None);
+        assert_eq!(latest_pushed_at, Some(PushTime::from_epoch_millis(10_000)));
+        assert!(!unfreeze);
+    }
+
+    #[test]
+    fn a_newer_push_supersedes_the_release_in_flight_and_restores_the_known_good_tag_on_failure() {
+        let config = config();
+        let head = LaneHead {
+            version: 4,
+            in_flight: Some(pointer("1.1.0", 'b')),
+            known_good: Some(pointer("1.0.0", 'a')),
+            ..LaneHead::default()
+        };
+        let plan = decide_claim(
+            &target(&config, "1.2.0", 'c', Origin::Push, 30),
+            &head,
+            None,
+            0,
+        );
+        let ClaimPlan::Claim {
+            record, supersedes, ..
+        } = plan
+        else {
+            panic!("expected a claim: {plan:?}");
+        };
+        assert_eq!(supersedes, Some(pointer("1.1.0", 'b').id));
+        assert_eq!(record.previous_tag.as_deref(), Some("1.0.0"));
+    }
+
+    #[test]
+    fn a_push_older_than_the_newest_push_acted_on_is_refused() {
+        let config = config();
+        let head = LaneHead {
+            latest_pushed_at: Some(PushTime::from_epoch_millis(20_000)),
+            ..LaneHead::default()
+        };
+        let plan = decide_claim(
+            &target(&config, "1.5.0", 'e', Origin::Push, 19),
+            &head,
+            None,
+            0,
+        );
+        assert!(
+            matches!(plan, ClaimPlan::Refuse(ref r) if r.contains("older than the newest push")),
+            "{plan:?}"
+        );
+        // An operator's deploy is not a late event: it is considered.
+        let plan = decide_claim(
+            &target(&config, "1.5.0", 'e', Origin::Operator, 19),
+            &head,
+            None,
+            0,
+        );
+        assert!(matches!(plan, ClaimPlan::Claim { .. }), "{plan:?}");
+    }
+
+    #[test]
+    fn a_semver_downgrade_below_the_release_in_flight_is_refused() {
+        let config = config();
+        let head = LaneHead {
+            in_flight: Some(pointer("1.3.0", 'b')),
+            ..LaneHead::default()
+        };
+        let plan = decide_claim(
+            &target(&config, "1.2.9", 'c', Origin::Push, 30),
+            &head,
+            None,
+            0,
+        );
+        assert!(matches!(plan, ClaimPlan::Refuse(_)), "{plan:?}");
+    }
+
+    #[test]
+    fn a_frozen_lane_holds_a_push_but_claims_an_operators_deploy() {
+        let config = config();
+        let head = LaneHead {
+            frozen: true,
+            ..LaneHead::default()
+        };
+        let plan = decide_claim(
+            &target(&config, "1.4.0", 'd', Origin::Push, 30),
+            &head,
+            None,
+            0,
+        );
+        assert_eq!(
+            plan,
+            ClaimPlan::Hold(HeldPush {
+                tag: "1.4.0".into(),
+                digest: digest('d'),
+                pushed_at: Some(PushTime::from_epoch_millis(30_000)),
+            })
+        );
+        let plan = decide_claim(
+            &target(&config, "1.4.0", 'd', Origin::Operator, 30),
+            &head,
+            None,
+            0,
+        );
+        assert!(
+            matches!(
+                plan,
+                ClaimPlan::Claim {
+                    unfreeze: false,
+                    ..
+                }
+            ),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn a_rolled_back_digest_is_refused_as_bad() {
+        let config = config();
+        let mut head = LaneHead::default();
+        head.bad_releases.insert(pointer("1.3.0", 'b').id);
+        let plan = decide_claim(
+            &target(&config, "1.3.0", 'b', Origin::Operator, 30),
+            &head,
+            None,
+            0,
+        );
+        assert!(
+            matches!(plan, ClaimPlan::Refuse(ref r) if r.contains("marked bad")),
+            "{plan:?}"
+        );
+    }
+
+    fn existing(state: ReleaseState, interrupted: bool) -> ReleaseRecord {
+        let config = config();
+        let mut record = new_record(
+            &target(&config, "1.0.0", 'a', Origin::Push, 10),
+            &LaneHead::default(),
+            1,
+        );
+        record.state = state;
+        record.interrupted = interrupted.then(|| "ecs:RegisterTaskDefinition failed".into());
+        record
+    }
+
+    #[test]
+    fn a_redelivered_push_resumes_only_an_interrupted_release_that_still_holds_its_lane() {
+        let config = config();
+        let push = target(&config, "1.0.0", 'a', Origin::Push, 10);
+        let holding = LaneHead {
+            in_flight: Some(pointer("1.0.0", 'a')),
+            ..LaneHead::default()
+        };
+        let interrupted = existing(ReleaseState::Migrating, true);
+        assert_eq!(
+            decide_claim(&push, &holding, Some(&interrupted), 0),
+            ClaimPlan::Resume(Box::new(interrupted.clone()))
+        );
+        // Not interrupted: another delivery is at work; a plain duplicate.
+        let working = existing(ReleaseState::Migrating, false);
+        assert_eq!(
+            decide_claim(&push, &holding, Some(&working), 0),
+            ClaimPlan::Duplicate(ReleaseState::Migrating)
+        );
+        // Superseded meanwhile: the lane is someone else's.
+        let elsewhere = LaneHead {
+            in_flight: Some(pointer("1.1.0", 'b')),
+            ..LaneHead::default()
+        };
+        assert_eq!(
+            decide_claim(&push, &elsewhere, Some(&interrupted), 0),
+            ClaimPlan::Duplicate(ReleaseState::Migrating)
+        );
+    }
+
+    #[test]
+    fn an_operators_deploy_waits_for_an_unfinished_rollback() {
+        let config = config();
+        let head = LaneHead {
+            frozen: true,
+            rolling_back: Some(RollbackInProgress {
+                release: pointer("1.3.0", 'b'),
+                target: pointer("1.0.0", 'a').id,
+                reason: "alarm".into(),
+                interrupted: true,
+            }),
+            ..LaneHead::default()
+        };
+        let plan = decide_claim(
+            &target(&config, "1.4.0", 'd', Origin::Operator, 30),
+            &head,
+            None,
+            0,
+        );
+        assert!(
+            matches!(plan, ClaimPlan::Refuse(ref r) if r.contains("has not finished")),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn after_losing_its_lane_a_release_leaves_the_tag_to_the_successor_or_the_known_good_release() {
+        let known_good = crate::ports::KnownGoodRelease {
+            id: pointer("1.0.0", 'a').id,
+            tag: "1.0.0".into(),
+            digest: digest('a'),
+            task_definitions: BTreeMap::new(),
+        };
+        let successor = LaneHead {
+            in_flight: Some(pointer("1.2.0", 'c')),
+            history: vec![known_good.clone()],
+            ..LaneHead::default()
+        };
+        assert_eq!(
+            parameter_after_losing(&successor),
+            ParameterFix::Successor("1.2.0".into())
+        );
+        let rolled_back = LaneHead {
+            history: vec![known_good],
+            ..LaneHead::default()
+        };
+        assert_eq!(
+            parameter_after_losing(&rolled_back),
+            ParameterFix::KnownGood("1.0.0".into())
+        );
+        assert_eq!(
+            parameter_after_losing(&LaneHead::default()),
+            ParameterFix::Nothing
+        );
+    }
+
+    #[test]
+    fn a_secrets_check_that_cannot_be_retried_is_a_preflight_problem_and_one_that_can_is_a_retry() {
+        let throttled = PortError::new("secretsmanager:DescribeSecret", "slow down").retryable();
+        assert!(secrets_verdict(Err(throttled)).is_err());
+        let denied = PortError::new("secretsmanager:DescribeSecret", "AccessDenied");
+        let problems = secrets_verdict(Err(denied)).expect("a verdict");
+        assert!(
+            problems[0].contains("secrets cannot be checked"),
+            "{problems:?}"
+        );
+        let missing = secrets_verdict(Ok(vec!["arn:db".into()])).expect("a verdict");
+        assert_eq!(missing, ["secret `arn:db` does not exist"]);
+    }
+}

@@ -1,0 +1,446 @@
+//! A transient AWS failure never ends a release or a rollback: the step fails
+//! the invocation (so Lambda delivers the event again), the ledger keeps the
+//! release where the redelivery resumes it, and a repeated step has no second
+//! effect. Each scenario fails an AWS call past the SDK's retries once.
+
+mod fakes;
+
+use std::pin::pin;
+
+use fakes::*;
+use ferry_core::engine::{
+    AlarmChange, AlarmState, Decision, DeploymentOutcome, EngineError, Outcome, Push,
+    RollbackRequest,
+};
+use ferry_core::release::{ReleaseId, ReleaseState};
+
+fn only(decisions: Vec<Decision>) -> Decision {
+    assert_eq!(decisions.len(), 1, "decisions: {decisions:?}");
+    decisions.into_iter().next().unwrap()
+}
+
+async fn deliver(engine: &FakeEngine, push: &Push, seconds: u64) -> Result<Decision, EngineError> {
+    engine.on_push(push, T0 + seconds).await.map(only)
+}
+
+/// The invocation failed, and Lambda will run it again.
+fn assert_retried<T: std::fmt::Debug>(result: Result<T, EngineError>) {
+    match result {
+        Err(error) => assert!(error.is_retryable(), "not retryable: {error}"),
+        Ok(value) => panic!("expected the invocation to fail for a retry: {value:?}"),
+    }
+}
+
+/// The newest migration task of `tag` stops with exit 0 and its event is handled.
+async fn migration_passes(engine: &FakeEngine, fake: &FakeAws, tag: &str) -> Decision {
+    let started_by = shop_release(tag).started_by();
+    let stopped_tasks: Vec<String> = fake.stopped().into_iter().map(|s| s.task).collect();
+    let task = fake
+        .tasks()
+        .into_iter()
+        .rfind(|t| t.started_by == started_by && !stopped_tasks.contains(&t.arn))
+        .expect("a running migration task");
+    let stopped = migration_exited(&task, 0, T0 + 300, T0 + 360);
+    engine
+        .on_task_stopped(&stopped, T0 + 360)
+        .await
+        .expect("the gate handles it")
+}
+
+async fn every_service_completes(engine: &FakeEngine, fake: &FakeAws) -> Decision {
+    let mut last = None;
+    for service in SHOP_SERVICES {
+        let id = fake.last_deployment(SHOP_CLUSTER, service);
+        let change = deployment(SHOP_CLUSTER, service, &id, DeploymentOutcome::Completed);
+        last = Some(
+            engine
+                .on_deployment(&change, T0 + 600)
+                .await
+                .expect("handled"),
+        );
+    }
+    last.expect("three services")
+}
+
+/// What an operator checks after the dust settles: the release succeeded, every
+/// service runs one of its revisions, SSM names its tag (labelled known-good).
+fn assert_released(fake: &FakeAws, tag: &str) {
+    let id = shop_release(tag);
+    let record = fake.record(&id);
+    assert_eq!(record.state, ReleaseState::Succeeded, "{record:?}");
+    assert_eq!(record.interrupted, None);
+    for service in SHOP_SERVICES {
+        assert_eq!(
+            fake.service(SHOP_CLUSTER, service).task_definition,
+            record.task_definitions[service],
+            "{service} runs the release"
+        );
+    }
+    let history = fake.parameter_history(SHOP_PARAMETER);
+    let current = history.last().expect("a version");
+    assert_eq!(current.value, tag);
+    assert!(current.labels.contains("known-good"));
+    let updates = fake.updates();
+    for service in SHOP_SERVICES {
+        let to_release = updates
+            .iter()
+            .filter(|u| {
+                u.service == service && u.task_definition == record.task_definitions[service]
+            })
+            .count();
+        assert_eq!(
+            to_release, 1,
+            "one UpdateService of {service} for the release"
+        );
+    }
+}
+
+async fn fails_once_then_resumes(operation: &'static str, key: Option<&str>) {
+    let (fake, engine) = estate();
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    fake.fail_next(operation, key, "InternalServerError", true);
+
+    assert_retried(deliver(&engine, &push, 10).await);
+    let record = fake.record(&shop_release("1.0.0"));
+    assert!(record.state.is_in_flight(), "not abandoned: {record:?}");
+    assert!(record.interrupted.is_some(), "marked for the redelivery");
+
+    let again = deliver(&engine, &push, 11)
+        .await
+        .expect("the redelivery resumes");
+    assert!(
+        matches!(again.outcome, Outcome::Migrating { .. }),
+        "{again:?}"
+    );
+    let duplicate = deliver(&engine, &push, 12).await.expect("a duplicate");
+    assert!(
+        matches!(duplicate.outcome, Outcome::Duplicate { .. }),
+        "{duplicate:?}"
+    );
+
+    migration_passes(&engine, &fake, "1.0.0").await;
+    assert_eq!(
+        every_service_completes(&engine, &fake).await.outcome,
+        Outcome::Succeeded
+    );
+    assert_released(&fake, "1.0.0");
+}
+
+#[tokio::test]
+async fn a_registration_failing_past_the_retries_is_resumed_by_the_redelivered_push() {
+    fails_once_then_resumes("ecs:RegisterTaskDefinition", None).await;
+}
+
+#[tokio::test]
+async fn an_image_tag_write_failing_past_the_retries_is_resumed_by_the_redelivered_push() {
+    fails_once_then_resumes("ssm:PutParameter", None).await;
+}
+
+#[tokio::test]
+async fn a_migration_that_could_not_start_is_started_by_the_redelivered_push() {
+    fails_once_then_resumes("ecs:RunTask", None).await;
+}
+
+#[tokio::test]
+async fn a_preflight_read_failing_past_the_retries_is_resumed_by_the_redelivered_push() {
+    fails_once_then_resumes("secrets:DescribeSecret", None).await;
+}
+
+#[tokio::test]
+async fn a_migration_started_while_the_image_tag_write_failed_is_stopped_before_it_counts() {
+    let (fake, engine) = estate();
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    fake.fail_next("ssm:PutParameter", None, "InternalServerError", true);
+
+    assert_retried(deliver(&engine, &push, 10).await);
+
+    let first = fake.migration_task(&shop_release("1.0.0"));
+    let stopped: Vec<String> = fake.stopped().into_iter().map(|s| s.task).collect();
+    assert_eq!(
+        stopped,
+        [first.arn],
+        "the migration of the interrupted attempt never counts"
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_update_service_without_a_migration_is_finished_by_the_redelivered_push() {
+    let (fake, engine) = estate_with(EstateOptions {
+        migration: false,
+        ..EstateOptions::default()
+    });
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    fake.fail_next(
+        "ecs:UpdateService",
+        Some("worker"),
+        "ThrottlingException",
+        true,
+    );
+
+    assert_retried(deliver(&engine, &push, 10).await);
+    let record = fake.record(&shop_release("1.0.0"));
+    assert_eq!(record.state, ReleaseState::Deploying);
+    assert!(!record.deployments.contains_key("worker"));
+
+    let again = deliver(&engine, &push, 11)
+        .await
+        .expect("the redelivery resumes");
+    assert!(
+        matches!(again.outcome, Outcome::Deploying { .. }),
+        "{again:?}"
+    );
+    assert_eq!(
+        every_service_completes(&engine, &fake).await.outcome,
+        Outcome::Succeeded
+    );
+    assert_released(&fake, "1.0.0");
+}
+
+#[tokio::test]
+async fn a_rollout_without_a_migration_that_lands_after_a_rollback_is_undone() {
+    let (fake, engine) = estate_with(EstateOptions {
+        migration: false,
+        ..EstateOptions::default()
+    });
+    let good = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    deliver(&engine, &good, 10).await.expect("released");
+    every_service_completes(&engine, &fake).await;
+    let good_tds: Vec<String> = SHOP_SERVICES
+        .iter()
+        .map(|s| fake.service(SHOP_CLUSTER, s).task_definition)
+        .collect();
+
+    // 1.1.0's UpdateService calls are slow; an operator rolls it back meanwhile.
+    let bad = fake.push(SHOP_REPOSITORY, "1.1.0", &at(100));
+    fake.pause("ecs:UpdateService");
+    let mut rollout = pin!(engine.on_push(&bad, T0 + 100));
+    for _ in 0..1_000 {
+        if fake.waiting("ecs:UpdateService") == 3 {
+            break;
+        }
+        assert!(futures_util::poll!(rollout.as_mut()).is_pending());
+    }
+    let request = RollbackRequest {
+        app: "shop".into(),
+        environment: "prod".into(),
+        to: None,
+        reason: "checkout errors".into(),
+        repository: None,
+    };
+    let rolled = engine.rollback(&request).await.expect("rolled back");
+    assert!(
+        matches!(rolled[0].outcome, Outcome::RolledBack { .. }),
+        "{rolled:?}"
+    );
+    fake.resume("ecs:UpdateService");
+    let late = only(rollout.await.expect("the late rollout is handled"));
+
+    assert_eq!(late.outcome, Outcome::Superseded);
+    for (service, good_td) in SHOP_SERVICES.iter().zip(&good_tds) {
+        assert_eq!(
+            &fake.service(SHOP_CLUSTER, service).task_definition,
+            good_td,
+            "{service} back on 1.0.0"
+        );
+    }
+    let history = fake.parameter_history(SHOP_PARAMETER);
+    let current = history.last().expect("a version");
+    assert_eq!(
+        (
+            current.value.as_str(),
+            current.labels.contains("known-good")
+        ),
+        ("1.0.0", true)
+    );
+}
+
+fn alarm() -> AlarmChange {
+    AlarmChange {
+        alarm: "shop-prod-5xx".into(),
+        state: AlarmState::Alarm,
+        previous_state: Some(AlarmState::Ok),
+        reason: "Threshold Crossed".into(),
+    }
+}
+
+/// 1.0.0 and 1.1.0 known-good, 1.2.0 rolling out.
+async fn rolling_out_a_third_release(engine: &FakeEngine, fake: &FakeAws) -> ReleaseId {
+    for (tag, at_s) in [("1.0.0", 10), ("1.1.0", 100)] {
+        let push = fake.push(SHOP_REPOSITORY, tag, &at(at_s));
+        deliver(engine, &push, at_s).await.expect("claimed");
+        migration_passes(engine, fake, tag).await;
+        every_service_completes(engine, fake).await;
+    }
+    let push = fake.push(SHOP_REPOSITORY, "1.2.0", &at(200));
+    deliver(engine, &push, 200).await.expect("claimed");
+    migration_passes(engine, fake, "1.2.0").await;
+    shop_release("1.2.0")
+}
+
+#[tokio::test]
+async fn an_alarm_rollback_interrupted_by_update_service_is_finished_by_the_redelivered_alarm() {
+    let (fake, engine) = estate();
+    let bad = rolling_out_a_third_release(&engine, &fake).await;
+    let known_good = fake.record(&shop_release("1.1.0")).task_definitions;
+    fake.fail_next(
+        "ecs:RestoreService",
+        Some("worker"),
+        "InternalServerError",
+        true,
+    );
+
+    assert_retried(engine.on_alarm(&alarm()).await);
+    assert_eq!(
+        fake.record(&bad).state,
+        ReleaseState::RollingBack,
+        "recorded with its target"
+    );
+
+    let again = only(
+        engine
+            .on_alarm(&alarm())
+            .await
+            .expect("the redelivery finishes it"),
+    );
+    let Outcome::RolledBack { from, to, .. } = &again.outcome else {
+        panic!("expected the rollback to be finished: {again:?}");
+    };
+    assert_eq!((from.as_str(), to.as_str()), ("1.2.0", "1.1.0"));
+    for service in SHOP_SERVICES {
+        assert_eq!(
+            fake.service(SHOP_CLUSTER, service).task_definition,
+            known_good[service],
+            "{service}"
+        );
+    }
+    assert_eq!(fake.record(&bad).state, ReleaseState::RolledBack);
+    let head = fake.lane_head(&shop_lane());
+    assert!(head.frozen && head.rolling_back.is_none());
+    let current = fake
+        .parameter_history(SHOP_PARAMETER)
+        .pop()
+        .expect("a version");
+    assert_eq!(
+        (
+            current.value.as_str(),
+            current.labels.contains("known-good")
+        ),
+        ("1.1.0", true)
+    );
+
+    // A third delivery finds the known-good release running: nothing more.
+    let third = only(engine.on_alarm(&alarm()).await.expect("handled"));
+    assert!(
+        matches!(third.outcome, Outcome::Ignored { .. }),
+        "{third:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_retried_operator_rollback_finishes_the_same_rollback_and_goes_no_further_back() {
+    let (fake, engine) = estate();
+    rolling_out_a_third_release(&engine, &fake).await;
+    let request = RollbackRequest {
+        app: "shop".into(),
+        environment: "prod".into(),
+        to: None,
+        reason: "errors".into(),
+        repository: None,
+    };
+    fake.fail_next("ssm:PutParameter", None, "InternalServerError", true);
+
+    assert_retried(engine.rollback(&request).await);
+    let again = only(
+        engine
+            .rollback(&request)
+            .await
+            .expect("the retry finishes it"),
+    );
+
+    let Outcome::RolledBack { to, .. } = &again.outcome else {
+        panic!("{again:?}");
+    };
+    assert_eq!(to, "1.1.0", "the same target, not the release before it");
+    let head = fake.lane_head(&shop_lane());
+    assert_eq!(head.history.first().map(|k| k.tag.as_str()), Some("1.1.0"));
+    assert_eq!(
+        fake.record(&shop_release("1.1.0")).state,
+        ReleaseState::Succeeded
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_alarm_during_an_unfinished_rollback_does_nothing() {
+    let (fake, engine) = estate();
+    rolling_out_a_third_release(&engine, &fake).await;
+    fake.pause("ecs:RestoreService");
+    let raised = alarm();
+    let mut first = pin!(engine.on_alarm(&raised));
+    for _ in 0..1_000 {
+        if fake.waiting("ecs:RestoreService") == 3 {
+            break;
+        }
+        assert!(futures_util::poll!(first.as_mut()).is_pending());
+    }
+
+    let duplicate = only(engine.on_alarm(&alarm()).await.expect("handled"));
+    fake.resume("ecs:RestoreService");
+    let first = only(first.await.expect("the rollback"));
+
+    assert!(
+        matches!(duplicate.outcome, Outcome::Ignored { ref reason } if reason.contains("under way")),
+        "{duplicate:?}"
+    );
+    assert!(
+        matches!(first.outcome, Outcome::RolledBack { .. }),
+        "{first:?}"
+    );
+    assert_eq!(
+        fake.count("ssm:PutParameter"),
+        3 + 1,
+        "three releases, one rollback"
+    );
+}
+
+#[tokio::test]
+async fn the_rolled_back_event_names_the_digest_and_the_state_the_release_left() {
+    let (fake, engine) = estate();
+    let bad = rolling_out_a_third_release(&engine, &fake).await;
+
+    engine.on_alarm(&alarm()).await.expect("rolled back");
+
+    let event = fake
+        .events()
+        .into_iter()
+        .find(|e| e.release_id == bad.as_str() && e.state == ReleaseState::RolledBack)
+        .expect("a ROLLED_BACK event");
+    assert_eq!(event.digest, digest_of(SHOP_REPOSITORY, "1.2.0"));
+    assert_eq!(event.previous_state, Some(ReleaseState::Deploying));
+    assert!(
+        event
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("shop-prod-5xx")),
+        "{event:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_lane_head_keeps_ten_known_good_releases_however_many_succeed() {
+    let (fake, engine) = estate_with(EstateOptions {
+        migration: false,
+        ..EstateOptions::default()
+    });
+    for n in 0..14u64 {
+        let push = fake.push(SHOP_REPOSITORY, &format!("1.{n}.0"), &at(10 + n * 10));
+        deliver(&engine, &push, 10 + n * 10)
+            .await
+            .expect("released");
+        every_service_completes(&engine, &fake).await;
+    }
+    let head = fake.lane_head(&shop_lane());
+    let tags: Vec<&str> = head.history.iter().map(|k| k.tag.as_str()).collect();
+    assert_eq!(tags.len(), 10, "{tags:?}");
+    assert_eq!(tags.first(), Some(&"1.13.0"));
+    assert_eq!(tags.last(), Some(&"1.4.0"));
+}
