@@ -103,6 +103,7 @@ def main() -> int:
                     "AWS_ENDPOINT_URL": endpoint,
                     "FERRY_CONFIG_PARAMETER": "/ferry/config",
                     "FERRY_LEDGER_TABLE": "ferry-ledger",
+                    "FERRY_EVENT_BUS": "default",
                     "RUST_LOG": "error",
                 }
                 started = time.perf_counter()

@@ -55,6 +55,24 @@ ROLLBACK_APPS = {
     "racessm": (["api"], True, True),
 }
 
+# test_faults.py: app -> (services, has a migration, guarded by alarm `<app>-prod-5xx`,
+# its services' containers reference a Secrets Manager secret)
+FAULT_APPS = {
+    "fault-register": (["api", "worker"], True, False, False),
+    "fault-ssm": (["api", "worker"], True, False, False),
+    "fault-runtask": (["api", "worker"], True, False, False),
+    "fault-secret": (["api", "worker"], True, False, True),
+    "fault-describe": (["api", "worker"], True, False, False),
+    "fault-gate": (["api", "worker"], True, False, False),
+    "fault-settle": (["api", "worker"], True, False, False),
+    "fault-label": (["api", "worker"], True, False, False),
+    "fault-direct": (["api", "worker"], False, False, False),
+    "fault-directssm": (["api", "worker"], False, False, False),
+    "fault-rbupdate": (["api", "worker"], False, True, False),
+    "fault-rbssm": (["api", "worker"], False, True, False),
+    "fault-rblabel": (["api", "worker"], False, True, False),
+}
+
 
 def _binaries() -> Path:
     if os.environ.get("FERRY_BIN_DIR"):
@@ -86,6 +104,15 @@ def _create_estates(stack: Stack) -> None:
         estate.create_app(stack, app, services)
     for app, (services, migration, alarm) in ROLLBACK_APPS.items():
         estate.create_app(stack, app, services, migration=migration)
+        if alarm:
+            estate.create_alarm(stack, f"{app}-prod-5xx")
+    for app, (services, migration, alarm, secret) in FAULT_APPS.items():
+        definitions = None
+        if secret:
+            definitions = {s: estate.task_definition(f"{app}-{s}", s, estate.image(app, "0.9.0")) for s in services}
+            for definition in definitions.values():
+                definition["containerDefinitions"][0]["secrets"] = [{"name": "DATABASE_URL", "valueFrom": secret_arn}]
+        estate.create_app(stack, app, services, migration=migration, definitions=definitions)
         if alarm:
             estate.create_alarm(stack, f"{app}-prod-5xx")
     estate.create_app(

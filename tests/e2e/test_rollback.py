@@ -146,15 +146,19 @@ def writes(mark: Mark) -> list[str]:
 
 def assert_three_round_trips(calls: list[dict[str, Any]], services: list[str]) -> None:
     """From the event to the last UpdateService, ferry reads the lane head,
-    writes one transaction, then sends every UpdateService (with the SSM write
-    and the event) at once: each step only after the previous was answered
-    (the emulator records when a call arrived and when it was answered)."""
-    # the known-good label goes on the new SSM version once it is written: after
-    read, transaction, *rest = sorted((c for c in calls if c["operation"] != "ssm:LabelParameterVersion"), key=lambda c: c["time"])
-    assert (read["operation"], transaction["operation"]) == ("dynamodb:GetItem", "dynamodb:TransactWriteItems"), timeline(calls)
-    assert transaction["time"] >= read["ended"] and all(c["time"] >= transaction["ended"] for c in rest), timeline(calls)
-    third = [c["operation"] for c in rest]
-    assert sorted(third) == sorted(["ecs:UpdateService"] * len(services) + ["events:PutEvents", "ssm:PutParameter"]), timeline(calls)
+    writes one transaction (the rollback recorded with its target), then sends
+    every UpdateService (with the SSM write and the read of the release left, for
+    its event) at once: each step only after the previous was answered (the
+    emulator records when a call arrived and when it was answered). Only then the
+    `known-good` label, the transaction that ends the rollback, and the event."""
+    read, begin, *rest = sorted(calls, key=lambda c: c["time"])
+    assert (read["operation"], begin["operation"]) == ("dynamodb:GetItem", "dynamodb:TransactWriteItems"), timeline(calls)
+    assert begin["time"] >= read["ended"] and all(c["time"] >= begin["ended"] for c in rest), timeline(calls)
+    third = [c for c in rest if c["operation"] in ("ecs:UpdateService", "ssm:PutParameter", "dynamodb:GetItem")]
+    after = [c for c in rest if c not in third]
+    assert sorted(c["operation"] for c in third) == sorted(["ecs:UpdateService"] * len(services) + ["dynamodb:GetItem", "ssm:PutParameter"]), timeline(calls)
+    assert sorted(c["operation"] for c in after) == sorted(["dynamodb:TransactWriteItems", "events:PutEvents", "ssm:LabelParameterVersion"]), timeline(calls)
+    assert all(a["time"] >= max(t["ended"] for t in third) for a in after), timeline(calls)
 
 
 def app_state(stack, app: str, services: list[str]) -> dict[str, Any]:
@@ -273,13 +277,6 @@ def test_an_alarm_during_a_rollout_rolls_every_service_back(stack, alarm_rollbac
     assert len(rolled) == 1 and rolled[0]["releaseId"] == bad_id and "alarm alarm-prod-5xx" in rolled[0]["reason"], rolled
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ferry bug: the ROLLED_BACK `Release State Change` event has `digest: \"\"` and no `previousState` "
-    "(engine/rollback.rs builds it by hand, unlike every other transition's event_for), so the audit "
-    "trail does not say which digest was marked bad, nor which state the release left",
-)
 def test_the_rolled_back_event_names_the_bad_digest_and_the_state_it_left(alarm_rollback):
     (event,) = [e for e in alarm_rollback["ferry_events"] if e["state"] == "ROLLED_BACK"]
     assert (event["digest"], event.get("previousState")) == (alarm_rollback["bad"], "DEPLOYING"), event
@@ -459,16 +456,17 @@ def _one_rollback(stack, m: Mark, app: str, services: list[str], bad: str, good_
     assert ops.count("ecs:UpdateService") == len(services), ops
     # concurrent rollbacks are serialised by a conditional write: one succeeds
     done = [c["operation"] for c in m.calls("ferry-rollback") if c["status"] < 400]
-    assert done.count("ssm:PutParameter") == 1 and done.count("dynamodb:TransactWriteItems") == 1, m.calls("ferry-rollback")
+    # (two transactions: the rollback recorded with its target, then its end)
+    assert done.count("ssm:PutParameter") == 1 and done.count("dynamodb:TransactWriteItems") == 2, m.calls("ferry-rollback")
     # one new deployment per service: 1.1.0's, then the rollback's
     started = [e["event"]["resources"][0].rsplit("/", 1)[1] for e in m.events("ECS Deployment State Change")
                if e["event"]["detail"]["eventName"] == "SERVICE_DEPLOYMENT_IN_PROGRESS"]
     assert sorted(started) == sorted(services * 2), started
     assert [v for v, _ in history(stack, app)] == ["0.9.0", "1.0.0", "1.1.0", "1.0.0"]
     assert_rolled_back_now(stack, app, services, bad_digest=bad, good_tds=good_tds, good_tag="1.0.0", cause=f"alarm {app}-prod-5xx")
-    # every delivery that found nothing to roll back said so (an event, nothing changed)
+    # every delivery that found nothing to roll back said so in its decision; one event
     states = [e["state"] for e in m.ferry_events(app) if e["state"].startswith("ROLL")]
-    assert sorted(states) == sorted(["ROLLED_BACK"] + ["ROLLBACK_NOT_NEEDED"] * outcomes(rollback).count("ignored")), states
+    assert states == ["ROLLED_BACK"], states
 
 
 def test_the_same_alarm_delivered_five_times_at_once_rolls_back_once(stack, known_good, mark):

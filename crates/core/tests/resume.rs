@@ -444,3 +444,50 @@ async fn the_lane_head_keeps_ten_known_good_releases_however_many_succeed() {
     assert_eq!(tags.first(), Some(&"1.13.0"));
     assert_eq!(tags.last(), Some(&"1.4.0"));
 }
+
+#[tokio::test]
+async fn a_known_good_label_that_failed_is_applied_by_the_redelivered_completion() {
+    let (fake, engine) = estate();
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    deliver(&engine, &push, 10).await.expect("claimed");
+    migration_passes(&engine, &fake, "1.0.0").await;
+    let mut changes = Vec::new();
+    for service in SHOP_SERVICES {
+        let id = fake.last_deployment(SHOP_CLUSTER, service);
+        changes.push(deployment(
+            SHOP_CLUSTER,
+            service,
+            &id,
+            DeploymentOutcome::Completed,
+        ));
+    }
+    for change in &changes[..2] {
+        engine
+            .on_deployment(change, T0 + 600)
+            .await
+            .expect("progress");
+    }
+    fake.fail_next(
+        "ssm:LabelParameterVersion",
+        None,
+        "InternalServerError",
+        true,
+    );
+
+    assert_retried(engine.on_deployment(&changes[2], T0 + 600).await);
+    let again = engine
+        .on_deployment(&changes[2], T0 + 601)
+        .await
+        .expect("the redelivery");
+
+    assert_eq!(again.outcome, Outcome::Succeeded);
+    assert_released(&fake, "1.0.0");
+    let third = engine
+        .on_deployment(&changes[2], T0 + 602)
+        .await
+        .expect("a duplicate");
+    assert!(
+        matches!(third.outcome, Outcome::Ignored { .. }),
+        "{third:?}"
+    );
+}

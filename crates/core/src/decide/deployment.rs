@@ -81,6 +81,16 @@ pub fn why_unmarked(change: &DeploymentChange, record: &ReleaseRecord) -> Unmark
     }
 }
 
+/// With no release in flight, a redelivered COMPLETED event may belong to the
+/// known-good release whose success was recorded but whose `known-good` label
+/// on the SSM version failed (the invocation failed for a retry): label it now.
+pub fn label_still_owed(change: &DeploymentChange, known_good: &ReleaseRecord) -> bool {
+    change.outcome == DeploymentOutcome::Completed
+        && known_good.state == ReleaseState::Succeeded
+        && known_good.interrupted.is_some()
+        && known_good.deployments.get(&change.service) == Some(&change.deployment_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +198,21 @@ mod tests {
             &deploying(&[]),
         );
         assert_eq!(plan, Unmarked::NotReady);
+    }
+
+    #[test]
+    fn a_redelivered_completion_labels_a_succeeded_release_only_if_its_label_failed() {
+        let mut record = deploying(&["api", "worker"]);
+        record.state = ReleaseState::Succeeded;
+        let completed = change("api", "ecs-svc/1", DeploymentOutcome::Completed);
+        assert!(!label_still_owed(&completed, &record), "labelled already");
+        record.interrupted = Some("ssm:LabelParameterVersion failed".into());
+        assert!(label_still_owed(&completed, &record));
+        let other = change("api", "ecs-svc/7", DeploymentOutcome::Completed);
+        assert!(
+            !label_still_owed(&other, &record),
+            "not a deployment of this release"
+        );
     }
 
     #[test]

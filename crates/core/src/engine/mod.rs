@@ -250,12 +250,23 @@ impl<P: Ports> Engine<P> {
     /// Marks a release interrupted by a retryable failure, so the redelivered
     /// event resumes it, and hands the failure back to fail the invocation.
     async fn interrupt(&self, record: &ReleaseRecord, error: PortError) -> EngineError {
+        self.interrupt_in(record, crate::release::Guard::IN_FLIGHT, error)
+            .await
+    }
+
+    /// Like [`Engine::interrupt`], for a release in a state `guard` admits.
+    async fn interrupt_in(
+        &self,
+        record: &ReleaseRecord,
+        guard: crate::release::Guard,
+        error: PortError,
+    ) -> EngineError {
         tracing::warn!(release = %record.id, %error, "step failed; the release waits for the redelivered event");
         let marked = self
             .ledger
             .update(
                 &record.id,
-                crate::release::Guard::IN_FLIGHT,
+                guard,
                 ReleaseUpdate {
                     interrupted: Some(error.to_string()),
                     ..ReleaseUpdate::default()

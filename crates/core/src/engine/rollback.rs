@@ -302,17 +302,19 @@ impl<P: Ports> Engine<P> {
                 return Err(self.rollback_interrupted(lane, rollback, e).await)
             }
         };
-        // Round trip 4: the restored version is the known-good one ∥ the end.
+        // Round trips 4–5: the restored version is the known-good one, then the
+        // end (in this order: a failed label leaves the rollback to finish).
+        if let Err(e) = self
+            .params
+            .label(&parameter, version, KNOWN_GOOD_LABEL)
+            .await
+        {
+            return Err(self.rollback_interrupted(lane, rollback, e).await);
+        }
         let guard = Transition::FinishRollback.guard();
-        let (labelled, finished) = futures_util::join!(
-            self.params.label(&parameter, version, KNOWN_GOOD_LABEL),
-            self.ledger.finish_rollback(lane, rollback, guard),
-        );
-        let finished = match (labelled, finished) {
-            (Ok(()), Ok(finished)) => finished,
-            (Err(e), _) | (_, Err(e)) => {
-                return Err(self.rollback_interrupted(lane, rollback, e).await)
-            }
+        let finished = match self.ledger.finish_rollback(lane, rollback, guard).await {
+            Ok(finished) => finished,
+            Err(e) => return Err(self.rollback_interrupted(lane, rollback, e).await),
         };
         if finished {
             if let Ok(Some(mut record)) = left {

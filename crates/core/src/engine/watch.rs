@@ -3,7 +3,7 @@
 //! deployment rolls the whole release back.
 
 use super::{event_for, Decision, Engine, EngineError, Outcome, Ports, KNOWN_GOOD_LABEL};
-use crate::decide::deployment::{after_mark, why_unmarked, AfterMark, Unmarked};
+use crate::decide::deployment::{after_mark, label_still_owed, why_unmarked, AfterMark, Unmarked};
 use crate::decide::known_good_history;
 use crate::ports::{
     HeadChange, KnownGoodRelease, Lane, LaneHead, Ledger, Parameters, ReleasePointer,
@@ -30,6 +30,14 @@ impl<P: Ports> Engine<P> {
         // Round trip 1: the lane's in-flight release.
         let head = self.ledger.head(&lane).await?.unwrap_or_default();
         let Some(in_flight) = head.in_flight.clone() else {
+            if let Some(outcome) = self.owed_label(change, &head).await? {
+                return Ok(Decision::about(
+                    &lane.app,
+                    &lane.env,
+                    head.known_good.as_ref().map(|k| k.id.as_str()),
+                    outcome,
+                ));
+            }
             return Ok(Decision::about(
                 &lane.app,
                 &lane.env,
@@ -172,7 +180,52 @@ impl<P: Ports> Engine<P> {
             ReleaseState::Succeeded,
         );
         let (labelled, ()) = futures_util::join!(label, self.emit(vec![event]));
-        labelled?;
+        if let Err(e) = labelled {
+            let guard = ReleaseState::Succeeded.stays();
+            return Err(self.interrupt_in(record, guard, e).await);
+        }
         Ok(Outcome::Succeeded)
+    }
+
+    /// The label a succeeded release still owes its SSM version, when its
+    /// invocation failed after the success was recorded.
+    async fn owed_label(
+        &self,
+        change: &DeploymentChange,
+        head: &LaneHead,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let (Some(good), DeploymentOutcome::Completed) = (&head.known_good, change.outcome) else {
+            return Ok(None);
+        };
+        let Some(record) = self.ledger.release(&good.id).await? else {
+            return Ok(None);
+        };
+        if !label_still_owed(change, &record) {
+            return Ok(None);
+        }
+        let resume = ReleaseUpdate {
+            resume: true,
+            ..ReleaseUpdate::default()
+        };
+        let guard = ReleaseState::Succeeded.stays();
+        if self
+            .ledger
+            .update(&record.id, guard, resume)
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        if let Some(version) = record.parameter_version {
+            let parameter = self.parameter_of(&record.lane)?;
+            if let Err(e) = self
+                .params
+                .label(&parameter, version, KNOWN_GOOD_LABEL)
+                .await
+            {
+                return Err(self.interrupt_in(&record, guard, e).await);
+            }
+        }
+        Ok(Some(Outcome::Succeeded))
     }
 }

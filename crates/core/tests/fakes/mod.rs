@@ -1033,15 +1033,20 @@ fn decoded(head: Option<&LaneHead>) -> Option<LaneHead> {
     head.cloned()
 }
 
-/// Applies `guard` to a release record: its condition, then its state.
-fn guarded(record: &mut ReleaseRecord, guard: Guard, update: ReleaseUpdate) -> bool {
-    let conditions_hold = guard.admits(record.state)
+/// The condition of a guarded release write: the state `guard` admits, the
+/// recorded deployment `if_deployment` names, the mark `resume` takes.
+fn conditions_hold(record: &ReleaseRecord, guard: Guard, update: &ReleaseUpdate) -> bool {
+    guard.admits(record.state)
         && update
             .if_deployment
             .as_ref()
             .is_none_or(|(s, d)| record.deployments.get(s) == Some(d))
-        && (!update.resume || record.interrupted.is_some());
-    if !conditions_hold {
+        && (!update.resume || record.interrupted.is_some())
+}
+
+/// Applies `guard` to a release record: its condition, then its state.
+fn guarded(record: &mut ReleaseRecord, guard: Guard, update: ReleaseUpdate) -> bool {
+    if !conditions_hold(record, guard, &update) {
         return false;
     }
     if let Some(to) = guard.to {
@@ -1150,10 +1155,12 @@ impl Ledger for FakeAws {
     ) -> PortResult<bool> {
         self.enter("ledger:Settle", "").await?;
         let mut state = self.state();
+        // One transaction: the release's whole condition (state, deployment,
+        // resumption) and the head's, or nothing is written.
         let release_ok = state
             .releases
             .get(&release.id)
-            .is_some_and(|r| guard.admits(r.state));
+            .is_some_and(|r| conditions_hold(r, guard, &update));
         let head_ok = state
             .heads
             .get(&release.lane)
@@ -1205,6 +1212,9 @@ impl RollbackLedger for FakeAws {
             record.rolled_back_from = Some(record.state);
             record.state = guard.to.unwrap_or(record.state);
             record.reason = Some(rolling_back.reason.clone());
+            // The rollback takes the release over: an interruption recorded by
+            // its own invocations no longer resumes it (`REMOVE interrupted`).
+            record.interrupted = None;
         }
         if let Some(head) = state.heads.get_mut(lane) {
             head.version = expected_head_version + 1;
