@@ -66,26 +66,7 @@ pub enum RollbackChoice {
 ///   whose digest was never rolled back.
 pub fn choose_rollback(head: &LaneHead, cause: &RollbackCause) -> RollbackChoice {
     if let Some(rollback) = &head.rolling_back {
-        if !rollback.interrupted {
-            return RollbackChoice::Nothing {
-                reason: format!(
-                    "the rollback of {} ({}) is under way",
-                    rollback.release.id, rollback.release.tag
-                ),
-            };
-        }
-        return match head.history.iter().find(|k| k.id == rollback.target) {
-            Some(to) => RollbackChoice::Finish {
-                rollback: rollback.clone(),
-                to: to.clone(),
-            },
-            None => RollbackChoice::Refused {
-                reason: format!(
-                    "the unfinished rollback of {} names target {}, which is no longer a known-good release of this lane",
-                    rollback.release.id, rollback.target
-                ),
-            },
-        };
+        return finish(head, rollback);
     }
     let Some(current) = head.history.first() else {
         return RollbackChoice::Refused {
@@ -96,101 +77,147 @@ pub fn choose_rollback(head: &LaneHead, cause: &RollbackCause) -> RollbackChoice
         release: p.clone(),
         in_flight: true,
     });
-    let leaving_current = || Leaving {
+    match cause {
+        RollbackCause::DeploymentFailed { release, .. }
+            if in_flight.as_ref().map(|l| &l.release.id) != Some(release) =>
+        {
+            RollbackChoice::Nothing {
+                reason: format!("release {release} is no longer in flight"),
+            }
+        }
+        RollbackCause::Alarm { .. } | RollbackCause::DeploymentFailed { .. } => match in_flight {
+            Some(leaving) => RollbackChoice::Roll {
+                leaving,
+                to: current.clone(),
+                history: head.history.clone(),
+            },
+            None => RollbackChoice::Nothing {
+                reason: format!(
+                    "the environment already runs its known-good release {} ({}); nothing to roll back to",
+                    current.id, current.tag
+                ),
+            },
+        },
+        RollbackCause::Operator { to: None, .. } => to_previous(head, current, in_flight),
+        RollbackCause::Operator { to: Some(wanted), .. } => to_named(head, current, in_flight, wanted),
+    }
+}
+
+/// A rollback recorded earlier: finish it if its invocation gave up, else let it work.
+fn finish(head: &LaneHead, rollback: &RollbackInProgress) -> RollbackChoice {
+    if !rollback.interrupted {
+        return RollbackChoice::Nothing {
+            reason: format!(
+                "the rollback of {} ({}) is under way",
+                rollback.release.id, rollback.release.tag
+            ),
+        };
+    }
+    match head.history.iter().find(|k| k.id == rollback.target) {
+        Some(to) => RollbackChoice::Finish {
+            rollback: rollback.clone(),
+            to: to.clone(),
+        },
+        None => RollbackChoice::Refused {
+            reason: format!(
+                "the unfinished rollback of {} names target {}, which is no longer a known-good release of this lane",
+                rollback.release.id, rollback.target
+            ),
+        },
+    }
+}
+
+fn leaving_current(current: &KnownGoodRelease) -> Leaving {
+    Leaving {
         release: ReleasePointer {
             id: current.id.clone(),
             tag: current.tag.clone(),
             digest: current.digest.clone(),
         },
         in_flight: false,
-    };
-    match cause {
-        RollbackCause::Alarm { .. } | RollbackCause::DeploymentFailed { .. } => {
-            if let RollbackCause::DeploymentFailed { release, .. } = cause {
-                if in_flight.as_ref().map(|l| &l.release.id) != Some(release) {
-                    return RollbackChoice::Nothing {
-                        reason: format!("release {release} is no longer in flight"),
-                    };
-                }
-            }
-            match in_flight {
-                Some(leaving) => RollbackChoice::Roll {
-                    leaving,
-                    to: current.clone(),
-                    history: head.history.clone(),
-                },
-                None => RollbackChoice::Nothing {
-                    reason: format!(
-                        "the environment already runs its known-good release {} ({}); nothing to roll back to",
-                        current.id, current.tag
-                    ),
-                },
-            }
-        }
-        RollbackCause::Operator { to: None, .. } => match in_flight {
-            Some(leaving) => RollbackChoice::Roll {
-                leaving,
-                to: current.clone(),
-                history: head.history.clone(),
-            },
-            None => match head.history.get(1) {
-                Some(previous) => RollbackChoice::Roll {
-                    leaving: leaving_current(),
-                    to: previous.clone(),
-                    history: head.history[1..].to_vec(),
-                },
-                None => RollbackChoice::Refused {
-                    reason: format!(
-                        "{} ({}) is the only known-good release; there is no earlier one to roll back to",
-                        current.id, current.tag
-                    ),
-                },
-            },
+    }
+}
+
+/// An operator without a target: the release in flight, or else the current
+/// known-good one, goes; the known-good release before it returns.
+fn to_previous(
+    head: &LaneHead,
+    current: &KnownGoodRelease,
+    in_flight: Option<Leaving>,
+) -> RollbackChoice {
+    if let Some(leaving) = in_flight {
+        return RollbackChoice::Roll {
+            leaving,
+            to: current.clone(),
+            history: head.history.clone(),
+        };
+    }
+    match head.history.get(1) {
+        Some(previous) => RollbackChoice::Roll {
+            leaving: leaving_current(current),
+            to: previous.clone(),
+            history: head.history[1..].to_vec(),
         },
-        RollbackCause::Operator { to: Some(wanted), .. } => {
-            let Some(target) = head
-                .history
-                .iter()
-                .find(|k| k.tag == *wanted || k.id.as_str() == wanted)
-            else {
-                return RollbackChoice::Refused {
-                    reason: format!(
-                        "`{wanted}` is not a known-good release of this environment (known-good: {})",
-                        head.history
-                            .iter()
-                            .map(|k| k.tag.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                };
-            };
-            if head.bad_releases.contains(&target.id) {
-                return RollbackChoice::Refused {
-                    reason: format!("`{wanted}` ({}) was rolled back before and is marked bad", target.digest),
-                };
-            }
-            let leaving = match in_flight {
-                Some(leaving) => leaving,
-                None if target.id == current.id => {
-                    return RollbackChoice::Nothing {
-                        reason: format!("the environment already runs {} ({})", current.id, current.tag),
-                    }
-                }
-                None => leaving_current(),
-            };
-            let mut history = vec![target.clone()];
-            history.extend(
-                head.history
-                    .iter()
-                    .filter(|k| k.id != target.id && k.id != leaving.release.id)
-                    .cloned(),
-            );
-            RollbackChoice::Roll {
-                leaving,
-                to: target.clone(),
-                history,
+        None => RollbackChoice::Refused {
+            reason: format!(
+                "{} ({}) is the only known-good release; there is no earlier one to roll back to",
+                current.id, current.tag
+            ),
+        },
+    }
+}
+
+/// An operator naming a known-good tag or release id that was never rolled back.
+fn to_named(
+    head: &LaneHead,
+    current: &KnownGoodRelease,
+    in_flight: Option<Leaving>,
+    wanted: &str,
+) -> RollbackChoice {
+    let Some(target) = head
+        .history
+        .iter()
+        .find(|k| k.tag == wanted || k.id.as_str() == wanted)
+    else {
+        let known: Vec<&str> = head.history.iter().map(|k| k.tag.as_str()).collect();
+        return RollbackChoice::Refused {
+            reason: format!(
+                "`{wanted}` is not a known-good release of this environment (known-good: {})",
+                known.join(", ")
+            ),
+        };
+    };
+    if head.bad_releases.contains(&target.id) {
+        return RollbackChoice::Refused {
+            reason: format!(
+                "`{wanted}` ({}) was rolled back before and is marked bad",
+                target.digest
+            ),
+        };
+    }
+    let leaving = match in_flight {
+        Some(leaving) => leaving,
+        None if target.id == current.id => {
+            return RollbackChoice::Nothing {
+                reason: format!(
+                    "the environment already runs {} ({})",
+                    current.id, current.tag
+                ),
             }
         }
+        None => leaving_current(current),
+    };
+    let mut history = vec![target.clone()];
+    history.extend(
+        head.history
+            .iter()
+            .filter(|k| k.id != target.id && k.id != leaving.release.id)
+            .cloned(),
+    );
+    RollbackChoice::Roll {
+        leaving,
+        to: target.clone(),
+        history,
     }
 }
 

@@ -473,58 +473,29 @@ impl<P: Ports> Engine<P> {
             now,
         } = holding;
         let was = record.state;
-        let env = target.env;
-        let id = &record.id;
-        let tags_for = |td: &TaskDefinitionOf<P>| {
-            release_tags(&td.tags(), id.as_str(), &env.app, &env.name)
-                .map_err(|e| PortError::new("ecs:RegisterTaskDefinition", e.to_string()))
-        };
-        let copies: Vec<_> = plan.families.iter().chain(plan.migration.iter()).collect();
         let transition = match plan.migration {
             Some(_) => Transition::StartMigration,
             None => Transition::SkipMigration,
         };
-        let move_on = async {
-            if record.state != ReleaseState::Claimed {
-                return Ok(Some(record.clone()));
-            }
-            let update = ReleaseUpdate {
-                migration_deadline: target.migration().map(|m| now + m.timeout.as_secs()),
-                previous_tag: value_before.clone(),
-                ..ReleaseUpdate::default()
-            };
-            self.ledger.update(id, transition.guard(), update).await
+        let update = ReleaseUpdate {
+            migration_deadline: target.migration().map(|m| now + m.timeout.as_secs()),
+            previous_tag: value_before,
+            ..ReleaseUpdate::default()
         };
         let (registered, moved) = futures_util::join!(
-            fan_out(copies, REGISTER_CONCURRENCY, |copy| {
-                let tags = tags_for(&copy.base);
-                async move {
-                    self.ecs
-                        .register_copy(&copy.base, &copy.changes, &tags?)
-                        .await
-                }
-            }),
-            move_on,
+            self.register_copies(target, &record, &plan),
+            self.move_on(&record, transition, update),
         );
         let Some(mut record) = moved? else {
-            tracing::info!(release = %id, "superseded before reaching SSM or ECS; stopping");
+            tracing::info!(release = %record.id, "superseded before reaching SSM or ECS; stopping");
             return Ok(Some(Outcome::Superseded));
         };
-        let arns = match registered
-            .into_iter()
-            .collect::<Result<Vec<String>, PortError>>()
-        {
+        let arns = match registered {
             Ok(arns) => arns,
             Err(e) if e.retryable => return Err(self.interrupt(&record, e).await),
             Err(e) => {
-                return self
-                    .abandon(
-                        &record,
-                        events,
-                        format!("registering task definitions: {e}"),
-                        false,
-                    )
-                    .await
+                let reason = format!("registering task definitions: {e}");
+                return self.abandon(&record, events, reason, false).await;
             }
         };
         for (family, arn) in plan.families.iter().zip(&arns) {
@@ -536,27 +507,59 @@ impl<P: Ports> Engine<P> {
             events.push(event_for(&record, Some(was), record.state));
         }
         match (plan.migration, arns.last().cloned(), like) {
-            (Some(migration), Some(arn), Some(like)) => {
-                let essential = migration.base.essential_containers();
+            (Some(migration), Some(migration_arn), Some(like)) => {
                 let started = StartMigration {
-                    migration_arn: arn,
-                    essential,
+                    migration_arn,
+                    essential: migration.base.essential_containers(),
                     like,
                     registered: arns,
                 };
                 self.start_migration(target, record, events, started).await
             }
             (Some(_), _, _) => {
-                self.abandon(
-                    &record,
-                    events,
-                    "no service to copy launch settings from".into(),
-                    false,
-                )
-                .await
+                let reason = "no service to copy launch settings from".to_owned();
+                self.abandon(&record, events, reason, false).await
             }
             (None, _, _) => self.roll_out(record, events).await.map(Some),
         }
+    }
+
+    /// RegisterTaskDefinition of every copy (the migration's last), in ECS's burst.
+    async fn register_copies(
+        &self,
+        target: &Target<'_>,
+        record: &ReleaseRecord,
+        plan: &ReleasePlan<TaskDefinitionOf<P>>,
+    ) -> Result<Vec<String>, PortError> {
+        let env = target.env;
+        let copies: Vec<_> = plan.families.iter().chain(plan.migration.iter()).collect();
+        let registered = fan_out(copies, REGISTER_CONCURRENCY, |copy| {
+            let tags = release_tags(&copy.base.tags(), record.id.as_str(), &env.app, &env.name)
+                .map_err(|e| PortError::new("ecs:RegisterTaskDefinition", e.to_string()));
+            async move {
+                self.ecs
+                    .register_copy(&copy.base, &copy.changes, &tags?)
+                    .await
+            }
+        })
+        .await;
+        registered.into_iter().collect()
+    }
+
+    /// Claimed → Migrating or Deploying; a resumed release has moved already.
+    /// This is where a newer release superseding this one is noticed.
+    async fn move_on(
+        &self,
+        record: &ReleaseRecord,
+        transition: Transition,
+        update: ReleaseUpdate,
+    ) -> Result<Option<ReleaseRecord>, PortError> {
+        if record.state != ReleaseState::Claimed {
+            return Ok(Some(record.clone()));
+        }
+        self.ledger
+            .update(&record.id, transition.guard(), update)
+            .await
     }
 
     /// Round trips 5–6: the public record ∥ the migration, then record both.
@@ -585,27 +588,7 @@ impl<P: Ports> Engine<P> {
         );
         let (version, task) = match (put, run) {
             (Ok(version), Ok(task)) => (version, task),
-            (put, run) => {
-                if let Ok(task) = &run {
-                    self.stop_quietly(&env.cluster, task, "ferry: the release was interrupted before its migration could count; its retry starts it again").await;
-                }
-                let wrote_tag = put.is_ok();
-                let error = put
-                    .err()
-                    .or(run.err())
-                    .unwrap_or_else(|| PortError::new("ecs:RunTask", "no result"));
-                if error.retryable {
-                    return Err(self.interrupt(&record, error).await);
-                }
-                return self
-                    .abandon(
-                        &record,
-                        events,
-                        format!("starting the migration: {error}"),
-                        wrote_tag,
-                    )
-                    .await;
-            }
+            (put, run) => return self.migration_not_started(&record, events, put, run).await,
         };
         let update = ReleaseUpdate {
             task_definitions: Some(record.task_definitions.clone()),
@@ -640,6 +623,31 @@ impl<P: Ports> Engine<P> {
             task,
             task_definitions: registered,
         }))
+    }
+
+    /// The image tag or the migration did not start: a migration that did is
+    /// stopped before it counts; a retry resumes the release, anything else fails it.
+    async fn migration_not_started(
+        &self,
+        record: &ReleaseRecord,
+        events: Vec<ReleaseEvent>,
+        put: Result<i64, PortError>,
+        run: Result<String, PortError>,
+    ) -> Result<Option<Outcome>, EngineError> {
+        if let Ok(task) = &run {
+            let reason = "ferry: the release was interrupted before its migration could count; its retry starts it again";
+            self.stop_quietly(&record.cluster, task, reason).await;
+        }
+        let wrote_tag = put.is_ok();
+        let error = match (put, run) {
+            (Err(e), _) | (_, Err(e)) => e,
+            (Ok(_), Ok(_)) => return Err(EngineError::NotReady(record.id.to_string())),
+        };
+        if error.retryable {
+            return Err(self.interrupt(record, error).await);
+        }
+        let reason = format!("starting the migration: {error}");
+        self.abandon(record, events, reason, wrote_tag).await
     }
 
     /// Superseded (or cancelled by a rollback) while starting: its successor

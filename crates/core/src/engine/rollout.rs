@@ -51,25 +51,9 @@ impl<P: Ports> Engine<P> {
             ),
             put_parameter,
         );
-        let mut deployments = record.deployments.clone();
-        let mut failures: Vec<PortError> = Vec::new();
-        for result in updated {
-            match result {
-                Ok((service, deployment)) => {
-                    deployments.insert(service, deployment);
-                }
-                Err(e) => failures.push(e),
-            }
-        }
         let wrote_parameter = matches!(put, Some(Ok(_)));
-        let parameter_version = match put {
-            Some(Ok(version)) => Some(version),
-            Some(Err(e)) => {
-                failures.push(e);
-                None
-            }
-            None => None,
-        };
+        let (deployments, parameter_version, failures) =
+            fold_rollout(record.deployments.clone(), updated, put);
         let update = ReleaseUpdate {
             task_definitions: Some(record.task_definitions.clone()),
             deployments: Some(deployments.clone()),
@@ -132,6 +116,35 @@ impl<P: Ports> Engine<P> {
         }
         Ok(())
     }
+}
+
+/// The deployments started (merged with earlier ones), the parameter version
+/// written, and every failure, from the rollout's concurrent calls.
+type Folded = (BTreeMap<String, String>, Option<i64>, Vec<PortError>);
+
+fn fold_rollout(
+    mut deployments: BTreeMap<String, String>,
+    updated: Vec<Result<(String, String), PortError>>,
+    put: Option<Result<i64, PortError>>,
+) -> Folded {
+    let mut failures = Vec::new();
+    for result in updated {
+        match result {
+            Ok((service, deployment)) => {
+                deployments.insert(service, deployment);
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    let parameter_version = match put {
+        Some(Ok(version)) => Some(version),
+        Some(Err(e)) => {
+            failures.push(e);
+            None
+        }
+        None => None,
+    };
+    (deployments, parameter_version, failures)
 }
 
 fn describe(failures: &[PortError]) -> String {
