@@ -743,6 +743,40 @@ impl DynamoLedger {
     }
 }
 
+impl DynamoLedger {
+    /// A transaction item taking a release through `guard`: conditional on its
+    /// from-states; `:state` (the guard's state) and `:now` are bound for `expression`.
+    fn release_transition(
+        &self,
+        id: &ReleaseId,
+        guard: Guard,
+        expression: &str,
+        extra: Vec<(&str, AttributeValue)>,
+    ) -> PortResult<Update> {
+        let to = guard.to.ok_or_else(|| {
+            PortError::new(
+                "dynamodb:TransactWriteItems",
+                "a transition must name its state",
+            )
+        })?;
+        let (condition, mut values) = state_condition(guard.from);
+        values.insert(":state".to_owned(), s(to.as_str()));
+        values.insert(":now".to_owned(), n(now()));
+        for (k, v) in extra {
+            values.insert(k.to_owned(), v);
+        }
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(release_key(id)))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .expression_attribute_names("#state", "state")
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error)
+    }
+}
+
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
     PortError::new("dynamodb:TransactWriteItems", e.to_string())
 }
@@ -773,22 +807,12 @@ impl RollbackLedger for DynamoLedger {
             .map_err(build_error)?;
         // The state the release leaves is copied within the write, so its
         // ROLLED_BACK event can name it without a read before the rollback.
-        let (condition, mut values) = state_condition(write.guard.from);
-        let to = write.guard.to.unwrap_or(ReleaseState::RollingBack);
-        values.insert(":state".to_owned(), s(to.as_str()));
-        values.insert(":reason".to_owned(), s(&write.rolling_back.reason));
-        values.insert(":now".to_owned(), n(now()));
-        let release = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(release_key(left)))
-            .update_expression(
-                "SET rolled_back_from = #state, #state = :state, reason = :reason, updated_at = :now REMOVE interrupted",
-            )
-            .condition_expression(condition)
-            .expression_attribute_names("#state", "state")
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(build_error)?;
+        let release = self.release_transition(
+            left,
+            write.guard,
+            "SET rolled_back_from = #state, #state = :state, reason = :reason, updated_at = :now REMOVE interrupted",
+            vec![(":reason", s(&write.rolling_back.reason))],
+        )?;
         self.transact(vec![
             TransactWriteItem::builder().update(release).build(),
             TransactWriteItem::builder().update(head).build(),
@@ -812,21 +836,12 @@ impl RollbackLedger for DynamoLedger {
             .expression_attribute_values(":id", s(id.as_str()))
             .build()
             .map_err(build_error)?;
-        let (condition, mut values) = state_condition(guard.from);
-        values.insert(
-            ":state".to_owned(),
-            s(guard.to.unwrap_or(ReleaseState::RolledBack).as_str()),
-        );
-        values.insert(":now".to_owned(), n(now()));
-        let release = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(release_key(id)))
-            .update_expression("SET #state = :state, updated_at = :now")
-            .condition_expression(condition)
-            .expression_attribute_names("#state", "state")
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(build_error)?;
+        let release = self.release_transition(
+            id,
+            guard,
+            "SET #state = :state, updated_at = :now",
+            Vec::new(),
+        )?;
         self.transact(vec![
             TransactWriteItem::builder().update(release).build(),
             TransactWriteItem::builder().update(head).build(),
