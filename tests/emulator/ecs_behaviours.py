@@ -1117,10 +1117,15 @@ class Scenario:
          },
          "replace": false}
 
-    A task's rule is looked up by ``<repository>:<tag>``, then ``<tag>``, for
-    every tag ECR holds for the digest its essential container runs (an image
-    given by tag counts as that tag), then ``family:<family>``, then
-    ``default``; missing fields come from ``default``. ``exit`` stops the task
+    A task's rule is ``default`` overlaid, field by field, with the rules that
+    match it, from the least to the most specific: ``<tag>``, then
+    ``<repository>:<tag>`` (for the tags ECR holds for the digest its essential
+    container runs, an image given by tag counting as that tag; the first tag
+    that has a rule), then ``family:<family>``. So a field a ``family:`` rule
+    sets wins over the same field of a tag rule: a smoke-test task
+    (``family:shop-smoke``) running the same image as a migration keyed by
+    ``shop:1.2.0`` gets its own exit code, while a family rule that sets only
+    ``after`` keeps the tag rule's outcome. ``exit`` stops the task
     after ``after`` seconds as if the essential containers exited with
     ``exitCode`` (StopTask reason ``ferry-emulator:exit=<N>``);
     ``failed-to-start`` stops it as an image pull failure
@@ -1203,15 +1208,19 @@ class Scenario:
         return "default", merged
 
     def task_rule(self, backend: Any, task: Any) -> tuple[str, dict[str, Any]]:
-        selectors: list[str] = []
-        image = _essential_image(task) or ""
-        for repository, tag in _image_tags(backend, image):
-            selectors.append(f"{repository}:{tag}")
-        for _, tag in _image_tags(backend, image):
-            selectors.append(tag)
+        """(the selectors that matched, joined by ``+``; the merged rule): see the class doc."""
+        table = self.rules["tasks"]
+        tags = _image_tags(backend, _essential_image(task) or "")
         family = task.task_definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
-        selectors.append(f"family:{family}")
-        return self._rule("tasks", selectors)
+        tiers = [[tag for _, tag in tags], [f"{repository}:{tag}" for repository, tag in tags], [f"family:{family}"]]
+        merged = dict(table.get("default") or DEFAULT_SCENARIO["tasks"]["default"])
+        used = []
+        for tier in tiers:  # least specific first: a later tier's fields win
+            selector = next((s for s in tier if s in table), None)
+            if selector is not None:
+                merged.update(table[selector])
+                used.append(selector)
+        return "+".join(used) or "default", merged
 
     def deployment_rule(self, service: Any) -> tuple[str, dict[str, Any]]:
         return self._rule("deployments", [f"{service.cluster_name}/{service.name}", service.name])

@@ -6,8 +6,9 @@ Launch::
     .venv/bin/python tests/emulator/ferry_emulator.py --port 0 \\
         --ready-file /tmp/ferry-emulator.json [--region eu-west-1]
 
-1. applies :mod:`ecs_behaviours` (the one place where ferry's harness adds ECS
-   behaviour moto lacks);
+1. applies :mod:`ecs_behaviours`, :mod:`scheduler_behaviours` and
+   :mod:`cloudwatch_behaviours` (the one place, per service, where ferry's
+   harness adds behaviour moto lacks);
 2. serves moto on 127.0.0.1 (``--port 0`` picks a free port), wrapped in a
    small WSGI middleware that answers ferry's control routes under ``/_ferry/``;
 3. reads the default VPC moto creates and writes the ready file atomically
@@ -34,6 +35,8 @@ Control routes (JSON in, JSON out):
 * ``GET|POST /_ferry/faults`` -> answer chosen calls with an AWS error (``Faults``)
 * ``/_ferry/router/{log,status,config,emit,redeliver}`` -> the event router
   (``--router template.yaml``; see ``router.py``)
+* ``GET /_ferry/scheduler``, ``POST /_ferry/scheduler/fire`` -> EventBridge
+  Scheduler schedules, fired by the router (``--router``; see ``router.py``)
 * ``POST /_ferry/deployments/finish`` with ``{"cluster", "service",
   "deploymentId" (optional: the PRIMARY one), "outcome": "COMPLETED"|"FAILED",
   "reason" (optional), "region" (optional)}`` -> 200 ``{"deployment",
@@ -80,28 +83,16 @@ class FerryControlMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or ""
         if not path.startswith(CONTROL_PREFIX):
-            if FAULTS.rules:
-                fault = FAULTS.take(environ)
-                if fault is not None and fault["delay"]:
-                    time.sleep(fault["delay"])
-                if fault is not None and fault["status"]:
-                    return FAULTS.respond(fault, environ, start_response)
-            if LATENCY_SECONDS:
-                # Benchmarks: a fixed network latency per AWS call, so round trips
-                # show as round trips and not as client CPU time.
-                time.sleep(LATENCY_SECONDS)
-            if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
-                # DynamoDB applies each write and each transaction atomically. moto
-                # does not under concurrent requests (a cancelled transaction
-                # restores a snapshot taken before a concurrent one committed), so
-                # DynamoDB requests are served one at a time, as if atomic.
-                with DYNAMODB_LOCK:
-                    if CALLS.enabled:
-                        return list(CALLS.observe(self.app, environ, start_response))
-                    return list(self.app(environ, start_response))
-            if CALLS.enabled:
-                return CALLS.observe(self.app, environ, start_response)
-            return self.app(environ, start_response)
+            if environ.get("HTTP_SMITHY_PROTOCOL"):
+                import cloudwatch_behaviours
+
+                if cloudwatch_behaviours.rpc_v2_cbor_operation(environ) is not None:
+                    # CloudWatch in Smithy RPC v2 CBOR (the Rust SDK's only protocol
+                    # for it): served by moto as awsJson 1.0, through serve_aws.
+                    return cloudwatch_behaviours.serve_rpc_v2_cbor(
+                        environ, start_response, self.serve_aws, refused=CALLS.refused
+                    )
+            return self.serve_aws(environ, start_response)
         try:
             status, body = self.route(environ, path)
         except Exception as exc:  # never let a control-route bug kill the request thread silently
@@ -113,6 +104,31 @@ class FerryControlMiddleware:
             [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],
         )
         return [payload]
+
+    def serve_aws(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """An AWS call: injected faults, latency, the call log, then moto."""
+        if FAULTS.rules:
+            fault = FAULTS.take(environ)
+            if fault is not None and fault["delay"]:
+                time.sleep(fault["delay"])
+            if fault is not None and fault["status"]:
+                return FAULTS.respond(fault, environ, start_response)
+        if LATENCY_SECONDS:
+            # Benchmarks: a fixed network latency per AWS call, so round trips
+            # show as round trips and not as client CPU time.
+            time.sleep(LATENCY_SECONDS)
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            # DynamoDB applies each write and each transaction atomically. moto
+            # does not under concurrent requests (a cancelled transaction
+            # restores a snapshot taken before a concurrent one committed), so
+            # DynamoDB requests are served one at a time, as if atomic.
+            with DYNAMODB_LOCK:
+                if CALLS.enabled:
+                    return list(CALLS.observe(self.app, environ, start_response))
+                return list(self.app(environ, start_response))
+        if CALLS.enabled:
+            return CALLS.observe(self.app, environ, start_response)
+        return self.app(environ, start_response)
 
     def route(self, environ: dict[str, Any], path: str) -> tuple[int, Any]:
         import ecs_behaviours
@@ -173,7 +189,7 @@ class FerryControlMiddleware:
             since = int((parse_qs(environ.get("QUERY_STRING", "") or "").get("since") or ["0"])[0] or 0)
             calls = CALLS.since(since)
             return 200, {"calls": calls, "next": calls[-1]["seq"] if calls else since}
-        if path.startswith("/_ferry/router/"):
+        if path.startswith("/_ferry/router/") or path == "/_ferry/scheduler" or path.startswith("/_ferry/scheduler/"):
             import router
 
             if router.router is None:
@@ -186,6 +202,44 @@ class FerryControlMiddleware:
             except ValueError as exc:
                 return 400, {"error": str(exc)}
         return 404, {"error": f"no control route {method} {path}"}
+
+
+_REST_OPERATIONS: dict[str, list[tuple[str, Any, int, str]]] = {}
+_REST_LOCK = threading.Lock()
+
+
+def rest_operation(service: str, method: str, path: str) -> str | None:
+    """The operation a REST-protocol call (restJson1, e.g. ``scheduler``) is, from
+    its method and path, by botocore's model of the service (``requestUri``
+    ``/schedules/{Name}``): ``POST /schedules/x`` -> ``CreateSchedule``. Such calls
+    carry neither ``X-Amz-Target`` nor ``Action``. ``None`` if nothing matches."""
+    import re
+
+    with _REST_LOCK:
+        routes = _REST_OPERATIONS.get(service)
+        if routes is None:
+            routes = []
+            try:
+                import botocore.session
+
+                model = botocore.session.get_session().get_service_model(service)
+                if model.protocol in ("rest-json", "rest-xml"):
+                    for name in model.operation_names:
+                        http = model.operation_model(name).http
+                        uri = http.get("requestUri", "/").split("?", 1)[0]
+                        pattern = ""
+                        for part in re.split(r"(\{[^}]+\})", uri):
+                            if part.startswith("{"):
+                                pattern += ".+" if part.endswith("+}") else "[^/]+"
+                            else:
+                                pattern += re.escape(part)
+                        literal = len(re.sub(r"\{[^}]+\}", "", uri))
+                        routes.append((http.get("method", "GET"), re.compile(pattern.rstrip("/") + "/?$"), literal, name))
+            except Exception:  # not a botocore service name: no REST names for it
+                routes = []
+            _REST_OPERATIONS[service] = routes
+    matching = [(literal, name) for m, regex, literal, name in routes if m == method and regex.match(path)]
+    return max(matching)[1] if matching else None
 
 
 class CallLog:
@@ -222,7 +276,9 @@ class CallLog:
                 body = environ["wsgi.input"].read(length) if length > 0 else b""
                 environ["wsgi.input"] = io.BytesIO(body)
                 query = parse_qs(body.decode(errors="replace"))
-            operation = (query.get("Action") or [f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"])[0]
+            operation = (query.get("Action") or [None])[0] or rest_operation(
+                service, environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+            ) or f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
         started = time.time()
         status_holder: list[str] = []
 
@@ -233,6 +289,15 @@ class CallLog:
         result = app(environ, capture)
         self.record(caller, f"{service}:{operation}", int((status_holder or ["0"])[0].split(" ", 1)[0]), started)
         return result
+
+    def refused(self, environ: dict[str, Any], operation: str, status: int) -> None:
+        """A call answered before it reached moto (an rpcv2Cbor request the
+        emulator refused: cloudwatch_behaviours.serve_rpc_v2_cbor)."""
+        if not self.enabled:
+            return
+        auth = environ.get("HTTP_AUTHORIZATION") or ""
+        scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/") if "Credential=" in auth else []
+        self.record(scope[0] if scope else "-", f"cloudwatch:{operation or '?'}", status)
 
     def record(self, caller: str, operation: str, status: int, started: float | None = None) -> None:
         with self._lock:
@@ -264,7 +329,10 @@ class Faults:
     "ferry-deploy", "times": 4, "status": 500, "code": "InternalServerError"}]}``
     answers the next ``times`` matching calls (``caller`` optional: the access
     key id) with that error instead of serving them, in the awsJson shape
-    (``__type``, ``message``). AWS answers this way when it throttles or has
+    (``__type``, ``message``, ``X-Amzn-ErrorType``). The operation is
+    ``<signing name>:<Operation>``: from ``X-Amz-Target`` for awsJson
+    services, from the method and path for REST ones
+    (``scheduler:CreateSchedule``; :func:`rest_operation`). AWS answers this way when it throttles or has
     an internal error; the SDK retries, and a function that still fails is
     retried by Lambda's asynchronous invoke. ``"delay": s`` holds the call
     that long first; with ``"status": 0`` the call is then served normally
@@ -301,9 +369,15 @@ class Faults:
         target = environ.get("HTTP_X_AMZ_TARGET") or ""
         auth = environ.get("HTTP_AUTHORIZATION") or ""
         scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/") if "Credential=" in auth else []
-        if not target or len(scope) < 4:
+        if len(scope) < 4:
             return None
-        operation = f"{scope[3]}:{target.rpartition('.')[2]}"
+        if target:
+            name = target.rpartition(".")[2]
+        else:  # a REST call (scheduler:CreateSchedule): named by its method and path
+            name = rest_operation(scope[3], environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")) or ""
+            if not name:
+                return None
+        operation = f"{scope[3]}:{name}"
         with self._lock:
             for rule in self.rules:
                 if rule["times"] > 0 and rule["operation"] == operation and rule["caller"] in (None, scope[0]):
@@ -474,6 +548,11 @@ def main(argv: list[str] | None = None) -> int:
     import ecs_behaviours
 
     ecs_behaviours.install()
+    import cloudwatch_behaviours
+    import scheduler_behaviours
+
+    scheduler_behaviours.install()
+    cloudwatch_behaviours.install()
     if args.scenario:
         ecs_behaviours.enable_scenario()
     if args.router:

@@ -39,7 +39,9 @@ Lambda runs a ``provided.al2023`` function:
 * **Environment**: ``Globals.Function.Environment`` merged with the
   function's ``Environment``, intrinsics resolved (``Ref`` of a parameter ->
   its value or ``--parameter`` override; ``Ref`` of a resource -> its
-  physical id from ``--stack-file``), plus what Lambda sets
+  physical id from ``--stack-file``; ``Fn::GetAtt`` of a role's or queue's
+  ``Arn`` the local stack did not create -> the ARN CloudFormation would
+  give it, less its random suffix), plus what Lambda sets
   (``AWS_LAMBDA_FUNCTION_NAME``, ``..._MEMORY_SIZE``, ``..._VERSION``,
   ``AWS_LAMBDA_LOG_GROUP_NAME``, ``AWS_REGION``, ``_HANDLER``, ...) and the
   emulator's ``AWS_ENDPOINT_URL`` and dummy credentials.
@@ -457,6 +459,7 @@ class Runtime:
             account_id=args.account_id,
             stack_name=args.stack_name,
             physical_ids=physical_ids,
+            attributes=_unapplied_attributes(template, args.region, args.account_id, args.stack_name, physical_ids),
         )
         resources = template.get("Resources") or {}
         globals_fn = (template.get("Globals") or {}).get("Function") or {}
@@ -690,6 +693,29 @@ def _watch_stdin(stop: threading.Event) -> None:
     except OSError:
         pass
     stop.set()
+
+
+def _unapplied_attributes(
+    template: dict[str, Any], region: str, account_id: str, stack_name: str, physical_ids: dict[str, Any]
+) -> dict[tuple[str, str], str]:
+    """``Fn::GetAtt`` values of the template's roles and queues that the local
+    stack does not create, named as CloudFormation names them (less its random
+    suffix; queues as ``cfn._sqs_queue`` names them): the functions'
+    environment refers to ``SchedulerRole.Arn`` and ``FailedInvocationsQueue.Arn``."""
+    attributes: dict[tuple[str, str], str] = {}
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        if not isinstance(resource, dict) or logical_id in physical_ids:
+            continue
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::IAM::Role":
+            name = props.get("RoleName") if isinstance(props.get("RoleName"), str) else f"{stack_name}-{logical_id}"
+            path = props.get("Path") if isinstance(props.get("Path"), str) else "/"
+            attributes[(logical_id, "Arn")] = f"arn:aws:iam::{account_id}:role{path}{name}"
+        elif resource.get("Type") == "AWS::SQS::Queue":
+            name = props.get("QueueName") if isinstance(props.get("QueueName"), str) else f"{stack_name}-{logical_id}"
+            attributes[(logical_id, "Arn")] = f"arn:aws:sqs:{region}:{account_id}:{name}"
+            attributes[(logical_id, "QueueName")] = name
+    return attributes
 
 
 def main(argv: list[str] | None = None) -> int:

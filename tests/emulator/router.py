@@ -27,6 +27,40 @@ Change``                        EventBridge", CloudWatch User Guide)
                                 any other event)
 ==============================  ===========================================================
 
+**EventBridge Scheduler** (not an event: a schedule invokes its target
+directly). The router polls moto's schedules every ``SCHEDULE_POLL_SECONDS``
+(0.2 s; :mod:`scheduler_behaviours` reads them) and fires each ENABLED
+one-time schedule when its ``at()`` time (in its ``ScheduleExpressionTimezone``)
+has come -- at once if the time is already past: the target's ``Input``
+(parsed JSON; ``{}`` if none) goes to the Lambda function the target ARN
+names (``arn:aws:lambda:<region>:<account>:function:<name>`` -> the template
+function whose ``FunctionName`` is ``<name>`` -- a ``Fn::Sub`` such as
+``${AWS::StackName}-watch`` matches ``ferry-local-watch`` --, or whose logical
+id ends it, as ``<stack>-<LogicalId>``; else ``<name>`` as it is) through the same
+asynchronous delivery as events (Lambda's retries included); then
+``ActionAfterCompletion: DELETE`` deletes the schedule. Log: ``schedule``
+(``fire_id``, name, group, target, binary, input, copies, origin ``at`` or
+``fire``), the ``invoke``/``reply`` entries with ``event_id`` = the
+``fire_id``, then ``schedule-deleted``. ``rate()``/``cron()`` schedules never
+fire here.
+
+* ``GET /_ferry/scheduler`` -> ``{"schedules": [{name, group, arn, expression,
+  timezone, at, in, state, status, action_after_completion, target, role,
+  function, binary, input, ...}], "horizon"}`` (status ``pending`` / ``fired``
+  / ``DISABLED`` / ``recurring ...``);
+* ``POST /_ferry/scheduler/fire`` ``{"name", "group"?, "copies"?: N, "account"?,
+  "region"?}`` -> fires it now as if its time came (N copies: Scheduler
+  delivers at least once), then applies ``ActionAfterCompletion``; 404 when
+  there is no such schedule (fired and deleted, or never created).
+
+**Settled.** ``GET /_ferry/router/status`` has ``schedules``: ``{"pending": N,
+"next": {"name", "group", "at", "in"} | null, "horizon": s}`` (ENABLED one-time
+schedules not fired yet). A pending schedule due within ``schedule_horizon``
+seconds (default 10; overdue ones included) is also listed in ``scheduled``,
+so ``Stack.settle()`` waits for it to fire and its delivery to end; a later
+one is not (a 10-minute bake does not keep the stack unsettled): fire it with
+``/_ferry/scheduler/fire``, or wait until ``schedules.pending`` drops.
+
 The ECS observations come from :func:`ecs_behaviours.subscribe`; ECR,
 CloudWatch and EventBridge are observed by wrapping the moto backend method
 that makes the change (observation only: the call and its result are
@@ -59,10 +93,17 @@ matching events only; lose the event. ``POST /_ferry/router/redeliver``
 ``{"id": <event id>}`` delivers an event from the log once more, later (the
 duplicate EventBridge may send after the original was handled).
 
+A chaos rule applies only to an event that matched a function's rule
+(``times`` counts those). ``{"match": {"source": ["aws.cloudwatch"], "detail":
+{"alarmName": ["shop-prod-5xx"]}}, "drop": true, "times": 1}`` loses the next
+ALARM event of that alarm while ``SetAlarmState`` still changes the alarm
+(``DescribeAlarms`` tells the truth).
+
 **Log** (``GET /_ferry/router/log?since=SEQ``): every event emitted (with the
-functions it matched), every invocation and every reply, for the demo's
-timeline and the tests' assertions. ``GET /_ferry/router/status`` says whether
-anything is still in flight (deliveries, held events, scenario timers).
+functions it matched), every schedule fired, every invocation and every reply,
+for the demo's timeline and the tests' assertions. ``GET /_ferry/router/status``
+says whether anything is still in flight (deliveries, held events, scenario
+timers, schedules due within the horizon).
 """
 
 from __future__ import annotations
@@ -84,6 +125,10 @@ log = logging.getLogger("ferry-router")
 
 DEFAULT_RETRY_DELAYS = [0.5, 1.0]
 INVOKE_TIMEOUT_SECONDS = 120.0
+#: how often the router looks for due EventBridge Scheduler schedules
+SCHEDULE_POLL_SECONDS = 0.2
+#: a pending schedule that fires within this many seconds keeps the stack unsettled
+DEFAULT_SCHEDULE_HORIZON = 10.0
 
 
 # --------------------------------------------------------------------------
@@ -141,6 +186,49 @@ def load_rules(template_path: str) -> list[Rule]:
             check_pattern(pattern, f"{logical_id}.Events.{name}.Pattern")
             rules.append(Rule(logical_id, binary, name, pattern, int(retries)))
     return rules
+
+
+class Function:
+    """One function of the template, as a schedule's Lambda target resolves to it."""
+
+    def __init__(self, logical_id: str, binary: str, function_name: Any, retries: int):
+        self.logical_id = logical_id
+        self.binary = binary
+        # FunctionName: a plain string, or a ``Fn::Sub`` of pseudo parameters
+        # (``{"Fn::Sub": "${AWS::StackName}-watch"}``): matched with each ``${...}``
+        # standing for any name part, since the router is not told the stack name.
+        self.function_name = function_name if isinstance(function_name, str) else None
+        sub = function_name.get("Fn::Sub") if isinstance(function_name, dict) else None
+        self.name_pattern = None
+        if isinstance(sub, str) and "${" in sub:
+            parts = re.split(r"\$\{[^}]+\}", sub)
+            self.name_pattern = re.compile("[A-Za-z0-9_-]+".join(re.escape(part) for part in parts) + "$")
+        self.retries = retries
+
+    def named(self, name: str) -> bool:
+        """Is ``name`` (from a function ARN) this function? The local runtime names a
+        function ``FunctionName`` (resolved: ``${AWS::StackName}-watch`` ->
+        ``ferry-local-watch``), else ``<stack name>-<logical id>``; it also answers
+        to the logical id and the binary."""
+        if name in (self.logical_id, self.binary, self.function_name) or name.endswith(f"-{self.logical_id}"):
+            return True
+        return bool(self.name_pattern and self.name_pattern.match(name))
+
+
+def load_functions(template_path: str) -> list[Function]:
+    """Every ``AWS::Serverless::Function`` of the template (binary, retries)."""
+    template = load_template(template_path)
+    globals_fn = ((template.get("Globals") or {}).get("Function") or {})
+    default_retries = ((globals_fn.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts", 2))
+    functions = []
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        if not isinstance(resource, dict) or resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        properties = resource.get("Properties") or {}
+        binary = ((resource.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary") or logical_id
+        retries = (properties.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts", default_retries)
+        functions.append(Function(logical_id, binary, properties.get("FunctionName"), int(retries)))
+    return functions
 
 
 # --------------------------------------------------------------------------
@@ -560,6 +648,10 @@ class Router:
         self._in_flight = 0
         self._installed = False
         self.scheduled: Callable[[], list[str]] = lambda: []
+        self.functions: list[Function] = load_functions(template_path) if template_path else []
+        self.schedule_horizon = DEFAULT_SCHEDULE_HORIZON
+        self._schedule_lock = threading.RLock()
+        self._clock: threading.Thread | None = None
 
     # -- log
 
@@ -575,12 +667,15 @@ class Router:
             return [e for e in self._log if e["seq"] > since]
 
     def status(self) -> dict[str, Any]:
+        schedules = self.schedule_status()
         with self._lock:
             held = sum(len(c.held) for c in self.chaos)
             return {
                 "in_flight": self._in_flight,
                 "held": held,
-                "scheduled": self.scheduled(),
+                # scenario timers, and EventBridge Scheduler schedules firing within the horizon
+                "scheduled": self.scheduled() + schedules.pop("soon"),
+                "schedules": schedules,
                 "seq": self._seq,
                 "functions_url": self.functions_url,
                 "rules": [r.as_json() for r in self.rules],
@@ -591,7 +686,7 @@ class Router:
     # -- configuration
 
     def configure(self, request: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(request) - {"functions_url", "chaos", "retry_delays", "reload", "flush"}
+        unknown = set(request) - {"functions_url", "chaos", "retry_delays", "reload", "flush", "schedule_horizon"}
         if unknown:
             raise ValueError(f"unknown router setting(s): {', '.join(sorted(unknown))}")
         with self._lock:
@@ -602,8 +697,14 @@ class Router:
                 if not isinstance(delays, list) or not all(isinstance(d, (int, float)) and d >= 0 for d in delays):
                     raise ValueError("retry_delays: a list of seconds")
                 self.retry_delays = [float(d) for d in delays]
+            if "schedule_horizon" in request:
+                horizon = request["schedule_horizon"]
+                if isinstance(horizon, bool) or not isinstance(horizon, (int, float)) or horizon < 0:
+                    raise ValueError("schedule_horizon: seconds >= 0")
+                self.schedule_horizon = float(horizon)
             if request.get("reload") and self.template_path:
                 self.rules = load_rules(self.template_path)
+                self.functions = load_functions(self.template_path)
             if "chaos" in request:
                 specs = request["chaos"] or []
                 if not isinstance(specs, list):
@@ -698,8 +799,19 @@ class Router:
                     return rule
         return None
 
-    def _deliver_all(self, event: dict[str, Any], targets: list[Rule], chaos: ChaosRule | None, extra_delay: float = 0.0) -> None:
-        copies = chaos.copies if chaos else 1
+    def _deliver_all(
+        self,
+        event: Any,
+        targets: list[Rule],
+        chaos: ChaosRule | None,
+        extra_delay: float = 0.0,
+        copies: int | None = None,
+        delivery_id: str | None = None,
+    ) -> None:
+        """Invoke every target asynchronously (``copies`` times each), on its own
+        thread; ``delivery_id`` names the delivery in the log (default: the event's id)."""
+        copies = copies or (chaos.copies if chaos else 1)
+        delivery_id = delivery_id or event["id"]
         for rule in targets:
             for copy_no in range(1, copies + 1):
                 delay = extra_delay + (chaos.delay + (copy_no - 1) * chaos.stagger if chaos else 0.0)
@@ -709,12 +821,12 @@ class Router:
                     self._in_flight += 1
                 threading.Thread(
                     target=self._deliver,
-                    args=(rule, event, copy_no, copies, delay),
+                    args=(rule, event, copy_no, copies, delay, delivery_id),
                     name=f"deliver-{rule.binary}",
                     daemon=True,
                 ).start()
 
-    def _deliver(self, rule: Rule, event: dict[str, Any], copy_no: int, copies: int, delay: float) -> None:
+    def _deliver(self, rule: Rule, event: Any, copy_no: int, copies: int, delay: float, event_id: str) -> None:
         try:
             if delay:
                 time.sleep(delay)
@@ -723,7 +835,7 @@ class Router:
                 started = time.time()
                 self.record(
                     "invoke",
-                    event_id=event["id"],
+                    event_id=event_id,
                     function=rule.function,
                     binary=rule.binary,
                     attempt=attempt,
@@ -734,7 +846,7 @@ class Router:
                 will_retry = error is not None and attempt < attempts
                 self.record(
                     "reply",
-                    event_id=event["id"],
+                    event_id=event_id,
                     function=rule.function,
                     binary=rule.binary,
                     attempt=attempt,
@@ -749,19 +861,20 @@ class Router:
                 log.warning("%s failed (%s), attempt %d of %d", rule.binary, error, attempt, attempts)
                 if will_retry:
                     time.sleep(self.retry_delays[min(attempt - 1, len(self.retry_delays) - 1)] if self.retry_delays else 0)
-            self.record("undeliverable", event_id=event["id"], function=rule.function, attempts=attempts)
+            self.record("undeliverable", event_id=event_id, function=rule.function, attempts=attempts)
         finally:
             with self._lock:
                 self._in_flight -= 1
 
-    def _invoke(self, binary: str, event: dict[str, Any]) -> tuple[str | None, Any]:
-        """Invoke the function; (None, reply) or (error type, error payload)."""
+    def _invoke(self, binary: str, event: Any) -> tuple[str | None, Any]:
+        """Invoke the function with ``event`` (JSON; ``bytes`` are sent as they
+        are); (None, reply) or (error type, error payload)."""
         if not self.functions_url:
             return "NoRuntime", {"errorMessage": "router has no functions_url: the local Lambda runtime is not running"}
         url = f"{self.functions_url}/2015-03-31/functions/{binary}/invocations"
         request = urllib.request.Request(
             url,
-            data=json.dumps(event).encode(),
+            data=event if isinstance(event, bytes) else json.dumps(event).encode(),
             method="POST",
             headers={"Content-Type": "application/json", "X-Amz-Invocation-Type": "RequestResponse"},
         )
@@ -777,6 +890,139 @@ class Router:
         if function_error:
             return function_error, reply
         return None, reply
+
+    # -- EventBridge Scheduler
+
+    def schedule_status(self) -> dict[str, Any]:
+        """The pending one-time schedules: how many, the next one, and (``soon``)
+        labels of those firing within ``schedule_horizon`` seconds (overdue ones
+        included), which :meth:`status` adds to ``scheduled``."""
+        if not self._installed:
+            return {"pending": 0, "next": None, "horizon": self.schedule_horizon, "soon": []}
+        import scheduler_behaviours
+
+        now = time.time()
+        waiting = scheduler_behaviours.pending()
+        soon = [
+            f"schedule {s.group_name}/{s.name} at {_iso(at, millis=False)} (in {max(0.0, at - now):.1f}s)"
+            for at, (_, _, s) in waiting
+            if at - now <= self.schedule_horizon
+        ]
+        upcoming = None
+        if waiting:
+            at, found = waiting[0]
+            upcoming = {"name": found[2].name, "group": found[2].group_name, "at": _iso(at, millis=False), "in": round(at - now, 3)}
+        return {"pending": len(waiting), "next": upcoming, "horizon": self.schedule_horizon, "soon": soon}
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """Every schedule moto holds, as ``GET /_ferry/scheduler`` lists it."""
+        import scheduler_behaviours
+
+        now = time.time()
+        listed = [scheduler_behaviours.describe(found, now) for found in scheduler_behaviours.schedules()]
+        for entry in listed:
+            target = self._schedule_target(entry["target"] or "")
+            entry["binary"] = target.binary if target else None
+        return sorted(listed, key=lambda e: (e["at"] is None, e["at"] or "", e["group"], e["name"]))
+
+    def _schedule_target(self, arn: str) -> Rule | None:
+        """The local function a Lambda target ARN names (``None``: not a Lambda ARN).
+        A name that no function of the template answers to is invoked as it is
+        (the local runtime answers 404 if it does not know it either)."""
+        import scheduler_behaviours
+
+        name = scheduler_behaviours.lambda_function_name(arn)
+        if name is None:
+            return None
+        for function in self.functions:
+            if function.named(name):
+                return Rule(function.logical_id, function.binary, f"schedule:{name}", {}, function.retries)
+        return Rule(name, name, f"schedule:{name}", {}, 2)
+
+    def fire_schedule(self, found: Any, copies: int = 1, origin: str = "scheduler") -> dict[str, Any]:
+        """The schedule's time came: invoke its target asynchronously with its
+        ``Input`` (``copies`` times: Scheduler delivers at least once), then
+        apply ``ActionAfterCompletion`` (``DELETE``: the schedule is deleted)."""
+        import scheduler_behaviours
+
+        account, region, schedule = found
+        with self._schedule_lock:
+            now = time.time()
+            view = scheduler_behaviours.describe(found, now)
+            fire_id = str(uuid.uuid4())
+            raw = (schedule.target or {}).get("Input")
+            try:
+                payload: Any = json.loads(raw) if raw is not None else {}
+            except ValueError:
+                payload = raw.encode()  # Lambda refuses it (InvalidRequestContentException)
+            target = self._schedule_target(view["target"] or "")
+            note = None
+            if target is None:
+                note = "the target is not a Lambda function: the emulator invokes Lambda targets only"
+            elif not self.functions_url:
+                note = "no function runtime is attached yet"
+            self.record(
+                "schedule",
+                fire_id=fire_id,
+                origin=origin,
+                name=view["name"],
+                group=view["group"],
+                schedule_arn=view["arn"],
+                expression=view["expression"],
+                timezone=view["timezone"],
+                at=view["at"],
+                target=view["target"],
+                function=target.function if target else None,
+                binary=target.binary if target else None,
+                input=view["input"],
+                copies=copies,
+                action_after_completion=view["action_after_completion"],
+                summary=f"schedule {view['group']}/{view['name']} ({view['expression']}) -> {target.binary if target else view['target']}",
+                **({"note": note} if note else {}),
+            )
+            log.info("schedule %s/%s fired (%s) -> %s x%d", view["group"], view["name"], origin, target.binary if target else view["target"], copies)
+            if target is not None:
+                self._deliver_all(payload, [target], None, copies=copies, delivery_id=fire_id)
+            deleted = scheduler_behaviours.complete(found)
+            if deleted:
+                self.record(
+                    "schedule-deleted",
+                    fire_id=fire_id,
+                    name=view["name"],
+                    group=view["group"],
+                    reason="ActionAfterCompletion DELETE",
+                )
+        return {
+            "fire_id": fire_id,
+            "name": view["name"],
+            "group": view["group"],
+            "copies": copies,
+            "binary": target.binary if target else None,
+            "deleted": deleted,
+        }
+
+    def _schedule_tick(self) -> None:
+        import scheduler_behaviours
+
+        with self._schedule_lock:
+            for found in scheduler_behaviours.due(time.time()):
+                _, _, schedule = found
+                again = scheduler_behaviours.find(schedule.name, schedule.group_name, found[0], found[1])
+                if again is not None and again[2] is schedule:  # not deleted meanwhile
+                    self.fire_schedule(found, origin="at")
+
+    def _run_clock(self) -> None:
+        while True:
+            time.sleep(SCHEDULE_POLL_SECONDS)
+            try:
+                self._schedule_tick()
+            except Exception:  # never let one bad schedule stop the clock
+                log.exception("schedule clock")
+
+    def start_schedule_clock(self) -> None:
+        if self._clock is None:
+            self._clock = threading.Thread(target=self._run_clock, name="ferry-scheduler", daemon=True)
+            self._clock.start()
 
     # -- observing moto
 
@@ -796,10 +1042,16 @@ class Router:
             )
 
     def install(self) -> None:
-        """Observe ECS (ecs_behaviours), ECR PutImage, CloudWatch SetAlarmState, PutEvents."""
+        """Observe ECS (ecs_behaviours), ECR PutImage, CloudWatch SetAlarmState,
+        PutEvents; fire EventBridge Scheduler schedules (scheduler_behaviours)."""
         if self._installed:
             return
+        import cloudwatch_behaviours
         import ecs_behaviours
+        import scheduler_behaviours
+
+        scheduler_behaviours.install()
+        cloudwatch_behaviours.install()
         from moto.cloudwatch import models as cw_models
         from moto.ecr import models as ecr_models
         from moto.events import models as events_models
@@ -873,6 +1125,7 @@ class Router:
         _wrap(cw_models.CloudWatchBackend, "set_alarm_state", set_alarm_state)
         _wrap(events_models.EventsBackend, "put_events", put_events)
         self._installed = True
+        self.start_schedule_clock()
 
     # -- control routes
 
@@ -897,6 +1150,30 @@ class Router:
             if not isinstance(request.get("id"), str):
                 raise ValueError("redeliver needs the `id` of an event in the router log")
             return 200, self.redeliver(request["id"])
+        if path == "/_ferry/scheduler":
+            if method != "GET":
+                return 405, {"error": "use GET"}
+            return 200, {"schedules": self.schedules(), "horizon": self.schedule_horizon}
+        if path == "/_ferry/scheduler/fire":
+            # the schedule's time came now (its own time is not waited for)
+            if method != "POST":
+                return 405, {"error": "use POST"}
+            request = body()
+            unknown = set(request) - {"name", "group", "copies", "account", "region"}
+            if unknown:
+                raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}; allowed: name, group, copies, account, region")
+            if not isinstance(request.get("name"), str) or not request["name"]:
+                raise ValueError("fire needs the `name` of a schedule")
+            copies = request.get("copies", 1)
+            if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
+                raise ValueError("copies: an integer >= 1")
+            import scheduler_behaviours
+
+            with self._schedule_lock:
+                found = scheduler_behaviours.find(request["name"], request.get("group"), request.get("account"), request.get("region"))
+                if found is None:
+                    return 404, {"error": f"no schedule {request.get('group') or 'default'}/{request['name']} (fired and deleted, or never created)"}
+                return 200, self.fire_schedule(found, copies=copies, origin="fire")
         if path == "/_ferry/router/emit":
             # deliver a raw event as EventBridge would (PutEvents is the AWS way;
             # this one keeps the envelope's source "aws.*", which PutEvents refuses)

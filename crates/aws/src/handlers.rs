@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::inbound::{self, BadEvent, DeployInput, RollbackInput};
+use crate::inbound::{self, BadEvent, DeployInput, RollbackInput, WatchInput};
 use crate::AwsEngine;
 use ferry_core::engine::{Decision, EngineError};
 
@@ -114,12 +114,16 @@ pub async fn watch(
     payload: Value,
     now: u64,
 ) -> Result<Value, HandlerError> {
-    let Some(change) = inbound::deployment_change(payload)? else {
-        return Ok(ignored("deployment has not finished".to_owned()));
+    let decisions = match inbound::watch_input(payload)? {
+        WatchInput::Deployment(None) => {
+            return Ok(ignored("deployment has not finished".to_owned()))
+        }
+        WatchInput::Deployment(Some(change)) => vec![engine.on_deployment(&change, now).await?],
+        WatchInput::BakeEnded(release) => vec![engine.on_bake_ended(&release, now).await?],
+        WatchInput::Bless(request) => engine.bless(&request).await?,
     };
-    let decision = engine.on_deployment(&change, now).await?;
-    log(std::slice::from_ref(&decision));
-    Ok(reply(vec![decision]))
+    log(&decisions);
+    Ok(reply(decisions))
 }
 
 pub async fn rollback(

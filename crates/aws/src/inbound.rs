@@ -4,11 +4,13 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
+use ferry_core::engine::BlessRequest;
 use ferry_core::engine::{
     AlarmChange, DeployRequest, DeploymentChange, DeploymentOutcome, Push, RollbackRequest,
     TaskStopped, UnfreezeRequest,
 };
 use ferry_core::names::PushTime;
+use ferry_core::release::ReleaseId;
 use ferry_core::release::{StoppedContainer, StoppedTask};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -28,6 +30,14 @@ const DEPLOY_LIKE: &str = r#"{"app": "shop", "environment": "prod", "tag": "1.1.
 const ROLLBACK_LIKE: &str =
     r#"{"app": "shop", "environment": "prod", "reason": "checkout errors", "to": "1.0.0"}"#;
 const UNFREEZE_LIKE: &str = r#"{"app": "shop", "environment": "prod"}"#;
+const BLESS_LIKE: &str = r#"{"app": "shop", "environment": "prod"}"#;
+const BAKE_ENDED_LIKE: &str = r#"{"release_id": "shop/prod/3f2a9c1b7e40d5a1"}"#;
+
+fn watch_expected() -> String {
+    format!(
+        "ferry-watch takes an ECS Deployment State Change event, its bake timer's {{\"bake_ended\": {BAKE_ENDED_LIKE}}} or {{\"bless\": {BLESS_LIKE}}}"
+    )
+}
 
 fn deploy_expected() -> String {
     format!(
@@ -502,6 +512,45 @@ pub struct AlarmStateChange {
     pub previous_state: Option<AlarmState>,
 }
 
+/// What the watch function was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchInput {
+    /// A deployment ended (`None`: the event is not an ending).
+    Deployment(Option<DeploymentChange>),
+    /// The bake timer of a release fired (EventBridge Scheduler's input).
+    BakeEnded(ReleaseId),
+    /// An operator ends a bake early.
+    Bless(BlessRequest),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BakeEnded {
+    release_id: String,
+}
+
+pub fn watch_input(payload: Value) -> Result<WatchInput, BadEvent> {
+    let expected = watch_expected();
+    let object = payload_object(&payload, &expected)?;
+    if is_event(object) {
+        return deployment_change(payload).map(WatchInput::Deployment);
+    }
+    let requests = [("bake_ended", BAKE_ENDED_LIKE), ("bless", BLESS_LIKE)];
+    match request(object, &requests, &expected)? {
+        ("bake_ended", body) => {
+            let ended: BakeEnded = parse(body, "malformed `bake_ended` input", "bake_ended")?;
+            ReleaseId::parse(&ended.release_id)
+                .map(WatchInput::BakeEnded)
+                .map_err(|e| bad(format!("`bake_ended.release_id`: {e}")))
+        }
+        (_, body) => Ok(WatchInput::Bless(parse(
+            body,
+            "malformed `bless` request",
+            "bless",
+        )?)),
+    }
+}
+
 /// What the rollback function was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RollbackInput {
@@ -552,6 +601,49 @@ pub fn rollback_input(payload: Value) -> Result<RollbackInput, BadEvent> {
             "malformed `unfreeze` request",
             "unfreeze",
         )?)),
+    }
+}
+
+#[cfg(test)]
+mod watch_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_bake_timers_input_names_the_release() {
+        let input =
+            watch_input(json!({"bake_ended": {"release_id": "shop/prod/3f2a9c1b7e40d5a1"}}));
+        let expected = ReleaseId::parse("shop/prod/3f2a9c1b7e40d5a1").expect("an id");
+        assert_eq!(input, Ok(WatchInput::BakeEnded(expected)));
+    }
+
+    #[test]
+    fn a_bake_timer_naming_no_release_is_bad_input() {
+        let input = watch_input(json!({"bake_ended": {"release_id": "shop"}}));
+        assert!(
+            matches!(input, Err(BadEvent(ref m)) if m.contains("bake_ended.release_id")),
+            "{input:?}"
+        );
+        let input = watch_input(json!({"bake_ended": ["shop/prod/3f2a9c1b7e40d5a1"]}));
+        assert!(input.is_err(), "{input:?}");
+    }
+
+    #[test]
+    fn an_operators_bless_names_the_environment() {
+        let input = watch_input(json!({"bless": {"app": "shop", "environment": "prod"}}));
+        assert_eq!(
+            input,
+            Ok(WatchInput::Bless(BlessRequest {
+                app: "shop".into(),
+                environment: "prod".into(),
+                repository: None
+            }))
+        );
+        let unknown = watch_input(json!({"promote": {}}));
+        assert!(
+            matches!(unknown, Err(BadEvent(ref m)) if m.contains("bake_ended")),
+            "{unknown:?}"
+        );
     }
 }
 

@@ -264,6 +264,8 @@ fn encode_release(r: &ReleaseRecord) -> Item {
             r.migration_task_definition.clone(),
         ),
         ("migration_task", r.migration_task.clone()),
+        ("verify_task_definition", r.verify_task_definition.clone()),
+        ("verify_task", r.verify_task.clone()),
         ("reason", r.reason.clone()),
         ("interrupted", r.interrupted.clone()),
         (
@@ -276,8 +278,22 @@ fn encode_release(r: &ReleaseRecord) -> Item {
             put(k, s(v));
         }
     }
-    if let Some(d) = r.migration_deadline {
-        put("migration_deadline", n(d));
+    let numbers = [
+        ("migration_deadline", r.migration_deadline),
+        ("verify_deadline", r.verify_deadline),
+        ("rollout_started_at", r.rollout_started_at),
+        ("bake_ends_at", r.bake_ends_at),
+    ];
+    for (k, v) in numbers {
+        if let Some(v) = v {
+            put(k, n(v));
+        }
+    }
+    if !r.verify_essential_containers.is_empty() {
+        put(
+            "verify_essential_containers",
+            string_list(&r.verify_essential_containers),
+        );
     }
     if let Some(at) = r.pushed_at {
         put("pushed_at_ms", n(at.epoch_millis()));
@@ -316,6 +332,12 @@ fn decode_release(item: &Item) -> PortResult<ReleaseRecord> {
         migration_essential_containers: get_list(item, "migration_essential_containers"),
         migration_task: get_s(item, "migration_task"),
         migration_deadline: get_n(item, "migration_deadline"),
+        verify_task_definition: get_s(item, "verify_task_definition"),
+        verify_essential_containers: get_list(item, "verify_essential_containers"),
+        verify_task: get_s(item, "verify_task"),
+        verify_deadline: get_n(item, "verify_deadline"),
+        rollout_started_at: get_n(item, "rollout_started_at"),
+        bake_ends_at: get_n(item, "bake_ends_at"),
         parameter_version: get_n(item, "parameter_version"),
         deployments: get_map(item, "deployments"),
         completed_services: item
@@ -373,6 +395,24 @@ fn release_expression(guard: Guard, update: &ReleaseUpdate) -> ReleaseExpression
     }
     if let Some(v) = update.migration_deadline {
         set("migration_deadline", n(v));
+    }
+    if let Some(v) = &update.verify_task_definition {
+        set("verify_task_definition", s(v));
+    }
+    if let Some(v) = &update.verify_essential_containers {
+        set("verify_essential_containers", string_list(v));
+    }
+    if let Some(v) = &update.verify_task {
+        set("verify_task", s(v));
+    }
+    for (field, value) in [
+        ("verify_deadline", update.verify_deadline),
+        ("rollout_started_at", update.rollout_started_at),
+        ("bake_ends_at", update.bake_ends_at),
+    ] {
+        if let Some(v) = value {
+            set(field, n(v));
+        }
     }
     if let Some(v) = update.parameter_version {
         set("parameter_version", n(v));

@@ -1,6 +1,7 @@
 //! AWS adapters for ferry's ports, the shapes of the AWS events ferry consumes,
 //! and the handlers the Lambda binaries wrap.
 
+pub mod alarms;
 pub mod clients;
 pub mod config_source;
 pub mod ecr;
@@ -13,6 +14,7 @@ pub mod ledger;
 pub mod runtime;
 pub mod secrets;
 pub mod ssm;
+pub mod timers;
 
 use std::sync::Arc;
 
@@ -30,6 +32,8 @@ impl Ports for AwsPorts {
     type Secrets = secrets::SecretsExistence;
     type Registry = ecr::EcrRegistry;
     type Events = events::EventBus;
+    type Alarms = alarms::CloudWatchAlarms;
+    type Timers = timers::SchedulerTimers;
 }
 
 pub type AwsEngine = Engine<AwsPorts>;
@@ -37,9 +41,21 @@ pub type AwsEngine = Engine<AwsPorts>;
 /// Environment variables the template sets on every function.
 pub const ENV_LEDGER_TABLE: &str = "FERRY_LEDGER_TABLE";
 pub const ENV_EVENT_BUS: &str = "FERRY_EVENT_BUS";
+/// The function a bake timer invokes when the bake ends (ferry-watch's ARN).
+pub const ENV_BAKE_TARGET_ARN: &str = "FERRY_BAKE_TARGET_ARN";
+/// The role EventBridge Scheduler assumes to invoke it.
+pub const ENV_SCHEDULER_ROLE_ARN: &str = "FERRY_SCHEDULER_ROLE_ARN";
+/// Optional: the SQS queue a bake timer that could not invoke its target goes to.
+pub const ENV_BAKE_DEAD_LETTER_ARN: &str = "FERRY_BAKE_DEAD_LETTER_ARN";
 
-pub fn engine(sdk: &SdkConfig, config: Arc<Config>, table: &str, bus: &str) -> AwsEngine {
-    engine_observed(sdk, config, table, bus, None::<NoInterceptor>)
+pub fn engine(
+    sdk: &SdkConfig,
+    config: Arc<Config>,
+    table: &str,
+    bus: &str,
+    timer: &timers::TimerTarget,
+) -> AwsEngine {
+    engine_observed(sdk, config, table, bus, timer, None::<NoInterceptor>)
 }
 
 /// Like [`engine`], with an interceptor on every client (benchmarks count calls
@@ -49,6 +65,7 @@ pub fn engine_observed<I>(
     config: Arc<Config>,
     table: &str,
     bus: &str,
+    timer: &timers::TimerTarget,
     interceptor: Option<I>,
 ) -> AwsEngine
 where
@@ -72,6 +89,8 @@ where
         secrets: secrets::SecretsExistence::new(client!(aws_sdk_secretsmanager), ssm),
         registry: ecr::EcrRegistry::new(client!(aws_sdk_ecr)),
         events: events::EventBus::new(client!(aws_sdk_eventbridge), bus),
+        alarms: alarms::CloudWatchAlarms::new(client!(aws_sdk_cloudwatch)),
+        timers: timers::SchedulerTimers::new(client!(aws_sdk_scheduler), timer.clone()),
     }
 }
 

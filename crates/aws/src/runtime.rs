@@ -18,7 +18,11 @@ use futures_util::lock::Mutex;
 
 use crate::config_source::ConfigSourceError;
 use crate::handlers::HandlerError;
-use crate::{AwsEngine, ENV_EVENT_BUS, ENV_LEDGER_TABLE};
+use crate::timers::TimerTarget;
+use crate::{
+    AwsEngine, ENV_BAKE_DEAD_LETTER_ARN, ENV_BAKE_TARGET_ARN, ENV_EVENT_BUS, ENV_LEDGER_TABLE,
+    ENV_SCHEDULER_ROLE_ARN,
+};
 
 /// Where Lambda puts the function's region.
 pub const ENV_REGION: &str = "AWS_REGION";
@@ -32,6 +36,9 @@ pub struct Settings {
     pub bus: String,
     /// The function's region: ECR images of direct deploys and unfreezes are looked up there.
     pub region: String,
+    /// What a bake timer invokes, and as whom ([`ENV_BAKE_TARGET_ARN`],
+    /// [`ENV_SCHEDULER_ROLE_ARN`], optionally [`ENV_BAKE_DEAD_LETTER_ARN`]).
+    pub timer: TimerTarget,
 }
 
 /// A setting the function cannot start without. Never retryable.
@@ -63,13 +70,31 @@ pub fn settings_from(
         ENV_EVENT_BUS,
         "template.yaml sets it to the name of the EventBridge bus ferry publishes its release events to (`default`)",
     )?;
+    let target_arn = required(
+        ENV_BAKE_TARGET_ARN,
+        "template.yaml sets it to the ARN of the function a bake timer invokes when the bake ends (ferry-watch)",
+    )?;
+    let role_arn = required(
+        ENV_SCHEDULER_ROLE_ARN,
+        "template.yaml sets it to the ARN of the role EventBridge Scheduler assumes to invoke that function (SchedulerRole)",
+    )?;
+    let dead_letter_arn = env(ENV_BAKE_DEAD_LETTER_ARN).filter(|v| !v.trim().is_empty());
     let region = region
         .filter(|r| !r.trim().is_empty())
         .ok_or(StartupError::NotSet {
             variable: ENV_REGION,
             hint: "Lambda sets it for every function; elsewhere set it (or AWS_DEFAULT_REGION) to the region ferry runs in",
         })?;
-    Ok(Settings { table, bus, region })
+    Ok(Settings {
+        table,
+        bus,
+        region,
+        timer: TimerTarget {
+            target_arn,
+            role_arn,
+            dead_letter_arn,
+        },
+    })
 }
 
 /// A value built once (the engine), after a load that may fail (reading the
@@ -181,6 +206,7 @@ impl Ferry {
                     config,
                     &settings.table,
                     &settings.bus,
+                    &settings.timer,
                 ))
             })
             .await?;
@@ -248,10 +274,28 @@ mod tests {
         move |name| vars.get(name).cloned()
     }
 
-    const TEMPLATE: [(&str, &str); 2] = [
+    const WATCH_ARN: &str = "arn:aws:lambda:eu-west-1:123456789012:function:ferry-watch";
+    const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/ferry-SchedulerRole-1A2B3C";
+    const QUEUE_ARN: &str =
+        "arn:aws:sqs:eu-west-1:123456789012:ferry-FailedInvocationsQueue-1A2B3C";
+
+    const TEMPLATE: [(&str, &str); 5] = [
         (ENV_LEDGER_TABLE, "ferry-LedgerTable-1A2B3C"),
         (ENV_EVENT_BUS, "default"),
+        (ENV_BAKE_TARGET_ARN, WATCH_ARN),
+        (ENV_SCHEDULER_ROLE_ARN, ROLE_ARN),
+        (ENV_BAKE_DEAD_LETTER_ARN, QUEUE_ARN),
     ];
+
+    /// The template's variables less `missing`.
+    fn template_without(missing: &str) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(&str, &str)> = TEMPLATE
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != missing)
+            .collect();
+        env(&vars)
+    }
 
     fn region() -> Option<String> {
         Some("eu-west-1".to_owned())
@@ -274,13 +318,64 @@ mod tests {
                 table: "ferry-LedgerTable-1A2B3C".to_owned(),
                 bus: "default".to_owned(),
                 region: "eu-west-1".to_owned(),
+                timer: TimerTarget {
+                    target_arn: WATCH_ARN.to_owned(),
+                    role_arn: ROLE_ARN.to_owned(),
+                    dead_letter_arn: Some(QUEUE_ARN.to_owned()),
+                },
             })
         );
     }
 
     #[test]
+    fn a_missing_bake_target_is_a_startup_error_naming_the_variable_and_what_to_set() {
+        let error = settings_from(template_without(ENV_BAKE_TARGET_ARN), region());
+        let Err(error) = error else {
+            panic!("no silent default target: {error:?}");
+        };
+        let message = error.to_string();
+        assert!(
+            message.starts_with("FERRY_BAKE_TARGET_ARN is not set; template.yaml sets it")
+                && message.contains("ferry-watch"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_missing_scheduler_role_is_a_startup_error_naming_the_variable_and_what_to_set() {
+        let error = settings_from(template_without(ENV_SCHEDULER_ROLE_ARN), region());
+        let Err(error) = error else {
+            panic!("no silent default role: {error:?}");
+        };
+        let message = error.to_string();
+        assert!(
+            message.starts_with("FERRY_SCHEDULER_ROLE_ARN is not set; template.yaml sets it")
+                && message.contains("SchedulerRole"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_bake_dead_letter_queue_is_optional() {
+        for vars in [
+            &TEMPLATE[..4],
+            &[
+                TEMPLATE[0],
+                TEMPLATE[1],
+                TEMPLATE[2],
+                TEMPLATE[3],
+                (ENV_BAKE_DEAD_LETTER_ARN, " "),
+            ],
+        ] {
+            let settings = settings_from(env(vars), region()).expect("settings");
+            assert_eq!(settings.timer.dead_letter_arn, None);
+            assert_eq!(settings.timer.target_arn, WATCH_ARN);
+        }
+    }
+
+    #[test]
     fn a_missing_ledger_table_is_a_startup_error_naming_the_variable_and_what_to_set() {
-        let error = settings_from(env(&[(ENV_EVENT_BUS, "default")]), region());
+        let error = settings_from(template_without(ENV_LEDGER_TABLE), region());
         let Err(error) = error else {
             panic!("no silent default table: {error:?}");
         };
@@ -295,7 +390,7 @@ mod tests {
 
     #[test]
     fn a_missing_event_bus_is_a_startup_error_naming_the_variable_and_what_to_set() {
-        let error = settings_from(env(&[(ENV_LEDGER_TABLE, "ferry-ledger")]), region());
+        let error = settings_from(template_without(ENV_EVENT_BUS), region());
         let Err(error) = error else {
             panic!("no silent default bus: {error:?}");
         };
@@ -325,7 +420,12 @@ mod tests {
     #[test]
     fn an_empty_variable_counts_as_not_set() {
         let error = settings_from(
-            env(&[(ENV_LEDGER_TABLE, " "), (ENV_EVENT_BUS, "default")]),
+            env(&[
+                (ENV_LEDGER_TABLE, " "),
+                TEMPLATE[1],
+                TEMPLATE[2],
+                TEMPLATE[3],
+            ]),
             region(),
         );
         assert!(
@@ -342,7 +442,7 @@ mod tests {
 
     #[tokio::test]
     async fn missing_settings_answer_every_invocation_as_a_config_error_that_is_not_retried() {
-        let settings = settings_from(env(&[(ENV_EVENT_BUS, "default")]), region());
+        let settings = settings_from(template_without(ENV_LEDGER_TABLE), region());
         let ferry = Ferry::new(SdkConfig::builder().build(), settings);
         for _ in 0..2 {
             let Err(error) = ferry.engine().await else {

@@ -2,9 +2,11 @@
 //! against moto, with ferry's ECS extensions and the sample `shop` estate. One
 //! release end to end (DescribeTaskDefinition → lossless RegisterTaskDefinition →
 //! RunTask → UpdateService → the SSM label) and the secrets existence check
-//! (DescribeSecret / GetParameters without decryption). The engine's scenarios are
-//! proved on fakes (`crates/core/tests`), the ledger by its contract suite, and
-//! what needs the whole system end to end (`tests/e2e`).
+//! (DescribeSecret / GetParameters without decryption); the bake's two adapters on
+//! their own: the guarding alarms (DescribeAlarms, after PutMetricAlarm and
+//! SetAlarmState) and the timer that ends a bake (CreateSchedule, idempotent).
+//! The engine's scenarios are proved on fakes (`crates/core/tests`), the ledger
+//! by its contract suite, and what needs the whole system end to end (`tests/e2e`).
 
 mod support;
 
@@ -67,7 +69,31 @@ async fn push_releases_three_services_after_a_passing_migration() {
 
     let replies = shop.complete_all().await;
     assert_eq!(outcome(&replies[0]), "progress");
-    assert_eq!(outcome(&replies[2]), "succeeded", "{}", replies[2]);
+    // The environment has an alarm and no `bake` key: the window derives from it
+    // (DescribeAlarms), and an EventBridge Scheduler schedule ends it.
+    assert_eq!(outcome(&replies[2]), "baking", "{}", replies[2]);
+    let history = shop.parameter_history().await;
+    assert!(
+        history.iter().all(|h| h.2.is_empty()),
+        "not labelled while baking: {history:?}"
+    );
+    let schedules = shop
+        .emulator
+        .scheduler()
+        .list_schedules()
+        .send()
+        .await
+        .expect("schedules");
+    let schedule = schedules
+        .schedules()
+        .first()
+        .expect("the end-of-bake schedule");
+    let named = ferry_aws::timers::schedule_name(
+        &ferry_core::release::ReleaseId::parse(&id).expect("an id"),
+    );
+    assert_eq!(schedule.name(), Some(named.as_str()));
+    let ended = shop.end_bake(&id).await;
+    assert_eq!(outcome(&ended), "succeeded", "{ended}");
     let item = shop.release_item(&id).await.expect("release recorded");
     assert_eq!(item["state"], "SUCCEEDED");
     let history = shop.parameter_history().await;
@@ -156,4 +182,207 @@ async fn missing_secret_fails_preflight_naming_the_secret_and_touches_nothing() 
         .await
         .expect("recorded");
     assert_eq!(item["state"], "FAILED");
+}
+
+/// A metric alarm on the shop api's 5xx count, as an environment's `alarms` name it.
+async fn put_alarm(cloudwatch: &aws_sdk_cloudwatch::Client, name: &str, period: i32, periods: i32) {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name(name)
+        .namespace("AWS/ApplicationELB")
+        .metric_name("HTTPCode_Target_5XX_Count")
+        .statistic(Statistic::Sum)
+        .period(period)
+        .evaluation_periods(periods)
+        .threshold(5.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_alarms_reads_state_time_reason_period_and_evaluation_periods() {
+    use aws_sdk_cloudwatch::types::StateValue;
+    use ferry_aws::alarms::CloudWatchAlarms;
+    use ferry_core::ports::{AlarmState, Alarms};
+
+    let emulator = Emulator::start();
+    let cloudwatch = emulator.cloudwatch();
+    put_alarm(&cloudwatch, "shop-prod-5xx", 60, 3).await;
+    put_alarm(&cloudwatch, "shop-prod-latency", 300, 2).await;
+    let before = now();
+    cloudwatch
+        .set_alarm_state()
+        .alarm_name("shop-prod-5xx")
+        .state_value(StateValue::Alarm)
+        .state_reason("Threshold Crossed: 1 datapoint [12.0] was greater than the threshold (5.0).")
+        .send()
+        .await
+        .expect("SetAlarmState");
+    let after = now();
+
+    let alarms = CloudWatchAlarms::new(cloudwatch);
+    let names = ["shop-prod-5xx", "shop-prod-latency", "never-created"].map(str::to_owned);
+    let mut found = alarms.describe(&names).await.expect("DescribeAlarms");
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+
+    assert_eq!(found.len(), 2, "a missing alarm is left out: {found:?}");
+    let raised = &found[0];
+    assert_eq!(raised.name, "shop-prod-5xx");
+    assert_eq!(raised.state, AlarmState::Alarm);
+    assert_eq!(
+        raised.reason,
+        "Threshold Crossed: 1 datapoint [12.0] was greater than the threshold (5.0)."
+    );
+    assert!(
+        (before.saturating_sub(1)..=after + 1).contains(&raised.state_updated_at),
+        "{} not within {before}..={after}",
+        raised.state_updated_at
+    );
+    assert_eq!(raised.period, Some(60));
+    assert_eq!(raised.evaluation_periods, Some(3));
+
+    let quiet = &found[1];
+    assert_eq!(quiet.name, "shop-prod-latency");
+    assert_ne!(quiet.state, AlarmState::Alarm);
+    assert_eq!(quiet.period, Some(300));
+    assert_eq!(quiet.evaluation_periods, Some(2));
+
+    assert_eq!(
+        alarms.describe(&[]).await.expect("no names"),
+        vec![],
+        "no names is no alarms, never every alarm of the account"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_alarms_asks_for_at_most_100_names_per_call() {
+    use ferry_aws::alarms::CloudWatchAlarms;
+    use ferry_core::ports::Alarms;
+
+    let emulator = Emulator::start();
+    let cloudwatch = emulator.cloudwatch();
+    let names: Vec<String> = (0..150).map(|i| format!("guard-{i:03}")).collect();
+    for name in names.iter().step_by(10) {
+        put_alarm(&cloudwatch, name, 60, 1).await;
+    }
+    let calls = CallLog::default();
+    let observed = aws_sdk_cloudwatch::Client::from_conf(
+        aws_sdk_cloudwatch::config::Builder::from(&emulator.sdk)
+            .interceptor(calls.clone())
+            .build(),
+    );
+    let mut found: Vec<String> = CloudWatchAlarms::new(observed)
+        .describe(&names)
+        .await
+        .expect("DescribeAlarms")
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    found.sort();
+    let expected: Vec<String> = names.iter().step_by(10).cloned().collect();
+    assert_eq!(found, expected);
+    let operations: Vec<String> = calls.take().into_iter().map(|c| c.operation).collect();
+    assert_eq!(
+        operations,
+        vec!["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarms"],
+        "150 names: 100, then 50"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_bake_at_creates_one_self_deleting_schedule_per_release_and_again_is_a_no_op() {
+    use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode};
+    use ferry_aws::timers::{schedule_name, SchedulerTimers};
+    use ferry_core::names::ReleaseId;
+    use ferry_core::ports::Timers;
+
+    let emulator = Emulator::start();
+    let scheduler = emulator.scheduler();
+    let target = timer_target();
+    let timers = SchedulerTimers::new(scheduler.clone(), target.clone());
+    let digest = "sha256:3f2a9c1b7e40d5a1c0ffee0000000000000000000000000000000000000000aa";
+    let release = ReleaseId::derive("shop", "prod", digest);
+    // 2026-12-01T09:30:05Z
+    timers
+        .end_bake_at(&release, 1_796_117_405)
+        .await
+        .expect("CreateSchedule");
+
+    let name = schedule_name(&release);
+    assert!(name.starts_with("ferry-bake-3f2a9c1b7e40d5a1-"), "{name}");
+    let schedule = scheduler
+        .get_schedule()
+        .name(&name)
+        .send()
+        .await
+        .expect("GetSchedule");
+    assert_eq!(schedule.group_name(), Some("default"));
+    assert_eq!(
+        schedule.schedule_expression(),
+        Some("at(2026-12-01T09:30:05)")
+    );
+    assert_eq!(schedule.schedule_expression_timezone(), Some("UTC"));
+    assert_eq!(
+        schedule.flexible_time_window().map(|w| w.mode()),
+        Some(&FlexibleTimeWindowMode::Off)
+    );
+    assert_eq!(
+        schedule.action_after_completion(),
+        Some(&ActionAfterCompletion::Delete)
+    );
+    let sent = schedule.target().expect("target");
+    assert_eq!(sent.arn(), target.target_arn);
+    assert_eq!(sent.role_arn(), target.role_arn);
+    assert_eq!(
+        sent.input(),
+        Some(r#"{"bake_ended":{"release_id":"shop/prod/3f2a9c1b7e40d5a1"}}"#)
+    );
+    let retry = sent.retry_policy().expect("retry policy");
+    assert_eq!(retry.maximum_event_age_in_seconds(), Some(3600));
+    assert_eq!(retry.maximum_retry_attempts(), Some(10));
+    assert_eq!(
+        sent.dead_letter_config().and_then(|d| d.arn()),
+        target.dead_letter_arn.as_deref()
+    );
+
+    // A redelivery schedules the same release again: Ok, and nothing new.
+    timers
+        .end_bake_at(&release, 1_796_117_405)
+        .await
+        .expect("an existing schedule is not an error");
+    timers
+        .end_bake_at(&release, 1_796_117_999)
+        .await
+        .expect("the first schedule stands");
+    let listed = scheduler
+        .list_schedules()
+        .name_prefix("ferry-bake-")
+        .send()
+        .await
+        .expect("ListSchedules");
+    let names: Vec<&str> = listed.schedules().iter().filter_map(|s| s.name()).collect();
+    assert_eq!(names, vec![name.as_str()]);
+    let again = scheduler
+        .get_schedule()
+        .name(&name)
+        .send()
+        .await
+        .expect("GetSchedule");
+    assert_eq!(again.schedule_expression(), Some("at(2026-12-01T09:30:05)"));
+
+    // The same image in another environment is another schedule.
+    timers
+        .end_bake_at(&ReleaseId::derive("shop", "staging", digest), 1_796_117_405)
+        .await
+        .expect("CreateSchedule");
+    let listed = scheduler
+        .list_schedules()
+        .name_prefix("ferry-bake-3f2a9c1b7e40d5a1-")
+        .send()
+        .await
+        .expect("ListSchedules");
+    assert_eq!(listed.schedules().len(), 2);
 }

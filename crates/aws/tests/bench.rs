@@ -64,6 +64,11 @@ fn up_to_last_update(calls: &[Call]) -> (Vec<Call>, Instant) {
     (before, last)
 }
 
+/// What the end-of-bake schedule delivers to ferry-watch.
+fn bake_ended(release_id: &str) -> serde_json::Value {
+    serde_json::json!({ "bake_ended": { "release_id": release_id } })
+}
+
 async fn measure(services: usize) {
     let shop = if services == 3 {
         Shop::start().await
@@ -115,12 +120,18 @@ async fn measure(services: usize) {
             .expect("watch");
         last = log.take();
         watch_calls.extend(last.iter().cloned());
-        if reply["decisions"][0]["outcome"] == "succeeded" {
+        if reply["decisions"][0]["outcome"] == "baking" {
             break;
         }
     }
     total += summarise("watch (all events)", &watch_calls);
-    summarise("watch (the final event)", &last);
+    summarise("watch (the final event → BAKING)", &last);
+    let id = ferry_core::release::ReleaseId::derive("shop", "prod", &digest).to_string();
+    let ended = handlers::watch(&engine, REGION, bake_ended(&id), now())
+        .await
+        .expect("end of bake");
+    assert_eq!(ended["decisions"][0]["outcome"], "succeeded", "{ended}");
+    total += summarise("bake ended (timer → known-good)", &log.take());
     println!("  total AWS calls for the release: {total}");
 
     // The next release is rolling out when its alarm fires.

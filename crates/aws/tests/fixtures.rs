@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use ferry_aws::inbound::{
-    deploy_input, deployment_change, rollback_input, task_stopped, BadEvent, DeployInput,
-    RollbackInput,
+    deploy_input, deployment_change, rollback_input, task_stopped, watch_input, BadEvent,
+    DeployInput, RollbackInput, WatchInput,
 };
 use ferry_core::engine::{AlarmState, DeploymentOutcome, Push, TaskStopped};
 use serde_json::Value;
@@ -300,6 +300,24 @@ fn expectations() -> BTreeMap<&'static str, Expectation> {
         assert_eq!(
             request.reason,
             "back to 1.0.0 while checkout errors after 1.1.0 are investigated"
+        );
+        assert_eq!(request.repository, None);
+    });
+    expect("invoke-bake-ended.json", "ferry-watch", |e| {
+        let input = watch_input(e).expect("the end-of-bake timer's input");
+        let WatchInput::BakeEnded(release) = input else {
+            panic!("the end of a bake, got {input:?}");
+        };
+        assert_eq!(release.as_str(), "shop/prod/3f2a9c1b7e40d5a1");
+    });
+    expect("invoke-bless.json", "ferry-watch", |e| {
+        let input = watch_input(e).expect("a bless request");
+        let WatchInput::Bless(request) = input else {
+            panic!("a bless request, got {input:?}");
+        };
+        assert_eq!(
+            (request.app.as_str(), request.environment.as_str()),
+            ("shop", "prod")
         );
         assert_eq!(request.repository, None);
     });

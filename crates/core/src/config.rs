@@ -17,6 +17,8 @@
 //! image_tag_parameter = "/shop/prod/compute/currentImageTag"
 //! migration = { task_family = "shop-migrate", timeout = "15m" }   # optional
 //! alarms = ["shop-prod-5xx"]         # optional
+//! bake = "10m"                       # optional; default derived from the alarms, "0s" opts out
+//! verify = { task_family = "shop-smoke", timeout = "5m" }         # optional smoke test
 //! unfreeze_on_new_digest = false     # optional
 //! ```
 
@@ -73,7 +75,21 @@ pub struct Environment {
     pub image_tag_parameter: String,
     pub migration: Option<Migration>,
     pub alarms: Vec<String>,
+    /// How long the guarding alarms are watched after every service completed.
+    pub bake: Bake,
+    /// The smoke-test task run once every service completed, before the bake.
+    pub verify: Option<Migration>,
     pub unfreeze_on_new_digest: bool,
+}
+
+/// The bake window of an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bake {
+    /// No `bake` key: derived from the guarding alarms when the bake starts
+    /// (see `decide::bake::bake_window`); none without alarms.
+    FromAlarms,
+    /// `bake = "10m"`; `"0s"` opts out.
+    Fixed(Duration),
 }
 
 /// An ECS service and the ECR repository whose image it runs.
@@ -83,7 +99,8 @@ pub struct Service {
     pub repository: String,
 }
 
-/// The one-off task that migrates the database before the services roll out.
+/// A one-off task of a release: the migration before the services roll out, or
+/// the smoke test (`verify`) after they completed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migration {
     pub task_family: String,
@@ -260,6 +277,8 @@ struct RawEnvironment {
     migration: Option<RawMigration>,
     #[serde(default)]
     alarms: Vec<String>,
+    bake: Option<String>,
+    verify: Option<RawMigration>,
     #[serde(default)]
     unfreeze_on_new_digest: bool,
 }
@@ -567,8 +586,13 @@ impl RawEnvironment {
 
         let migration = self
             .migration
-            .map(|m| validate_migration(&key, m, app_repository, &app_key))
+            .map(|m| validate_one_off(&key, OneOff::Migration, m, app_repository, &app_key))
             .transpose()?;
+        let verify = self
+            .verify
+            .map(|m| validate_one_off(&key, OneOff::Verify, m, app_repository, &app_key))
+            .transpose()?;
+        let bake = validate_bake(&key, self.bake.as_deref())?;
 
         let mut alarms = Vec::with_capacity(self.alarms.len());
         for (i, alarm) in self.alarms.into_iter().enumerate() {
@@ -598,6 +622,8 @@ impl RawEnvironment {
             image_tag_parameter,
             migration,
             alarms,
+            bake,
+            verify,
             unfreeze_on_new_digest: self.unfreeze_on_new_digest,
         })
     }
@@ -712,18 +738,81 @@ fn validate_tags(key: &str, raw: Option<RawTags>) -> Result<TagPolicy, ConfigErr
     policy.map_err(|e| invalid(format!("{tags_key}.{kind}"), e.to_string()))
 }
 
-fn validate_migration(
+/// The longest bake a config may ask for.
+pub const MAX_BAKE: Duration = Duration::from_secs(24 * 60 * 60);
+/// The smoke test's timeout when none is configured.
+pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+fn validate_bake(key: &str, text: Option<&str>) -> Result<Bake, ConfigError> {
+    let Some(text) = text else {
+        return Ok(Bake::FromAlarms);
+    };
+    let key = format!("{key}.bake");
+    let bake = parse_duration(text).ok_or_else(|| {
+        invalid(
+            &key,
+            format!(
+                "`{text}` is not a duration; write it like \"10m\", \"90s\" or \"0s\" (no bake)"
+            ),
+        )
+    })?;
+    if bake > MAX_BAKE {
+        return Err(invalid(
+            &key,
+            format!(
+                "`{text}` is longer than {}; a release would hold its lane for that long",
+                format_duration(MAX_BAKE)
+            ),
+        ));
+    }
+    Ok(Bake::Fixed(bake))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OneOff {
+    Migration,
+    Verify,
+}
+
+impl OneOff {
+    fn key(self) -> &'static str {
+        match self {
+            OneOff::Migration => "migration",
+            OneOff::Verify => "verify",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            OneOff::Migration => "the migration",
+            OneOff::Verify => "the smoke test",
+        }
+    }
+
+    fn default_timeout(self) -> Duration {
+        match self {
+            OneOff::Migration => DEFAULT_MIGRATION_TIMEOUT,
+            OneOff::Verify => DEFAULT_VERIFY_TIMEOUT,
+        }
+    }
+}
+
+fn validate_one_off(
     key: &str,
+    kind: OneOff,
     raw: RawMigration,
     app_repository: Option<&str>,
     app_key: &str,
 ) -> Result<Migration, ConfigError> {
-    let key = format!("{key}.migration");
+    let key = format!("{key}.{}", kind.key());
     let task_family = raw.task_family.unwrap_or_default();
     if task_family.is_empty() {
         return Err(invalid(
             format!("{key}.task_family"),
-            "is missing or empty; name the ECS task definition family that runs the migration",
+            format!(
+                "is missing or empty; name the ECS task definition family that runs {}",
+                kind.what()
+            ),
         ));
     }
     if task_family.len() > 255
@@ -749,13 +838,14 @@ fn validate_migration(
             return Err(invalid(
                 format!("{key}.repository"),
                 format!(
-                    "the migration has no repository; set `repository = \"...\"` here or on [{app_key}]"
+                    "{} has no repository; set `repository = \"...\"` here or on [{app_key}]",
+                    kind.what()
                 ),
             ))
         }
     };
     let timeout = match raw.timeout {
-        None => DEFAULT_MIGRATION_TIMEOUT,
+        None => kind.default_timeout(),
         Some(text) => {
             let timeout = parse_duration(&text).ok_or_else(|| {
                 invalid(
@@ -767,7 +857,7 @@ fn validate_migration(
                 return Err(invalid(
                     format!("{key}.timeout"),
                     format!(
-                        "`{text}` ({}) is out of range; a migration timeout must be between {} and {}",
+                        "`{text}` ({}) is out of range; a task timeout must be between {} and {}",
                         format_duration(timeout),
                         format_duration(MIN_MIGRATION_TIMEOUT),
                         format_duration(MAX_MIGRATION_TIMEOUT)

@@ -147,6 +147,17 @@ pub struct ReleaseRecord {
     pub migration_task: Option<String>,
     /// epoch seconds by which the migration must have stopped
     pub migration_deadline: Option<u64>,
+    /// The smoke-test revision (pinned to the digest when it runs the repository).
+    pub verify_task_definition: Option<String>,
+    pub verify_essential_containers: Vec<String>,
+    pub verify_task: Option<String>,
+    /// epoch seconds by which the smoke test must have stopped
+    pub verify_deadline: Option<u64>,
+    /// epoch seconds: when the first UpdateService of the rollout was sent. An
+    /// alarm whose state changed after this judges the release.
+    pub rollout_started_at: Option<u64>,
+    /// epoch seconds: when the bake ends.
+    pub bake_ends_at: Option<u64>,
     pub parameter_version: Option<i64>,
     /// service → ECS deployment id started by this release
     pub deployments: BTreeMap<String, String>,
@@ -170,6 +181,12 @@ pub struct ReleaseUpdate {
     pub migration_essential_containers: Option<Vec<String>>,
     pub migration_task: Option<String>,
     pub migration_deadline: Option<u64>,
+    pub verify_task_definition: Option<String>,
+    pub verify_essential_containers: Option<Vec<String>>,
+    pub verify_task: Option<String>,
+    pub verify_deadline: Option<u64>,
+    pub rollout_started_at: Option<u64>,
+    pub bake_ends_at: Option<u64>,
     pub parameter_version: Option<i64>,
     pub deployments: Option<BTreeMap<String, String>>,
     pub completed_service: Option<String>,
@@ -458,6 +475,66 @@ pub struct ReleaseEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub services: Vec<String>,
+}
+
+/// A CloudWatch alarm's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmState {
+    Ok,
+    Alarm,
+    InsufficientData,
+}
+
+impl AlarmState {
+    /// CloudWatch's spelling: `OK`, `ALARM`, `INSUFFICIENT_DATA`.
+    pub fn parse(value: &str) -> Option<AlarmState> {
+        match value {
+            "OK" => Some(AlarmState::Ok),
+            "ALARM" => Some(AlarmState::Alarm),
+            "INSUFFICIENT_DATA" => Some(AlarmState::InsufficientData),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Ok => "OK",
+            AlarmState::Alarm => "ALARM",
+            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+/// A guarding alarm as DescribeAlarms reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmStatus {
+    pub name: String,
+    pub state: AlarmState,
+    /// epoch seconds of the last state change
+    pub state_updated_at: u64,
+    pub reason: String,
+    /// seconds; metric alarms only (a composite alarm has none)
+    pub period: Option<u64>,
+    pub evaluation_periods: Option<u64>,
+}
+
+/// CloudWatch alarms, read only.
+pub trait Alarms: Send + Sync {
+    /// The alarms of `names` that exist (a missing one is left out).
+    fn describe(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = PortResult<Vec<AlarmStatus>>> + Send;
+}
+
+/// The timer that ends a bake: one schedule per release, firing once at `at`
+/// (epoch seconds) with the release id. Scheduling an existing one is a no-op.
+pub trait Timers: Send + Sync {
+    fn end_bake_at(
+        &self,
+        release: &ReleaseId,
+        at: u64,
+    ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 pub trait EventSink: Send + Sync {

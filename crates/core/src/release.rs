@@ -16,7 +16,13 @@ pub enum ReleaseState {
     Migrating,
     /// Services are rolling out.
     Deploying,
-    /// Every service completed; the release is known-good.
+    /// Every service completed; the smoke-test task runs against them.
+    Verifying,
+    /// Every service completed (and the smoke test passed): the guarding alarms
+    /// are watched until a timer ends the bake.
+    Baking,
+    /// The bake ended with no guarding alarm raised since the rollout began;
+    /// the release is known-good.
     Succeeded,
     Failed,
     /// A newer release took the environment before this one reached its services.
@@ -35,6 +41,8 @@ pub enum Transition {
     StartMigration,
     SkipMigration,
     PassMigration,
+    StartVerify,
+    StartBake,
     Fail,
     Supersede,
     Complete,
@@ -45,31 +53,58 @@ pub enum Transition {
 use ReleaseState as S;
 
 /// The states a release is in while it holds its lane.
-pub const IN_FLIGHT: &[ReleaseState] = &[S::Claimed, S::Migrating, S::Deploying];
+pub const IN_FLIGHT: &[ReleaseState] = &[
+    S::Claimed,
+    S::Migrating,
+    S::Deploying,
+    S::Verifying,
+    S::Baking,
+];
 
 /// The release state machine, once: transition, the states it leaves, the state it takes.
-pub const TRANSITIONS: [(Transition, &[ReleaseState], ReleaseState); 8] = [
+pub const TRANSITIONS: [(Transition, &[ReleaseState], ReleaseState); 10] = [
     (Transition::StartMigration, &[S::Claimed], S::Migrating),
     (Transition::SkipMigration, &[S::Claimed], S::Deploying),
     (Transition::PassMigration, &[S::Migrating], S::Deploying),
+    (Transition::StartVerify, &[S::Deploying], S::Verifying),
+    (
+        Transition::StartBake,
+        &[S::Deploying, S::Verifying],
+        S::Baking,
+    ),
     (Transition::Fail, IN_FLIGHT, S::Failed),
     // A newer claim takes the lane from a release still in flight.
     (Transition::Supersede, IN_FLIGHT, S::Superseded),
-    (Transition::Complete, &[S::Deploying], S::Succeeded),
+    // Known-good only once every service completed, the smoke test passed and
+    // the bake ended (an environment without either goes straight on).
+    (
+        Transition::Complete,
+        &[S::Deploying, S::Verifying, S::Baking],
+        S::Succeeded,
+    ),
     // A rollback also cancels a release that has not reached its services yet.
     (
         Transition::BeginRollback,
-        &[S::Claimed, S::Migrating, S::Deploying, S::Succeeded],
+        &[
+            S::Claimed,
+            S::Migrating,
+            S::Deploying,
+            S::Verifying,
+            S::Baking,
+            S::Succeeded,
+        ],
         S::RollingBack,
     ),
     (Transition::FinishRollback, &[S::RollingBack], S::RolledBack),
 ];
 
 impl Transition {
-    pub const ALL: [Transition; 8] = [
+    pub const ALL: [Transition; 10] = [
         Transition::StartMigration,
         Transition::SkipMigration,
         Transition::PassMigration,
+        Transition::StartVerify,
+        Transition::StartBake,
         Transition::Fail,
         Transition::Supersede,
         Transition::Complete,
@@ -131,10 +166,12 @@ pub struct IllegalTransition {
 }
 
 impl ReleaseState {
-    pub const ALL: [ReleaseState; 8] = [
+    pub const ALL: [ReleaseState; 10] = [
         S::Claimed,
         S::Migrating,
         S::Deploying,
+        S::Verifying,
+        S::Baking,
         S::Succeeded,
         S::Failed,
         S::Superseded,
@@ -142,13 +179,15 @@ impl ReleaseState {
         S::RolledBack,
     ];
 
-    /// The ledger's spelling: `CLAIMED`, `MIGRATING`, `DEPLOYING`, `SUCCEEDED`,
-    /// `FAILED`, `SUPERSEDED`, `ROLLING_BACK`, `ROLLED_BACK`.
+    /// The ledger's spelling: `CLAIMED`, `MIGRATING`, `DEPLOYING`, `VERIFYING`,
+    /// `BAKING`, `SUCCEEDED`, `FAILED`, `SUPERSEDED`, `ROLLING_BACK`, `ROLLED_BACK`.
     pub fn as_str(&self) -> &'static str {
         match self {
             S::Claimed => "CLAIMED",
             S::Migrating => "MIGRATING",
             S::Deploying => "DEPLOYING",
+            S::Verifying => "VERIFYING",
+            S::Baking => "BAKING",
             S::Succeeded => "SUCCEEDED",
             S::Failed => "FAILED",
             S::Superseded => "SUPERSEDED",
@@ -180,7 +219,7 @@ impl ReleaseState {
     pub fn reached_services(&self) -> bool {
         matches!(
             self,
-            S::Deploying | S::Succeeded | S::RollingBack | S::RolledBack
+            S::Deploying | S::Verifying | S::Baking | S::Succeeded | S::RollingBack | S::RolledBack
         )
     }
 
@@ -190,6 +229,8 @@ impl ReleaseState {
             S::Claimed => &[S::Claimed],
             S::Migrating => &[S::Migrating],
             S::Deploying => &[S::Deploying],
+            S::Verifying => &[S::Verifying],
+            S::Baking => &[S::Baking],
             S::Succeeded => &[S::Succeeded],
             S::Failed => &[S::Failed],
             S::Superseded => &[S::Superseded],
@@ -480,6 +521,8 @@ mod tests {
                 "CLAIMED",
                 "MIGRATING",
                 "DEPLOYING",
+                "VERIFYING",
+                "BAKING",
                 "SUCCEEDED",
                 "FAILED",
                 "SUPERSEDED",
@@ -521,6 +564,8 @@ mod tests {
             reached,
             [
                 ReleaseState::Deploying,
+                ReleaseState::Verifying,
+                ReleaseState::Baking,
                 ReleaseState::Succeeded,
                 ReleaseState::RollingBack,
                 ReleaseState::RolledBack
@@ -541,10 +586,21 @@ mod tests {
             (S::Claimed, T::Supersede, S::Superseded),
             (S::Migrating, T::Supersede, S::Superseded),
             (S::Deploying, T::Supersede, S::Superseded),
+            (S::Deploying, T::StartVerify, S::Verifying),
+            (S::Deploying, T::StartBake, S::Baking),
+            (S::Verifying, T::StartBake, S::Baking),
+            (S::Verifying, T::Fail, S::Failed),
+            (S::Baking, T::Fail, S::Failed),
+            (S::Verifying, T::Supersede, S::Superseded),
+            (S::Baking, T::Supersede, S::Superseded),
             (S::Deploying, T::Complete, S::Succeeded),
+            (S::Verifying, T::Complete, S::Succeeded),
+            (S::Baking, T::Complete, S::Succeeded),
             (S::Claimed, T::BeginRollback, S::RollingBack),
             (S::Migrating, T::BeginRollback, S::RollingBack),
             (S::Deploying, T::BeginRollback, S::RollingBack),
+            (S::Verifying, T::BeginRollback, S::RollingBack),
+            (S::Baking, T::BeginRollback, S::RollingBack),
             (S::Succeeded, T::BeginRollback, S::RollingBack),
             (S::RollingBack, T::FinishRollback, S::RolledBack),
         ]
@@ -577,7 +633,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(illegal, 8 * 8 - table.len());
+        assert_eq!(illegal, 10 * 10 - table.len());
     }
 
     #[test]

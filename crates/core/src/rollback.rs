@@ -9,7 +9,8 @@ use crate::release::ReleaseId;
 pub enum RollbackCause {
     /// A CloudWatch alarm that guards the environment went to ALARM.
     Alarm { alarm: String, reason: String },
-    /// ECS reported a service deployment of this release failed.
+    /// ECS reported a service deployment of this release failed, or its smoke
+    /// test failed: either way its services are out, and go back.
     DeploymentFailed { release: ReleaseId, reason: String },
     /// An operator asked, optionally naming a tag or release id to return to.
     Operator { to: Option<String>, reason: String },

@@ -4,6 +4,8 @@
 //! EventBridge events AWS would deliver.
 #![allow(dead_code)]
 
+pub mod cbor_json;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_ecs::types as ecs;
+use ferry_aws::timers::TimerTarget;
 use ferry_aws::AwsEngine;
 use ferry_core::config::Config;
 use serde_json::{json, Value};
@@ -123,7 +126,8 @@ impl Emulator {
                 "testing", "testing", None, None, "emulator",
             )))
             .behavior_version(BehaviorVersion::latest())
-            .http_client(ferry_aws::clients::http_client())
+            // CloudWatch's CBOR requests reach moto as JSON (cbor_json.rs).
+            .http_client(cbor_json::client(ferry_aws::clients::http_client()))
             .timeout_config(ferry_aws::clients::timeouts())
             .build();
         emulator
@@ -143,6 +147,12 @@ impl Emulator {
     }
     pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
         aws_sdk_secretsmanager::Client::new(&self.sdk)
+    }
+    pub fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::new(&self.sdk)
+    }
+    pub fn scheduler(&self) -> aws_sdk_scheduler::Client {
+        aws_sdk_scheduler::Client::new(&self.sdk)
     }
 
     /// POST to the emulator's control routes (`/_ferry/...`).
@@ -171,6 +181,18 @@ fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What the engine's bake timers invoke in the emulator's account: ferry-watch
+/// as the local stack names it, and a scheduler role (moto checks neither).
+pub fn timer_target() -> TimerTarget {
+    TimerTarget {
+        target_arn: format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:ferry-local-watch"),
+        role_arn: format!("arn:aws:iam::{ACCOUNT}:role/ferry-local-SchedulerRole"),
+        dead_letter_arn: Some(format!(
+            "arn:aws:sqs:{REGION}:{ACCOUNT}:ferry-local-FailedInvocationsQueue"
+        )),
+    }
 }
 
 pub fn shop_config() -> String {
@@ -418,7 +440,13 @@ impl Shop {
     }
 
     pub fn engine(&self) -> AwsEngine {
-        ferry_aws::engine(&self.emulator.sdk, self.config.clone(), TABLE, "default")
+        ferry_aws::engine(
+            &self.emulator.sdk,
+            self.config.clone(),
+            TABLE,
+            "default",
+            &timer_target(),
+        )
     }
 
     pub fn engine_observed(&self, calls: &CallLog) -> AwsEngine {
@@ -427,6 +455,7 @@ impl Shop {
             self.config.clone(),
             TABLE,
             "default",
+            &timer_target(),
             Some(calls.clone()),
         )
     }
@@ -901,10 +930,21 @@ impl Shop {
         let replies = self.complete_all().await;
         assert_eq!(
             replies.last().map(|r| outcome(r).to_owned()).as_deref(),
-            Some("succeeded"),
+            Some("baking"),
             "{replies:?}"
         );
+        let ended = self.end_bake(&id).await;
+        assert_eq!(outcome(&ended), "succeeded", "{ended}");
         (id, self.services_task_definitions().await)
+    }
+
+    /// The end-of-bake schedule fires: its input delivered to ferry-watch.
+    pub async fn end_bake(&self, release_id: &str) -> Value {
+        let engine = self.engine();
+        let input = serde_json::json!({ "bake_ended": { "release_id": release_id } });
+        ferry_aws::handlers::watch(&engine, REGION, input, now())
+            .await
+            .expect("watch")
     }
 
     /// The `CloudWatch Alarm State Change` event CloudWatch emits.
@@ -1029,9 +1069,17 @@ impl aws_sdk_ecs::config::Intercept for CallLog {
             .get("x-amz-target")
             .unwrap_or_default()
             .to_owned();
+        // CloudWatch (RPC v2 CBOR) and Scheduler (restJson) name the operation
+        // in the path, not in X-Amz-Target: the SDK's operation metadata names it.
+        let operation = match cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
+            Some(m) if target.is_empty() => {
+                format!("{}:{}", m.service().to_ascii_lowercase(), m.name())
+            }
+            _ => operation_of(&target),
+        };
         if let Some(CallIndex(i)) = cfg.load::<CallIndex>().copied() {
             if let Some(call) = self.calls.lock().expect("call log").get_mut(i) {
-                call.operation = operation_of(&target);
+                call.operation = operation;
             }
         }
         Ok(())

@@ -118,6 +118,12 @@ mod tests {
             migration_essential_containers: Vec::new(),
             migration_task: None,
             migration_deadline: None,
+            verify_task_definition: None,
+            verify_essential_containers: Vec::new(),
+            verify_task: None,
+            verify_deadline: None,
+            rollout_started_at: None,
+            bake_ends_at: None,
             parameter_version: Some(2),
             deployments: BTreeMap::from([("api".into(), "ecs-svc/1".into())]),
             completed_services: completed

@@ -2,6 +2,7 @@
 //! No I/O and no AWS type; the engine's executors do what these say, in order.
 //! Each flow's decisions live in one file and are tested there without fakes.
 
+pub mod bake;
 pub mod deployment;
 pub mod push;
 pub mod stopped;

@@ -53,6 +53,12 @@ impl Target<'_> {
     pub fn migration(&self) -> Option<&Migration> {
         self.env.migration_for(&self.image.repository)
     }
+
+    /// The smoke test of the environment: it runs for every lane's release, and
+    /// its image follows the release only where it runs the pushed repository.
+    pub fn verify(&self) -> Option<&Migration> {
+        self.env.verify.as_ref()
+    }
 }
 
 /// What to do with a push, decided from the lane head and the release record.
@@ -182,6 +188,12 @@ fn new_record(target: &Target<'_>, head: &LaneHead, now: u64) -> ReleaseRecord {
         migration_essential_containers: Vec::new(),
         migration_task: None,
         migration_deadline: None,
+        verify_task_definition: None,
+        verify_essential_containers: Vec::new(),
+        verify_task: None,
+        verify_deadline: None,
+        rollout_started_at: None,
+        bake_ends_at: None,
         parameter_version: None,
         deployments: BTreeMap::new(),
         completed_services: BTreeSet::new(),
@@ -207,6 +219,9 @@ pub struct FamilyCopy<T> {
 pub struct ReleasePlan<T> {
     pub families: Vec<FamilyCopy<T>>,
     pub migration: Option<FamilyCopy<T>>,
+    /// The smoke test: copied when it runs the pushed repository (`changes`
+    /// not empty), else run as described.
+    pub verify: Option<FamilyCopy<T>>,
 }
 
 impl<T: TaskDefinitionView> ReleasePlan<T> {
@@ -215,6 +230,7 @@ impl<T: TaskDefinitionView> ReleasePlan<T> {
         self.families
             .iter()
             .chain(self.migration.iter())
+            .chain(self.verify.iter())
             .flat_map(|f| f.base.secret_refs())
             .collect::<BTreeSet<_>>()
             .into_iter()
@@ -240,6 +256,8 @@ pub struct PreflightReads<'a, S, T> {
     pub image_found: Result<bool, PortError>,
     /// The migration family's latest revision, when the lane has a migration.
     pub migration: Option<Result<T, PortError>>,
+    /// The smoke-test family's latest revision, when the environment has one.
+    pub verify: Option<Result<T, PortError>>,
     /// Every revision the services run, by ARN.
     pub described: Vec<(String, Result<T, PortError>)>,
 }
@@ -289,6 +307,22 @@ pub fn preflight<S: ServiceView, T: TaskDefinitionView + Clone>(
         (_, Some(Ok(td))) => Some(td),
         (None, Some(Err(_))) | (_, None) => None,
     };
+    let verify = match (target.verify(), reads.verify) {
+        (_, Some(Err(e))) if e.retryable => return Preflight::Retry(e),
+        (Some(v), Some(Err(e))) => {
+            problems.push(format!(
+                "smoke-test task family `{}` cannot be described: {e}",
+                v.task_family
+            ));
+            None
+        }
+        (_, Some(Ok(td))) => Some(FamilyCopy {
+            services: Vec::new(),
+            changes: plan_image_changes(&td.containers(), image),
+            base: td,
+        }),
+        (None, Some(Err(_))) | (_, None) => None,
+    };
     let families = family_copies(target, reads.services, &by_arn, &mut problems);
     let migration = migration.map(|td| {
         let changes = plan_image_changes(&td.containers(), image);
@@ -309,6 +343,7 @@ pub fn preflight<S: ServiceView, T: TaskDefinitionView + Clone>(
         plan: ReleasePlan {
             families,
             migration,
+            verify,
         },
         problems,
     }

@@ -18,6 +18,10 @@ pub enum StoppedPlan {
     ResumeRollout,
     /// The migration failed: no service is touched, the image tag restored.
     Fail(String),
+    /// The smoke test passed: the bake begins.
+    PassVerify,
+    /// The smoke test failed: the services are out already, so they go back.
+    FailVerify(String),
 }
 
 /// Decides what a stopped task means for the release its `startedBy` names.
@@ -37,6 +41,23 @@ pub fn decide_stopped(task_arn: &str, task: &StoppedTask, record: &ReleaseRecord
             ) {
                 MigrationVerdict::Passed => StoppedPlan::RollOut,
                 MigrationVerdict::Failed { reason } => StoppedPlan::Fail(reason),
+            },
+        },
+        ReleaseState::Verifying => match &record.verify_task {
+            None => StoppedPlan::NotReady,
+            Some(recorded) if recorded != task_arn => StoppedPlan::Ignore(format!(
+                "task {task_arn} is not the release's smoke-test task {recorded}"
+            )),
+            Some(_) => match judge_migration(
+                task,
+                &record.verify_essential_containers,
+                record.verify_deadline,
+            ) {
+                MigrationVerdict::Passed => StoppedPlan::PassVerify,
+                MigrationVerdict::Failed { reason } => StoppedPlan::FailVerify(format!(
+                    "smoke test failed: {}",
+                    reason.replacen("migration", "smoke-test", 1)
+                )),
             },
         },
         // A redelivery after some UpdateService calls failed; a duplicate
@@ -77,6 +98,12 @@ mod tests {
             migration_essential_containers: vec!["migrate".into()],
             migration_task: task.map(str::to_owned),
             migration_deadline: Some(2_000),
+            verify_task_definition: None,
+            verify_essential_containers: Vec::new(),
+            verify_task: None,
+            verify_deadline: None,
+            rollout_started_at: None,
+            bake_ends_at: None,
             parameter_version: Some(2),
             deployments: BTreeMap::new(),
             completed_services: BTreeSet::new(),
@@ -183,6 +210,38 @@ mod tests {
         assert_eq!(
             decide_stopped("arn:other", &exited(0, 1_500), &deploying),
             StoppedPlan::AlreadyDone(ReleaseState::Deploying)
+        );
+    }
+
+    #[test]
+    fn a_smoke_test_is_judged_like_a_migration_against_its_own_task() {
+        let mut verifying = record(ReleaseState::Verifying, Some("arn:migration"));
+        verifying.verify_task = Some(TASK.into());
+        verifying.verify_essential_containers = vec!["migrate".into()];
+        verifying.verify_deadline = Some(2_000);
+        assert_eq!(
+            decide_stopped(TASK, &exited(0, 1_500), &verifying),
+            StoppedPlan::PassVerify
+        );
+        let failed = decide_stopped(TASK, &exited(1, 1_500), &verifying);
+        assert!(
+            matches!(failed, StoppedPlan::FailVerify(ref r) if r.contains("exited with code 1")),
+            "{failed:?}"
+        );
+        let late = decide_stopped(TASK, &exited(0, 2_500), &verifying);
+        assert!(
+            matches!(late, StoppedPlan::FailVerify(ref r) if r.contains("outlived its timeout")),
+            "{late:?}"
+        );
+        // The migration's own late STOPPED event is not the smoke test's.
+        assert!(matches!(
+            decide_stopped("arn:migration", &exited(0, 1_500), &verifying),
+            StoppedPlan::Ignore(_)
+        ));
+        verifying.verify_task = None;
+        assert_eq!(
+            decide_stopped(TASK, &exited(0, 1_500), &verifying),
+            StoppedPlan::NotReady
         );
     }
 

@@ -65,8 +65,14 @@ struct PushRead<P: Ports> {
     head: LaneHead,
     existing: Option<ReleaseRecord>,
     services: Result<ServiceLookup<ServiceOf<P>>, PortError>,
-    migration: Option<Result<TaskDefinitionOf<P>, PortError>>,
+    rest: RestRead<P>,
+}
+
+/// The reads preflight judges besides the services.
+struct RestRead<P: Ports> {
     image_found: Result<bool, PortError>,
+    migration: Option<Result<TaskDefinitionOf<P>, PortError>>,
+    verify: Option<Result<TaskDefinitionOf<P>, PortError>>,
 }
 
 /// A release that holds its lane and goes on: claimed now, or resumed.
@@ -241,15 +247,20 @@ impl<P: Ports> Engine<P> {
         let image = &target.image;
         let by_digest = ImageSelector::Digest(image.digest.clone());
         let (lane, id, names) = (target.lane(), target.id(), target.service_names());
-        let (read, services, migration, resolved) = futures_util::join!(
-            self.ledger.read(&lane, &id),
-            self.ecs.describe_services(&target.env.cluster, &names),
-            async {
-                match target.migration() {
-                    Some(m) => Some(self.ecs.describe_task_definition(&m.task_family).await),
+        let latest = |task: Option<&crate::config::Migration>| {
+            let family = task.map(|t| t.task_family.clone());
+            async move {
+                match family {
+                    Some(family) => Some(self.ecs.describe_task_definition(&family).await),
                     None => None,
                 }
-            },
+            }
+        };
+        let (read, services, migration, verify, resolved) = futures_util::join!(
+            self.ledger.read(&lane, &id),
+            self.ecs.describe_services(&target.env.cluster, &names),
+            latest(target.migration()),
+            latest(target.verify()),
             self.registry.resolve(&image.repository, &by_digest),
         );
         let (head, existing) = read?;
@@ -257,8 +268,11 @@ impl<P: Ports> Engine<P> {
             head: head.unwrap_or_default(),
             existing,
             services,
-            migration,
-            image_found: resolved.map(|r| r.is_some()),
+            rest: RestRead {
+                image_found: resolved.map(|r| r.is_some()),
+                migration,
+                verify,
+            },
         })
     }
 
@@ -309,15 +323,8 @@ impl<P: Ports> Engine<P> {
             value_before,
             now,
         };
-        self.preflight_and_go(
-            target,
-            holding,
-            &services,
-            read.image_found,
-            read.migration,
-            described,
-        )
-        .await
+        self.preflight_and_go(target, holding, &services, read.rest, described)
+            .await
     }
 
     /// Round trip 2 for an interrupted release: take the resumption ∥ describe.
@@ -351,7 +358,7 @@ impl<P: Ports> Engine<P> {
         };
         tracing::warn!(release = %record.id, state = %record.state, interrupted = ?record.interrupted, "resuming an interrupted release");
         if record.state == ReleaseState::Deploying && !record.task_definitions.is_empty() {
-            return self.roll_out(record, Vec::new()).await.map(Some);
+            return self.roll_out(record, Vec::new(), now).await.map(Some);
         }
         let holding = Holding {
             record,
@@ -359,15 +366,8 @@ impl<P: Ports> Engine<P> {
             value_before: value_before.map_err(EngineError::from)?,
             now,
         };
-        self.preflight_and_go(
-            target,
-            holding,
-            &services,
-            read.image_found,
-            read.migration,
-            described,
-        )
-        .await
+        self.preflight_and_go(target, holding, &services, read.rest, described)
+            .await
     }
 
     /// DescribeTaskDefinition of every revision the services run.
@@ -416,14 +416,14 @@ impl<P: Ports> Engine<P> {
         target: &Target<'_>,
         holding: Holding,
         services: &ServiceLookup<ServiceOf<P>>,
-        image_found: Result<bool, PortError>,
-        migration: Option<Result<TaskDefinitionOf<P>, PortError>>,
+        rest: RestRead<P>,
         described: Vec<(String, Result<TaskDefinitionOf<P>, PortError>)>,
     ) -> Result<Option<Outcome>, EngineError> {
         let reads = PreflightReads {
             services,
-            image_found,
-            migration,
+            image_found: rest.image_found,
+            migration: rest.migration,
+            verify: rest.verify,
             described,
         };
         let (plan, mut problems) = match preflight(target, reads) {
@@ -498,15 +498,27 @@ impl<P: Ports> Engine<P> {
                 return self.abandon(&record, events, reason, false).await;
             }
         };
-        for (family, arn) in plan.families.iter().zip(&arns) {
+        let mut registered = arns.iter();
+        for family in &plan.families {
+            let Some(arn) = registered.next() else { break };
             for service in &family.services {
                 record.task_definitions.insert(service.clone(), arn.clone());
             }
         }
+        let migration_arn = plan
+            .migration
+            .as_ref()
+            .and_then(|_| registered.next().cloned());
+        if let Some(verify) = &plan.verify {
+            // Copied when it runs the pushed repository; else run as it is.
+            let copied = (!verify.changes.is_empty()).then(|| registered.next().cloned());
+            record.verify_task_definition = copied.flatten().or(Some(verify.base.arn().to_owned()));
+            record.verify_essential_containers = verify.base.essential_containers();
+        }
         if was != record.state {
             events.push(event_for(&record, Some(was), record.state));
         }
-        match (plan.migration, arns.last().cloned(), like) {
+        match (plan.migration, migration_arn, like) {
             (Some(migration), Some(migration_arn), Some(like)) => {
                 let started = StartMigration {
                     migration_arn,
@@ -520,11 +532,13 @@ impl<P: Ports> Engine<P> {
                 let reason = "no service to copy launch settings from".to_owned();
                 self.abandon(&record, events, reason, false).await
             }
-            (None, _, _) => self.roll_out(record, events).await.map(Some),
+            (None, _, _) => self.roll_out(record, events, now).await.map(Some),
         }
     }
 
-    /// RegisterTaskDefinition of every copy (the migration's last), in ECS's burst.
+    /// RegisterTaskDefinition of every copy — the services' families, then the
+    /// migration, then the smoke test when it runs the pushed repository — in
+    /// ECS's burst.
     async fn register_copies(
         &self,
         target: &Target<'_>,
@@ -532,7 +546,13 @@ impl<P: Ports> Engine<P> {
         plan: &ReleasePlan<TaskDefinitionOf<P>>,
     ) -> Result<Vec<String>, PortError> {
         let env = target.env;
-        let copies: Vec<_> = plan.families.iter().chain(plan.migration.iter()).collect();
+        let verify = plan.verify.iter().filter(|v| !v.changes.is_empty());
+        let copies: Vec<_> = plan
+            .families
+            .iter()
+            .chain(plan.migration.iter())
+            .chain(verify)
+            .collect();
         let registered = fan_out(copies, REGISTER_CONCURRENCY, |copy| {
             let tags = release_tags(&copy.base.tags(), record.id.as_str(), &env.app, &env.name)
                 .map_err(|e| PortError::new("ecs:RegisterTaskDefinition", e.to_string()));
@@ -595,6 +615,8 @@ impl<P: Ports> Engine<P> {
             migration_task_definition: Some(migration_arn),
             migration_essential_containers: Some(essential),
             migration_task: Some(task.clone()),
+            verify_task_definition: record.verify_task_definition.clone(),
+            verify_essential_containers: Some(record.verify_essential_containers.clone()),
             parameter_version: Some(version),
             ..ReleaseUpdate::default()
         };
@@ -689,7 +711,7 @@ impl<P: Ports> Engine<P> {
         Ok(())
     }
 
-    async fn stop_quietly(&self, cluster: &str, task: &str, reason: &str) {
+    pub(super) async fn stop_quietly(&self, cluster: &str, task: &str, reason: &str) {
         if let Err(error) = self.ecs.stop_task(cluster, task, reason).await {
             tracing::warn!(%task, %error, "could not stop the migration task");
         }

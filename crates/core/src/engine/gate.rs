@@ -21,7 +21,7 @@ impl<P: Ports> Engine<P> {
     pub async fn on_task_stopped(
         &self,
         stopped: &TaskStopped,
-        _now: u64,
+        now: u64,
     ) -> Result<Decision, EngineError> {
         let Some(id) = stopped
             .started_by
@@ -54,15 +54,24 @@ impl<P: Ports> Engine<P> {
                 tracing::warn!(release = %id, %reason, "migration failed; services untouched, restoring the image tag");
                 self.fail_release(&record, reason, true).await?
             }
-            StoppedPlan::RollOut => self.pass_migration(record).await?,
-            StoppedPlan::ResumeRollout => self.resume_rollout(record).await?,
+            StoppedPlan::RollOut => Box::pin(self.pass_migration(record, now)).await?,
+            StoppedPlan::ResumeRollout => self.resume_rollout(record, now).await?,
+            StoppedPlan::PassVerify => Box::pin(self.start_bake(record, now)).await?,
+            StoppedPlan::FailVerify(reason) => {
+                let lane = record.lane.clone();
+                return Box::pin(self.failed_after_rollout(&lane, &record, reason)).await;
+            }
         };
         Ok(decision(outcome))
     }
 
     /// Round trip 2: the guard. A superseding claim or a duplicate event makes
     /// this condition fail, and then no service is touched. Round trips 3–4: the rollout.
-    async fn pass_migration(&self, record: ReleaseRecord) -> Result<Outcome, EngineError> {
+    async fn pass_migration(
+        &self,
+        record: ReleaseRecord,
+        now: u64,
+    ) -> Result<Outcome, EngineError> {
         let guard = Transition::PassMigration.guard();
         let Some(record) = self
             .ledger
@@ -77,12 +86,16 @@ impl<P: Ports> Engine<P> {
             Some(ReleaseState::Migrating),
             ReleaseState::Deploying,
         );
-        self.roll_out(record, vec![event]).await
+        self.roll_out(record, vec![event], now).await
     }
 
     /// A redelivery after some UpdateService calls failed: the one delivery that
     /// takes the resumption finishes the rollout.
-    async fn resume_rollout(&self, record: ReleaseRecord) -> Result<Outcome, EngineError> {
+    async fn resume_rollout(
+        &self,
+        record: ReleaseRecord,
+        now: u64,
+    ) -> Result<Outcome, EngineError> {
         let resume = ReleaseUpdate {
             resume: true,
             ..ReleaseUpdate::default()
@@ -97,6 +110,6 @@ impl<P: Ports> Engine<P> {
             });
         };
         tracing::warn!(release = %record.id, "resuming a rollout that left services behind");
-        self.roll_out(record, Vec::new()).await
+        self.roll_out(record, Vec::new(), now).await
     }
 }

@@ -4,6 +4,7 @@
 //! sequence of round trips whose independent calls run concurrently, so a
 //! release costs the same number of sequential round trips at 3 services as at 50.
 
+mod bake;
 mod deploy;
 mod gate;
 mod rollback;
@@ -18,11 +19,12 @@ use serde::Serialize;
 
 use crate::config::{Config, Environment};
 use crate::ports::{
-    Ecs, EventSink, HeadChange, Lane, Ledger, Parameters, PortError, Registry, ReleaseEvent,
-    ReleaseRecord, ReleaseUpdate, RollbackLedger, SecretsCheck,
+    Alarms, Ecs, EventSink, HeadChange, Lane, Ledger, Parameters, PortError, Registry,
+    ReleaseEvent, ReleaseRecord, ReleaseUpdate, RollbackLedger, SecretsCheck, Timers,
 };
 use crate::release::{ReleaseState, Transition};
 
+pub use bake::BlessRequest;
 pub use deploy::{DeployRequest, Push};
 pub use gate::TaskStopped;
 pub use rollback::{AlarmChange, AlarmState, RollbackRequest, UnfreezeRequest};
@@ -46,6 +48,8 @@ pub trait Ports {
     type Secrets: SecretsCheck;
     type Registry: Registry;
     type Events: EventSink;
+    type Alarms: Alarms;
+    type Timers: Timers;
 }
 
 pub struct Engine<P: Ports> {
@@ -56,6 +60,8 @@ pub struct Engine<P: Ports> {
     pub secrets: P::Secrets,
     pub registry: P::Registry,
     pub events: P::Events,
+    pub alarms: P::Alarms,
+    pub timers: P::Timers,
 }
 
 /// Why an invocation failed. Retryable errors should make Lambda run the event
@@ -114,6 +120,10 @@ pub enum Outcome {
     },
     /// UpdateService issued for every service of the release.
     Deploying { deployments: Vec<String> },
+    /// Every service completed; the smoke-test task runs.
+    Verifying { task: String },
+    /// The guarding alarms are watched until `until` (epoch seconds).
+    Baking { until: u64 },
     /// The release was overtaken by a newer one before reaching its services.
     Superseded,
     /// The release failed; services untouched, SSM parameter restored.
@@ -123,7 +133,7 @@ pub enum Outcome {
         completed: Vec<String>,
         pending: Vec<String>,
     },
-    /// Every service completed: the release is the known-good one now.
+    /// The release is the known-good one now.
     Succeeded,
     /// The lane is frozen after a rollback: the push is recorded, not deployed.
     Held { tag: String },

@@ -22,39 +22,13 @@ use super::{
 };
 use crate::config::Environment;
 use crate::decide::unfreeze::{decide_unfreeze, UnfreezePlan};
+pub use crate::ports::AlarmState;
 use crate::ports::{
     Ecs, KnownGoodRelease, Lane, Ledger, Parameters, PortError, RollbackInProgress, RollbackLedger,
     RollbackWrite,
 };
 use crate::release::{ReleaseState, Transition};
 use crate::rollback::{choose_rollback, RollbackCause, RollbackChoice};
-
-/// A CloudWatch alarm's state, as the Alarm State Change event spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlarmState {
-    Ok,
-    Alarm,
-    InsufficientData,
-}
-
-impl AlarmState {
-    pub fn parse(value: &str) -> Option<AlarmState> {
-        match value {
-            "OK" => Some(AlarmState::Ok),
-            "ALARM" => Some(AlarmState::Alarm),
-            "INSUFFICIENT_DATA" => Some(AlarmState::InsufficientData),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlarmState::Ok => "OK",
-            AlarmState::Alarm => "ALARM",
-            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
-        }
-    }
-}
 
 /// A CloudWatch Alarm State Change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +172,7 @@ impl<P: Ports> Engine<P> {
                     digest: Some(held.digest.clone()),
                     repository: Some(lane.repository.clone()),
                 };
-                decisions.push(self.deploy(&request, region, now).await?);
+                decisions.push(Box::pin(self.deploy(&request, region, now)).await?);
             }
         }
         Ok(decisions)
@@ -265,7 +239,7 @@ impl<P: Ports> Engine<P> {
                     return Ok(decide(None, Outcome::Refused { reason }));
                 }
             };
-            let outcome = self.put_back(lane, &rollback, &to).await?;
+            let outcome = Box::pin(self.put_back(lane, &rollback, &to)).await?;
             return Ok(decide(Some(rollback.release.id.as_str()), outcome));
         }
         Err(EngineError::Contention(lane.clone()))

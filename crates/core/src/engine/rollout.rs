@@ -19,6 +19,7 @@ impl<P: Ports> Engine<P> {
         &self,
         record: ReleaseRecord,
         events: Vec<ReleaseEvent>,
+        now: u64,
     ) -> Result<Outcome, EngineError> {
         let id = &record.id;
         let pending: Vec<(String, String)> = record
@@ -56,6 +57,9 @@ impl<P: Ports> Engine<P> {
             fold_rollout(record.deployments.clone(), updated, put);
         let update = ReleaseUpdate {
             task_definitions: Some(record.task_definitions.clone()),
+            verify_task_definition: record.verify_task_definition.clone(),
+            verify_essential_containers: Some(record.verify_essential_containers.clone()),
+            rollout_started_at: Some(record.rollout_started_at.unwrap_or(now)),
             deployments: Some(deployments.clone()),
             parameter_version,
             interrupted: (!failures.is_empty()).then(|| describe(&failures)),

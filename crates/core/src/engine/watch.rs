@@ -10,7 +10,6 @@ use crate::ports::{
     ReleaseRecord, ReleaseUpdate,
 };
 use crate::release::{ReleaseId, ReleaseState, Transition};
-use crate::rollback::RollbackCause;
 
 pub use crate::decide::deployment::{DeploymentChange, DeploymentOutcome};
 
@@ -18,7 +17,7 @@ impl<P: Ports> Engine<P> {
     pub async fn on_deployment(
         &self,
         change: &DeploymentChange,
-        _now: u64,
+        now: u64,
     ) -> Result<Decision, EngineError> {
         let Some(lane) = self.lane_of_service(&change.cluster, &change.service) else {
             return Ok(Decision::ignored(format!(
@@ -73,7 +72,7 @@ impl<P: Ports> Engine<P> {
                 AfterMark::Progress { completed, pending } => {
                     Outcome::Progress { completed, pending }
                 }
-                AfterMark::Complete => self.succeed(&record, &head).await?,
+                AfterMark::Complete => Box::pin(self.after_rollout(record, &head, now)).await?,
             },
             None => return self.unmarked(change, &lane, &id).await,
         };
@@ -110,29 +109,18 @@ impl<P: Ports> Engine<P> {
             Unmarked::RollBack(reason) => {
                 tracing::error!(release = %id, %reason, "deployment failed; rolling the whole release back");
                 // Every service of the release goes back, the ones that completed too.
-                let cause = RollbackCause::DeploymentFailed {
-                    release: id.clone(),
-                    reason: reason.clone(),
-                };
-                let rolled = self.roll_back(lane, &cause).await?;
-                let Outcome::Refused { reason: why } = &rolled.outcome else {
-                    return Ok(rolled);
-                };
-                // Nothing known-good to go back to (a lane's first release): the
-                // release fails, frees the lane, and never becomes known-good.
-                tracing::error!(release = %id, %why, "no rollback possible; failing the release");
-                let outcome = self.fail_release(&record, reason, false).await?;
-                Ok(decision(outcome))
+                Box::pin(self.failed_after_rollout(lane, &record, reason)).await
             }
         }
     }
 
-    /// Round trip 3: succeed, atomically with the lane's known-good pointer and
-    /// its (bounded) history; round trip 4: label the SSM version ∥ the event.
-    async fn succeed(
+    /// Succeed, atomically with the lane's known-good pointer and its (bounded)
+    /// history; then label the SSM version ∥ the event (with `notes`, if any).
+    pub(super) async fn succeed(
         &self,
         record: &ReleaseRecord,
         head: &LaneHead,
+        notes: Option<String>,
     ) -> Result<Outcome, EngineError> {
         let newest = KnownGoodRelease {
             id: record.id.clone(),
@@ -153,7 +141,10 @@ impl<P: Ports> Engine<P> {
             .settle(
                 record,
                 Transition::Complete.guard(),
-                ReleaseUpdate::default(),
+                ReleaseUpdate {
+                    reason: notes.clone(),
+                    ..ReleaseUpdate::default()
+                },
                 change,
             )
             .await?;
@@ -174,11 +165,9 @@ impl<P: Ports> Engine<P> {
                 None => Ok(()),
             }
         };
-        let event = event_for(
-            record,
-            Some(ReleaseState::Deploying),
-            ReleaseState::Succeeded,
-        );
+        let mut succeeded = record.clone();
+        succeeded.reason = notes;
+        let event = event_for(&succeeded, Some(record.state), ReleaseState::Succeeded);
         let (labelled, ()) = futures_util::join!(label, self.emit(vec![event]));
         if let Err(e) = labelled {
             let guard = ReleaseState::Succeeded.stays();

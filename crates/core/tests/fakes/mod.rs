@@ -28,10 +28,11 @@ use ferry_core::engine::{DeploymentChange, DeploymentOutcome, Engine, Ports, Pus
 use ferry_core::image::{ContainerImage, ImageChange};
 use ferry_core::names::PushTime;
 use ferry_core::ports::{
-    Claim, ClaimOutcome, Ecs, EventSink, HeadChange, HeldPush, ImageSelector, Lane, LaneHead,
-    Ledger, Parameters, PortError, PortResult, Registry, ReleaseEvent, ReleasePointer,
-    ReleaseRecord, ReleaseUpdate, ResolvedImage, RollbackInProgress, RollbackLedger, RollbackWrite,
-    SecretsCheck, ServiceLookup, ServiceView, TaskDefinitionView,
+    AlarmState, AlarmStatus, Alarms, Claim, ClaimOutcome, Ecs, EventSink, HeadChange, HeldPush,
+    ImageSelector, Lane, LaneHead, Ledger, Parameters, PortError, PortResult, Registry,
+    ReleaseEvent, ReleasePointer, ReleaseRecord, ReleaseUpdate, ResolvedImage, RollbackInProgress,
+    RollbackLedger, RollbackWrite, SecretsCheck, ServiceLookup, ServiceView, TaskDefinitionView,
+    Timers,
 };
 use ferry_core::release::{
     Guard, ReleaseId, ReleaseState, StoppedContainer, StoppedTask, Transition,
@@ -47,6 +48,7 @@ pub const SHOP_REPOSITORY: &str = "shop";
 pub const SHOP_SERVICES: [&str; 3] = ["api", "worker", "scheduler"];
 pub const MIGRATION_FAMILY: &str = "shop-migrate";
 pub const MIGRATION_CONTAINER: &str = "migrate";
+pub const SMOKE_FAMILY: &str = "shop-smoke";
 /// The sidecar of `api`: from another registry, never touched by a release.
 pub const SIDECAR_IMAGE: &str = "public.ecr.aws/datadog/agent:7";
 
@@ -138,6 +140,11 @@ pub struct EstateOptions {
     /// `shop` runs `shop-migrate` before its services.
     pub migration: bool,
     pub unfreeze_on_new_digest: bool,
+    /// `shop`'s `bake` key: `"0s"` unless a scenario is about the bake; `None`
+    /// leaves it out (the window derives from the alarms).
+    pub bake: Option<&'static str>,
+    /// `shop` runs the `shop-smoke` smoke test after its services completed.
+    pub verify: bool,
 }
 
 impl Default for EstateOptions {
@@ -145,6 +152,8 @@ impl Default for EstateOptions {
         EstateOptions {
             migration: true,
             unfreeze_on_new_digest: false,
+            bake: Some("0s"),
+            verify: false,
         }
     }
 }
@@ -154,6 +163,15 @@ impl Default for EstateOptions {
 pub fn estate_toml(options: EstateOptions) -> String {
     let migration = if options.migration {
         "migration = { task_family = \"shop-migrate\", timeout = \"15m\" }\n"
+    } else {
+        ""
+    };
+    let bake = options
+        .bake
+        .map(|b| format!("bake = \"{b}\"\n"))
+        .unwrap_or_default();
+    let verify = if options.verify {
+        "verify = { task_family = \"shop-smoke\", timeout = \"5m\" }\n"
     } else {
         ""
     };
@@ -167,7 +185,7 @@ cluster = "shop-prod"
 services = ["api", "worker", "scheduler"]
 tags = {{ semver = ">=0.1.0" }}
 image_tag_parameter = "/shop/prod/compute/currentImageTag"
-{migration}alarms = ["shop-prod-5xx"]
+{migration}{bake}{verify}alarms = ["shop-prod-5xx"]
 unfreeze_on_new_digest = {unfreeze}
 
 [apps.blog.environments.prod]
@@ -190,6 +208,8 @@ impl Ports for FakePorts {
     type Secrets = FakeAws;
     type Registry = FakeAws;
     type Events = FakeAws;
+    type Alarms = FakeAws;
+    type Timers = FakeAws;
 }
 
 pub type FakeEngine = Engine<FakePorts>;
@@ -399,6 +419,10 @@ pub struct State {
     pub images: BTreeMap<String, Vec<FakeImage>>,
     // EventBridge
     pub events: Vec<ReleaseEvent>,
+    // CloudWatch: alarm name → status
+    pub alarms: BTreeMap<String, AlarmStatus>,
+    // EventBridge Scheduler: bake timers, release → epoch seconds
+    pub timers: BTreeMap<ReleaseId, u64>,
     // instrumentation
     pub calls: BTreeMap<&'static str, usize>,
     /// operation → calls held by a pause right now
@@ -430,6 +454,8 @@ impl FakeAws {
             secrets: self.clone(),
             registry: self.clone(),
             events: self.clone(),
+            alarms: self.clone(),
+            timers: self.clone(),
         }
     }
 
@@ -457,6 +483,14 @@ impl FakeAws {
             ],
         );
         self.add_secret(&secret_arn("shop/prod/db"));
+        // The smoke test runs the app's image: its copy follows the release.
+        self.add_task_definition(
+            SMOKE_FAMILY,
+            vec![FakeContainer::new(
+                "smoke",
+                &image(SHOP_REPOSITORY, "0.9.0"),
+            )],
+        );
         self.set_parameter(SHOP_PARAMETER, "0.9.0");
         self.add_image(SHOP_REPOSITORY, "0.9.0", &at(0));
     }
@@ -982,6 +1016,12 @@ fn apply_update(record: &mut ReleaseRecord, update: ReleaseUpdate) {
         migration_essential_containers,
         migration_task,
         migration_deadline,
+        verify_task_definition,
+        verify_essential_containers,
+        verify_task,
+        verify_deadline,
+        rollout_started_at,
+        bake_ends_at,
         parameter_version,
         deployments,
         completed_service,
@@ -1013,6 +1053,24 @@ fn apply_update(record: &mut ReleaseRecord, update: ReleaseUpdate) {
     }
     if let Some(v) = migration_deadline {
         record.migration_deadline = Some(v);
+    }
+    if let Some(v) = verify_task_definition {
+        record.verify_task_definition = Some(v);
+    }
+    if let Some(v) = verify_essential_containers {
+        record.verify_essential_containers = v;
+    }
+    if let Some(v) = verify_task {
+        record.verify_task = Some(v);
+    }
+    if let Some(v) = verify_deadline {
+        record.verify_deadline = Some(v);
+    }
+    if let Some(v) = rollout_started_at {
+        record.rollout_started_at = Some(v);
+    }
+    if let Some(v) = bake_ends_at {
+        record.bake_ends_at = Some(v);
     }
     if let Some(v) = parameter_version {
         record.parameter_version = Some(v);
@@ -1549,6 +1607,48 @@ impl Registry for FakeAws {
             tags: i.tags.clone(),
             pushed_at: PushTime::parse_rfc3339(&i.pushed_at).ok(),
         }))
+    }
+}
+
+impl FakeAws {
+    /// A guarding alarm (period 60 s × `evaluations`) in `state` since `since`.
+    pub fn set_alarm(&self, name: &str, state: AlarmState, since: u64, evaluations: u64) {
+        self.state().alarms.insert(
+            name.to_owned(),
+            AlarmStatus {
+                name: name.to_owned(),
+                state,
+                state_updated_at: since,
+                reason: format!("set to {} by the test", state.as_str()),
+                period: Some(60),
+                evaluation_periods: Some(evaluations),
+            },
+        );
+    }
+
+    /// The bake timer set for `release`, if any (epoch seconds).
+    pub fn timer(&self, release: &ReleaseId) -> Option<u64> {
+        self.state().timers.get(release).copied()
+    }
+}
+
+impl Alarms for FakeAws {
+    async fn describe(&self, names: &[String]) -> PortResult<Vec<AlarmStatus>> {
+        self.enter("cloudwatch:DescribeAlarms", "").await?;
+        let state = self.state();
+        Ok(names
+            .iter()
+            .filter_map(|n| state.alarms.get(n).cloned())
+            .collect())
+    }
+}
+
+impl Timers for FakeAws {
+    async fn end_bake_at(&self, release: &ReleaseId, at: u64) -> PortResult<()> {
+        self.enter("scheduler:CreateSchedule", "").await?;
+        // As Scheduler: a schedule of that name exists already → no new one.
+        self.state().timers.entry(release.clone()).or_insert(at);
+        Ok(())
     }
 }
 
