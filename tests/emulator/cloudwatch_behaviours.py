@@ -341,22 +341,38 @@ class Tagged:
         return f"Tagged({self.tag}, {self.value!r})"
 
 
+_READER: Any = None
+
+
+def _reader_class() -> type:
+    global _READER
+    if _READER is None:
+        from botocore.parsers import BaseCBORParser
+
+        class CborReader(BaseCBORParser):
+            """botocore's rpcv2Cbor decoder, for any data item; tag 1 only."""
+
+            def __init__(self, keep_tags: bool):
+                super().__init__(timestamp_parser=lambda value: value)
+                self.keep_tags = keep_tags
+
+            def _parse_tag(self, stream: Any, additional_info: int) -> Any:
+                tag = self._parse_unsigned_integer(stream, additional_info)
+                value = self.parse_data_item(stream)
+                if tag != EPOCH_TAG or isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError(f"unsupported CBOR tag {tag} over {value!r}")
+                return Tagged(tag, value) if self.keep_tags else value
+
+        _READER = CborReader
+    return _READER
+
+
 def cbor_decode(data: bytes, keep_tags: bool = False) -> Any:
     """One CBOR data item, with botocore's rpcv2Cbor decoder (definite and
     indefinite lengths, half/single/double floats). Tag 1 becomes its epoch
     seconds (``keep_tags``: a :class:`Tagged`); any other tag, trailing bytes
     or a truncated item raise ``ValueError``."""
-    from botocore.parsers import BaseCBORParser
-
-    class Reader(BaseCBORParser):
-        def _parse_tag(self, stream: Any, additional_info: int) -> Any:
-            tag = self._parse_unsigned_integer(stream, additional_info)
-            value = self.parse_data_item(stream)
-            if tag != EPOCH_TAG or isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"unsupported CBOR tag {tag} over {value!r}")
-            return Tagged(tag, value) if keep_tags else value
-
-    reader = Reader()
+    reader = _reader_class()(keep_tags)
     stream = reader.get_peekable_stream_from_bytes(data)
     try:
         value = reader.parse_data_item(stream)
@@ -427,16 +443,16 @@ def _error_shape(code: str) -> Any:
 
 
 def cbor_error(status: int, code: str, message: str, headers: list[tuple[str, str]] | None = None) -> tuple[int, bytes, list[tuple[str, str]]]:
-    """An rpcv2Cbor error answer: ``(status, body, headers)``. The body is a CBOR
-    map with ``__type`` (the error's absolute shape ID) and ``message`` (every
-    CloudWatch error shape has only a message, but ``DashboardInvalidInputError``
-    and ``ResourceNotFoundException``, which ferry never meets); ``headers`` are
-    kept. A code
-    CloudWatch's model names (its shape or its query error code) is
-    ``com.amazonaws.cloudwatch#<Shape>`` with ``x-amzn-query-error:
-    <code>;Sender|Receiver`` (CloudWatch is ``awsQueryCompatible``: the Rust SDK
-    reads the error code from that header); any other is
-    ``com.amazon.coral.service#<code>``."""
+    """An rpcv2Cbor error answer: ``(status, body, headers)``; ``headers`` are kept.
+
+    The body is a CBOR map with ``__type``, the error's absolute shape ID, and
+    ``message`` (CloudWatch's error shapes have nothing else, but for
+    ``DashboardInvalidInputError`` and ``ResourceNotFoundException``, which ferry
+    never meets). A code CloudWatch's model names (a shape name, or a shape's
+    query error code: ``ValidationError``) is ``com.amazonaws.cloudwatch#<Shape>``
+    and adds ``x-amzn-query-error: <code>;Sender|Receiver`` (CloudWatch is
+    ``awsQueryCompatible``: the Rust SDK takes the error code from that header);
+    any other code is ``com.amazon.coral.service#<code>``."""
     bare = code.split(":", 1)[0].rsplit("#", 1)[-1] or "InternalFailure"
     shape = _error_shape(bare)
     out = [h for h in (headers or []) if h[0].lower() != "x-amzn-query-error"]
@@ -498,11 +514,15 @@ def serve_rpc_v2_cbor(
       reject it) -> 400 ``com.amazon.coral.service#SerializationException``.
     """
     operation = rpc_v2_cbor_operation(environ) or ""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length > 0:
+        raw = environ["wsgi.input"].read(length)
+    elif environ.get("wsgi.input_terminated"):  # chunked: the server ends the stream
+        raw = environ["wsgi.input"].read()
+    else:
+        raw = b""
 
     def refuse(status: int, code: str, message: str) -> list[bytes]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        if length > 0:
-            environ["wsgi.input"].read(length)
         if refused is not None:
             refused(environ, operation, status)
         status, body, headers = cbor_error(status, code, message)
@@ -513,8 +533,6 @@ def serve_rpc_v2_cbor(
         return refuse(404, "UnknownOperationException", f"Unknown operation {operation or '(none)'}")
     if environ.get("HTTP_X_AMZ_TARGET") or environ.get("HTTP_X_AMZN_TARGET"):
         return refuse(400, "SerializationException", "an rpc-v2-cbor request must not carry X-Amz-Target")
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    raw = environ["wsgi.input"].read(length) if length > 0 else b""
     try:
         params = cbor_decode(raw) if raw else {}
     except ValueError as exc:

@@ -41,6 +41,7 @@ APP, ENV, CLUSTER, REPOSITORY = "shop", "prod", "shop-prod", "shop"
 SERVICES = ["api", "worker", "scheduler"]
 FAMILIES = {"api": "shop-api", "worker": "shop-worker", "scheduler": "shop-scheduler"}
 MIGRATION_FAMILY = "shop-migrate"
+SMOKE_FAMILY = "shop-smoke"
 PARAMETER = "/shop/prod/compute/currentImageTag"
 FUNCTIONS = ("ferry-deploy", "ferry-gate", "ferry-watch", "ferry-rollback")
 ALARM = "shop-prod-5xx"
@@ -185,7 +186,7 @@ class Story:
             "services": {name: services[name]["taskDefinition"] for name in SERVICES},
             "deployments": {name: len(services[name]["deployments"]) for name in SERVICES},
             "parameter": self.stack.parameter_history(PARAMETER),
-            "revisions": {f: self.stack.revisions(f) for f in [*FAMILIES.values(), MIGRATION_FAMILY]},
+            "revisions": {f: self.stack.revisions(f) for f in [*FAMILIES.values(), MIGRATION_FAMILY, SMOKE_FAMILY]},
             "lane": self.lane(),
             "deployment_states": {
                 name: [(d["taskDefinition"], d["status"], d.get("rolloutState")) for d in services[name]["deployments"]]
@@ -253,6 +254,9 @@ class Story:
                 for line in self._decisions(reply):
                     outcome.decisions.append(f"{entry['binary']}: {line}")
                     print(f"  {dim(at)}  {entry['binary']:<14} {line}")
+            elif entry["kind"] == "schedule":
+                target = entry.get("binary") or entry.get("function") or entry.get("target", "?")
+                print(f"  {dim(at)}  {'Scheduler':<14} {entry.get('name', '?')} fired: {json.dumps(entry.get('input'))} → {target}")
             elif entry["kind"] in ("held", "released", "dropped", "undeliverable"):
                 print(f"  {dim(at)}  router         {entry['kind']}: {entry}")
         by_function: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
@@ -301,7 +305,10 @@ class Story:
             if outcome == "held" and d.get("tag"):
                 parts.append(f"{d['tag']} held: the environment is frozen")
             if d.get("task"):
-                parts.append(f"migration task {d['task'].rsplit('/', 1)[-1][:8]}")
+                what = "smoke-test task" if outcome == "verifying" else "migration task"
+                parts.append(f"{what} {d['task'].rsplit('/', 1)[-1][:8]}")
+            if outcome == "baking" and d.get("until"):
+                parts.append(f"alarms watched until {time.strftime('%H:%M:%S', time.gmtime(d['until']))} (timer set)")
             if d.get("task_definitions"):
                 parts.append("registered " + ", ".join(revision(a) for a in d["task_definitions"]))
             if d.get("deployments"):
@@ -373,10 +380,18 @@ def _release_checks(story: Story, chapter: Chapter, before: dict[str, Any], outc
     item = stack.release(release_id) or {}
     outcome.check("release recorded SUCCEEDED in the ledger", item.get("state") == "SUCCEEDED", str(item.get("state")))
     outcome.check(
-        "ferry-deploy started the migration, ferry-gate rolled out, ferry-watch confirmed",
+        "ferry-deploy started the migration, ferry-gate rolled out, ferry-watch ran the smoke test, "
+        "ferry-gate started the bake on its exit 0, the timer ended it: ferry-watch confirmed",
         any("ferry-deploy: " in d and "migrating" in d for d in outcome.decisions)
         and any("ferry-gate: " in d and "deploying" in d for d in outcome.decisions)
+        and any("ferry-watch: " in d and "verifying" in d for d in outcome.decisions)
+        and any("ferry-gate: " in d and "baking" in d for d in outcome.decisions)
         and any("ferry-watch: " in d and "succeeded" in d for d in outcome.decisions),
+    )
+    states = [e["state"] for e in _ferry_events(story, release_id)]
+    outcome.check(
+        "known-good only after the bake: " + " → ".join(states),
+        states[-3:] == ["VERIFYING", "BAKING", "SUCCEEDED"],
     )
     last = after["parameter"][-1]
     outcome.check(
@@ -394,11 +409,9 @@ def _release_checks(story: Story, chapter: Chapter, before: dict[str, Any], outc
             arn != before["services"][name] and image.endswith(f"/{REPOSITORY}@{digest}") and tags.get("ferry:release") == release_id,
             f"{revision(arn)} {image.rsplit('/', 1)[-1][:30]}…",
         )
-    migrations = after["revisions"][MIGRATION_FAMILY]
     outcome.check(
-        "one new migration revision, one per service family",
-        len(migrations) == len(before["revisions"][MIGRATION_FAMILY]) + 1
-        and all(len(after["revisions"][f]) == len(before["revisions"][f]) + 1 for f in FAMILIES.values()),
+        "one new revision per service family, of the migration and of the smoke test",
+        all(len(after["revisions"][f]) == len(before["revisions"][f]) + 1 for f in [*FAMILIES.values(), MIGRATION_FAMILY, SMOKE_FAMILY]),
     )
     if item.get("state") == "SUCCEEDED":
         story.known_good[tag] = dict(after["services"])
@@ -484,38 +497,47 @@ SCHEDULER_FAILURE = "ECS deployment circuit breaker: tasks failed to start."
 
 def rollback_path(calls: list[dict[str, Any]]) -> tuple[list[list[str]], bool]:
     """The AWS calls of one rollback up to its last UpdateService, as round trips
-    (the SSM label that follows left out).
+    (what follows — the SSM label, the transaction that ends the rollback, the
+    event — left out).
 
-    ferry reads the lane head, writes one transaction, then issues every
-    UpdateService, the SSM write and the event together. The emulator sees
-    when each call arrived and was answered: a call that arrived after another
-    was answered may depend on it. Returns the round trips (operations grouped:
-    head read, transaction, the rest) and whether the calls kept to that shape:
-    the transaction after the read was answered, everything else after the
-    transaction was answered, and the third one is UpdateService of every
-    service with the SSM write and the event.
+    ferry reads the lane head, writes one transaction (the rollback recorded
+    with its target), then issues every UpdateService, the SSM write and the
+    read of the release it leaves together. The emulator sees when each call
+    arrived and was answered: a call that arrived after another was answered may
+    depend on it. Returns the round trips and whether the calls kept to that
+    shape.
     """
-    # the known-good label goes on the new SSM version once it is written: after
-    path = sorted((c for c in calls if c["operation"] != "ssm:LabelParameterVersion"), key=lambda c: c["time"])
-    if len(path) < 3:
-        return [[c["operation"] for c in path]], False
-    read, transaction, rest = path[0], path[1], path[2:]
+    third_kinds = ("ecs:UpdateService", "ssm:PutParameter", "dynamodb:GetItem")
+    ordered = sorted(calls, key=lambda c: c["time"])
+    if len(ordered) < 3:
+        return [[c["operation"] for c in ordered]], False
+    read, transaction, rest = ordered[0], ordered[1], ordered[2:]
+    third = [c for c in rest if c["operation"] in third_kinds]
     shaped = (
         read["operation"] == "dynamodb:GetItem"
         and transaction["operation"] == "dynamodb:TransactWriteItems"
         and transaction["time"] >= read["ended"]
         and all(c["time"] >= transaction["ended"] for c in rest)
-        and sorted(c["operation"] for c in rest)
-        == sorted(["ecs:UpdateService"] * len(SERVICES) + ["events:PutEvents", "ssm:PutParameter"])
+        and sorted(c["operation"] for c in third)
+        == sorted(["ecs:UpdateService"] * len(SERVICES) + ["dynamodb:GetItem", "ssm:PutParameter"])
     )
-    return [[read["operation"]], [transaction["operation"]], [c["operation"] for c in rest]], shaped
+    return [[read["operation"]], [transaction["operation"]], [c["operation"] for c in third]], shaped
 
 
-def _rolled_back_checks(story: Story, tag: str, before: dict[str, Any], outcome: Outcome, *, by: str, cause: str) -> dict[str, Any]:
-    """What every rollback must leave: checks shared by chapters 5 and 6."""
+def _ferry_events(story: Story, rid: str) -> list[dict[str, Any]]:
+    return [
+        e["event"]["detail"]
+        for e in story.stack.router_log(0)
+        if e["kind"] == "event" and e["event"].get("source") == "ferry" and e["event"]["detail"].get("releaseId") == rid
+    ]
+
+
+def _rolled_back_checks(
+    story: Story, tag: str, before: dict[str, Any], outcome: Outcome, *, by: str, cause: str, good_tag: str = "1.1.0"
+) -> dict[str, Any]:
+    """What every rollback must leave: checks shared by the rollback chapters."""
     stack = story.stack
     after = story.state()
-    good_tag = "1.1.0"
     good = story.known_good.get(good_tag, {})
     rid = story.release_id(tag)
     outcome.check(
@@ -529,7 +551,9 @@ def _rolled_back_checks(story: Story, tag: str, before: dict[str, Any], outcome:
         bool(good) and after["services"] == good and steady,
         str(after["deployment_states"]),
     )
-    new_revisions = all(len(after["revisions"][f]) == len(before["revisions"][f]) + 1 for f in [*FAMILIES.values(), MIGRATION_FAMILY])
+    new_revisions = all(
+        len(after["revisions"][f]) == len(before["revisions"][f]) + 1 for f in [*FAMILIES.values(), MIGRATION_FAMILY, SMOKE_FAMILY]
+    )
     outcome.check(
         f"nothing re-registered or deregistered: the only new revisions are {tag}'s; {good_tag}'s are still ACTIVE",
         new_revisions and all(good.get(n) in after["revisions"][FAMILIES[n]] for n in SERVICES),
@@ -546,11 +570,7 @@ def _rolled_back_checks(story: Story, tag: str, before: dict[str, Any], outcome:
         item.get("state") == "ROLLED_BACK" and cause in str(item.get("reason")),
         f"{item.get('state')}: {item.get('reason')}",
     )
-    events = [
-        e["event"]["detail"]
-        for e in stack.router_log(0)
-        if e["kind"] == "event" and e["event"].get("source") == "ferry" and e["event"]["detail"].get("releaseId") == rid
-    ]
+    events = _ferry_events(story, rid)
     outcome.check(
         "Release State Change ROLLED_BACK emitted with the cause",
         any(e.get("state") == "ROLLED_BACK" and cause in str(e.get("reason")) for e in events),
@@ -600,7 +620,7 @@ def play_alarm_rollback(story: Story, chapter: Chapter) -> Verify:
             f"ALARM → last UpdateService: {sum(len(t) for t in trips)} AWS calls in {len(trips)} round trips "
             f"(GetItem → TransactWriteItems → "
             + " ∥ ".join(f"{op.split(':', 1)[1]}" + (f" ×{n}" if n > 1 else "") for op, n in sorted(rest.items(), key=lambda i: -i[1]))
-            + f"); then the SSM label; {took * 1000:.0f} ms on the emulator",
+            + f"); then the SSM label and the transaction that ends the rollback; {took * 1000:.0f} ms on the emulator",
             shaped and len(trips) == 3 and rest["ecs:UpdateService"] == len(SERVICES),
             " | ".join(", ".join(t) for t in trips),
         )
@@ -685,6 +705,59 @@ def play_unfreeze_and_release(story: Story, chapter: Chapter) -> Verify:
     return checks
 
 
+def play_alarm_during_bake(story: Story, chapter: Chapter) -> Verify:
+    """Every service completed and the smoke test passed: the release bakes.
+    Two seconds in, the guarding alarm goes to ALARM — the new tasks take the
+    traffic now — and the release goes back; its timer fires later, for nothing."""
+    before = story.state()
+    story.push(chapter.push)
+    rid = story.release_id(chapter.push)
+    story.wait_for_decision("ferry-gate", "baking", rid)
+    time.sleep(2)
+    story.note("2 s into the bake: the new tasks take all the traffic, 5xx climbs")
+    story.set_alarm("ALARM", ALARM_REASON)
+    story.settle()
+    story.set_alarm("OK", OK_REASON)
+    story.settle()
+
+    def checks(outcome: Outcome) -> None:
+        item = story.stack.release(rid) or {}
+        outcome.check(
+            f"{chapter.push} was baking when the alarm fired (every deployment had completed, the smoke test passed)",
+            item.get("rolled_back_from") == "BAKING",
+            str(item.get("rolled_back_from")),
+        )
+        _rolled_back_checks(story, chapter.push, before, outcome, by="ferry-rollback", cause=f"alarm {ALARM}", good_tag="1.5.0")
+        fired = [e for e in story.chapter_entries if e["kind"] == "schedule"]
+        outcome.check(
+            "the bake's timer fired later and changed nothing (ferry-watch: duplicate, ROLLED_BACK)",
+            bool(fired) and any(d.startswith("ferry-watch: ") and "duplicate" in d and rid in d for d in outcome.decisions),
+        )
+        outcome.summary = f"{chapter.push} rolled back to 1.5.0 during its bake; frozen"
+
+    return checks
+
+
+def play_smoke_test_fails(story: Story, chapter: Chapter) -> Verify:
+    before = story.state()
+    reply = story.invoke("ferry-rollback", {"unfreeze": {"app": APP, "environment": ENV}})
+    story.push(chapter.push)
+    story.settle()
+
+    def checks(outcome: Outcome) -> None:
+        outcomes = [d.get("outcome") for d in (reply or {}).get("decisions") or []]
+        outcome.check("the operator's unfreeze lifted the freeze (nothing was held)", outcomes == ["unfrozen"], str(outcomes))
+        rid = story.release_id(chapter.push)
+        outcome.check(
+            "every service completed, then ferry-watch ran the smoke test",
+            any(d.startswith("ferry-watch: ") and "verifying" in d and rid in d for d in outcome.decisions),
+        )
+        _rolled_back_checks(story, chapter.push, before, outcome, by="ferry-gate", cause="smoke test failed", good_tag="1.5.0")
+        outcome.summary = f"{chapter.push}'s smoke test exited 1 → all three back on 1.5.0; frozen"
+
+    return checks
+
+
 CHAPTERS: list[Chapter] = [
     Chapter(
         "push shop:1.0.0 — the first release",
@@ -718,6 +791,19 @@ CHAPTERS: list[Chapter] = [
         scenario={"deployments": {f"{CLUSTER}/scheduler": {"outcome": "FAILED", "after": 1.5, "reason": SCHEDULER_FAILURE}}},
     ),
     Chapter("unfreeze; push shop:1.5.0 — a good release", "1.5.0", "released, known-good", play_unfreeze_and_release),
+    Chapter(
+        "push shop:1.6.0 — its alarm fires 2 s after the rollout completed",
+        "1.6.0",
+        "rolled back to 1.5.0 during the bake; frozen",
+        play_alarm_during_bake,
+    ),
+    Chapter(
+        "unfreeze; push shop:1.7.0 — its smoke test exits 1",
+        "1.7.0",
+        "services out, smoke test fails: all back on 1.5.0",
+        play_smoke_test_fails,
+        scenario={"tasks": {"family:shop-smoke": {"exitCode": 1}}},
+    ),
 ]
 
 

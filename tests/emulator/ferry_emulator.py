@@ -44,7 +44,12 @@ Control routes (JSON in, JSON out):
   cluster/service/deployment; 409 deployment not PRIMARY/IN_PROGRESS.
   See ``ecs_behaviours.finish_deployment``.
 
-Every other request goes to moto unchanged.
+CloudWatch in Smithy RPC v2 CBOR (``smithy-protocol: rpc-v2-cbor``, ``POST
+/service/GraniteServiceVersion20100801/operation/<Op>``: the Rust SDK's only
+protocol for CloudWatch; moto answers it 404) is served by moto as the same
+awsJson 1.0 call and answered in CBOR: see
+``cloudwatch_behaviours.serve_rpc_v2_cbor``. Every other request goes to moto
+unchanged.
 """
 
 from __future__ import annotations

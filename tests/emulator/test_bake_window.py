@@ -1,8 +1,12 @@
 """Self-test of what the emulator gives ferry's bake window: EventBridge
 Scheduler one-time schedules that fire into the local functions
 (scheduler_behaviours.py + router.py), CloudWatch DescribeAlarms after
-SetAlarmState (cloudwatch_behaviours.py), a lost alarm event (router chaos),
-and the scenario's exit code for a second one-off task family (smoke tests).
+SetAlarmState (cloudwatch_behaviours.py) -- over awsJson and over Smithy RPC v2
+CBOR, the Rust SDK's protocol --, a lost alarm event (router chaos), and the
+scenario's exit code for a second one-off task family (smoke tests).
+
+Schedules target ``ferry-local-watch``: template.yaml names the watch function
+``${AWS::StackName}-watch`` and the local stack is ``ferry-local``.
 
 Run with: .venv/bin/python -m pytest tests/emulator -q -p no:cacheprovider
 
@@ -443,6 +447,247 @@ def test_an_alarm_event_can_be_lost_while_the_alarm_state_changes(stack, functio
     finally:
         control(stack, "/_ferry/router/config", {"chaos": []})
         client(stack, "cloudwatch").set_alarm_state(AlarmName=name, StateValue="OK", StateReason="back")
+
+
+# --------------------------------------------------------------------------
+# CloudWatch in Smithy RPC v2 CBOR (what the Rust SDK speaks): cloudwatch_behaviours.serve_rpc_v2_cbor
+#
+# The CBOR here is written and read by the small codec below, not by the
+# emulator's (botocore's), so the test checks the bytes on the wire.
+
+
+class Tag:
+    """A CBOR tag as read off the wire, with how its content was encoded."""
+
+    def __init__(self, tag: int, value: Any, encoding: str):
+        self.tag, self.value, self.encoding = tag, value, encoding
+
+    def __repr__(self) -> str:
+        return f"Tag({self.tag}, {self.value!r}, {self.encoding})"
+
+
+def cbor(value: Any) -> bytes:
+    """Encode maps, arrays, text, integers and booleans (all a request needs)."""
+
+    def head(major: int, n: int) -> bytes:
+        if n < 24:
+            return bytes([major << 5 | n])
+        for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+            if n < 1 << (8 * size):
+                return bytes([major << 5 | info]) + n.to_bytes(size, "big")
+        raise ValueError(n)
+
+    if value is True or value is False:
+        return bytes([0xF5 if value else 0xF4])
+    if isinstance(value, int):
+        return head(0, value) if value >= 0 else head(1, -1 - value)
+    if isinstance(value, str):
+        data = value.encode()
+        return head(3, len(data)) + data
+    if isinstance(value, list):
+        return head(4, len(value)) + b"".join(cbor(v) for v in value)
+    if isinstance(value, dict):
+        return head(5, len(value)) + b"".join(cbor(k) + cbor(v) for k, v in value.items())
+    raise TypeError(type(value))
+
+
+def uncbor(data: bytes) -> Any:
+    """Decode one data item (definite lengths); a tag stays a :class:`Tag`."""
+    import struct
+
+    def item(at: int) -> tuple[Any, int, str]:
+        major, info = data[at] >> 5, data[at] & 31
+        at += 1
+        if major == 7:
+            simple = {20: False, 21: True, 22: None}
+            if info in simple:
+                return simple[info], at, "simple"
+            fmt, size, kind = {25: (">e", 2, "half"), 26: (">f", 4, "float"), 27: (">d", 8, "double")}[info]
+            return struct.unpack(fmt, data[at : at + size])[0], at + size, kind
+        if info < 24:
+            n = info
+        else:
+            size = {24: 1, 25: 2, 26: 4, 27: 8}[info]
+            n, at = int.from_bytes(data[at : at + size], "big"), at + size
+        if major == 0:
+            return n, at, "int"
+        if major == 1:
+            return -1 - n, at, "int"
+        if major in (2, 3):
+            raw = data[at : at + n]
+            return (raw if major == 2 else raw.decode()), at + n, "string"
+        if major == 4:
+            out = []
+            for _ in range(n):
+                v, at, _k = item(at)
+                out.append(v)
+            return out, at, "array"
+        if major == 5:
+            out_map = {}
+            for _ in range(n):
+                k, at, _k = item(at)
+                v, at, _k = item(at)
+                out_map[k] = v
+            return out_map, at, "map"
+        v, at, kind = item(at)  # major 6: a tag
+        return Tag(n, v, kind), at, "tag"
+
+    value, end, _ = item(0)
+    assert end == len(data), "one data item, nothing after it"
+    return value
+
+
+def cbor_call(info, operation: str, body: bytes | None, **headers: str) -> tuple[int, dict[str, str], Any]:
+    """POST one rpcv2Cbor request as the Rust SDK sends it."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{info['endpoint']}/service/GraniteServiceVersion20100801/operation/{operation}",
+        data=body if body is not None else b"",
+        method="POST",
+        headers={
+            "smithy-protocol": "rpc-v2-cbor",
+            "Content-Type": "application/cbor",
+            "Accept": "application/cbor",
+            "x-amzn-query-mode": "true",
+            "Authorization": (
+                f"AWS4-HMAC-SHA256 Credential=ferry-watch/20250101/{info['region']}/monitoring/aws4_request, "
+                "SignedHeaders=host;smithy-protocol, Signature=0"
+            ),
+            **headers,
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, got, raw = response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as err:
+        status, got, raw = err.code, dict(err.headers), err.read()
+    got = {k.lower(): v for k, v in got.items()}
+    return status, got, (uncbor(raw) if raw else None)
+
+
+def test_describe_alarms_over_rpc_v2_cbor(stack):
+    cloudwatch = client(stack, "cloudwatch")
+    plain, maths = f"cbor-{uuid.uuid4().hex[:8]}", f"cbor-math-{uuid.uuid4().hex[:8]}"
+    cloudwatch.put_metric_alarm(
+        AlarmName=plain, Namespace="AWS/ApplicationELB", MetricName="HTTPCode_Target_5XX_Count", Statistic="Sum",
+        Period=60, EvaluationPeriods=3, Threshold=10.0, ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.put_metric_alarm(  # a metric-math alarm: no Period of its own, its queries carry it
+        AlarmName=maths, EvaluationPeriods=2, Threshold=0.05, ComparisonOperator="GreaterThanThreshold",
+        Metrics=[
+            {"Id": "rate", "Expression": "errors / requests", "ReturnData": True},
+            {"Id": "errors", "ReturnData": False, "MetricStat": {"Metric": {"Namespace": "AWS/ApplicationELB", "MetricName": "HTTPCode_Target_5XX_Count"}, "Period": 300, "Stat": "Sum"}},
+            {"Id": "requests", "ReturnData": False, "MetricStat": {"Metric": {"Namespace": "AWS/ApplicationELB", "MetricName": "RequestCount"}, "Period": 300, "Stat": "Sum"}},
+        ],
+    )
+    cloudwatch.set_alarm_state(AlarmName=plain, StateValue="ALARM", StateReason="Threshold Crossed")
+    since = control(stack, "/_ferry/calls")[1]["next"]
+
+    request = {"AlarmNames": [plain, maths], "AlarmTypes": ["CompositeAlarm", "MetricAlarm"], "MaxRecords": 100}
+    status, headers, answer = cbor_call(stack, "DescribeAlarms", cbor(request))
+    assert status == 200, answer
+    assert headers["smithy-protocol"] == "rpc-v2-cbor" and headers["content-type"] == "application/cbor"
+    assert "x-amzn-errortype" not in headers
+    assert answer["CompositeAlarms"] == [] and "NextToken" not in answer
+    alarms = {a["AlarmName"]: a for a in answer["MetricAlarms"]}
+    assert set(alarms) == {plain, maths}
+
+    raised, as_json = alarms[plain], alarm(stack, plain)
+    assert raised["AlarmArn"] == f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT}:alarm:{plain}"
+    assert (raised["StateValue"], raised["StateReason"]) == ("ALARM", "Threshold Crossed")
+    assert (raised["Period"], raised["EvaluationPeriods"], raised["Threshold"]) == (60, 3, 10.0)
+    for field in ("StateUpdatedTimestamp", "StateTransitionedTimestamp", "AlarmConfigurationUpdatedTimestamp"):
+        stamp = raised[field]
+        assert isinstance(stamp, Tag) and stamp.tag == 1 and stamp.encoding == "double", (field, stamp)
+        assert stamp.value == pytest.approx(as_json[field].timestamp(), abs=0.001), field  # the JSON answer's time
+    assert raised["StateTransitionedTimestamp"].value == raised["StateUpdatedTimestamp"].value
+    assert abs(raised["StateUpdatedTimestamp"].value - time.time()) < 60
+
+    quiet = alarms[maths]
+    assert quiet["StateValue"] == "OK" and "Period" not in quiet and quiet["EvaluationPeriods"] == 2
+    assert quiet["StateTransitionedTimestamp"].tag == 1
+    assert [m["Id"] for m in quiet["Metrics"]] == ["rate", "errors", "requests"]
+    assert [m.get("MetricStat", {}).get("Period") for m in quiet["Metrics"]] == [None, 300, 300]
+    assert quiet["Metrics"][0] == {"Id": "rate", "Expression": "errors / requests", "ReturnData": True}
+
+    # MaxRecords and NextToken: a page at a time, the token passed back as it came
+    status, _, first = cbor_call(stack, "DescribeAlarms", cbor({**request, "MaxRecords": 1}))
+    assert status == 200 and len(first["MetricAlarms"]) == 1 and isinstance(first["NextToken"], str)
+    status, _, second = cbor_call(stack, "DescribeAlarms", cbor({**request, "MaxRecords": 1, "NextToken": first["NextToken"]}))
+    assert status == 200 and "NextToken" not in second
+    assert {first["MetricAlarms"][0]["AlarmName"], second["MetricAlarms"][0]["AlarmName"]} == {plain, maths}
+
+    # an operation without output answers 200 with no body; the state is moto's
+    status, headers, nothing = cbor_call(stack, "SetAlarmState", cbor({"AlarmName": maths, "StateValue": "ALARM", "StateReason": "over cbor"}))
+    assert (status, nothing, headers["smithy-protocol"]) == (200, None, "rpc-v2-cbor") and "content-type" not in headers
+    assert alarm(stack, maths)["StateValue"] == "ALARM"
+
+    calls = control(stack, f"/_ferry/calls?since={since}")[1]["calls"]
+    assert [(c["operation"], c["status"]) for c in calls if c["caller"] == "ferry-watch"] == [
+        ("cloudwatch:DescribeAlarms", 200)
+    ] * 3 + [("cloudwatch:SetAlarmState", 200)]
+
+
+def test_rpc_v2_cbor_errors_are_cbor(stack):
+    status, headers, error = cbor_call(stack, "NoSuchOperation", cbor({}))
+    assert status == 404 and headers["content-type"] == "application/cbor" and headers["smithy-protocol"] == "rpc-v2-cbor"
+    assert error["__type"] == "com.amazon.coral.service#UnknownOperationException" and "NoSuchOperation" in error["message"]
+
+    for malformed in (b"\xa1", b"\xff", b"\x80", cbor({}) + b"\x00"):  # truncated, no item, not a map, trailing bytes
+        status, headers, error = cbor_call(stack, "DescribeAlarms", malformed)
+        assert status == 400 and headers["content-type"] == "application/cbor", malformed
+        assert error["__type"] == "com.amazon.coral.service#SerializationException" and error["message"], malformed
+
+    status, headers, error = cbor_call(stack, "DescribeAlarms", cbor({"NextToken": "not-a-token"}))
+    assert status == 400 and error["__type"] == "com.amazonaws.cloudwatch#InvalidNextToken"
+    assert headers["x-amzn-query-error"] == "InvalidNextToken;Sender" and "not-a-token" in error["message"]
+    status, headers, error = cbor_call(stack, "DescribeAlarms", cbor({"MaxRecords": 101}))
+    assert status == 400 and error["__type"] == "com.amazonaws.cloudwatch#ValidationException"
+    assert headers["x-amzn-query-error"] == "ValidationError;Sender"
+
+    code, _ = control(stack, "/_ferry/faults", {"faults": [{"operation": "monitoring:DescribeAlarms", "times": 1, "status": 500, "code": "InternalServiceError", "message": "injected"}]})
+    assert code == 200
+    status, headers, error = cbor_call(stack, "DescribeAlarms", cbor({"AlarmNames": ["x"]}))
+    assert status == 500 and error == {"__type": "com.amazonaws.cloudwatch#InternalServiceFault", "message": "injected"}
+    assert headers["x-amzn-query-error"] == "InternalServiceError;Receiver"
+    assert cbor_call(stack, "DescribeAlarms", cbor({"AlarmNames": ["x"]}))[0] == 200
+
+
+def test_botocore_speaking_rpc_v2_cbor_reads_the_answers(stack, tmp_path):
+    """botocore's own rpcv2Cbor client (CloudWatch's model, told to use only that
+    protocol) reads what the emulator answers: typed members, datetimes, errors."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    model = session.get_component("data_loader").load_service_model("cloudwatch", "service-2")
+    model = json.loads(json.dumps(model))
+    model["metadata"]["protocols"] = ["smithy-rpc-v2-cbor"]
+    folder = tmp_path / "cloudwatch" / model["metadata"]["apiVersion"]
+    folder.mkdir(parents=True)
+    (folder / "service-2.json").write_text(json.dumps(model))
+    cbor_session = botocore.session.get_session()
+    cbor_session.get_component("data_loader").search_paths.insert(0, str(tmp_path))
+    speaking = boto3.Session(botocore_session=cbor_session).client(
+        "cloudwatch", endpoint_url=stack["endpoint"], region_name=stack["region"],
+        aws_access_key_id="testing", aws_secret_access_key="testing", config=Config(retries={"total_max_attempts": 1}),
+    )
+    assert speaking.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"
+
+    name = f"botocore-cbor-{uuid.uuid4().hex[:8]}"
+    speaking.put_metric_alarm(
+        AlarmName=name, Namespace="AWS/X", MetricName="m", Statistic="Sum", Period=60,
+        EvaluationPeriods=4, Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
+    )
+    before = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    speaking.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="via cbor")
+    (found,) = speaking.describe_alarms(AlarmNames=[name], AlarmTypes=["MetricAlarm", "CompositeAlarm"])["MetricAlarms"]
+    assert (found["StateValue"], found["Period"], found["EvaluationPeriods"]) == ("ALARM", 60, 4)
+    assert isinstance(found["StateTransitionedTimestamp"], dt.datetime) and found["StateTransitionedTimestamp"] > before
+    assert found == alarm(stack, name)  # the same answer as over awsJson
+    with pytest.raises(speaking.exceptions.InvalidNextToken):
+        speaking.describe_alarms(NextToken="nope")
 
 
 # --------------------------------------------------------------------------

@@ -4,8 +4,6 @@
 //! EventBridge events AWS would deliver.
 #![allow(dead_code)]
 
-pub mod cbor_json;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -126,8 +124,9 @@ impl Emulator {
                 "testing", "testing", None, None, "emulator",
             )))
             .behavior_version(BehaviorVersion::latest())
-            // CloudWatch's CBOR requests reach moto as JSON (cbor_json.rs).
-            .http_client(cbor_json::client(ferry_aws::clients::http_client()))
+            // CloudWatch speaks RPC v2 CBOR: the emulator serves it
+            // (tests/emulator/cloudwatch_behaviours.py).
+            .http_client(ferry_aws::clients::http_client())
             .timeout_config(ferry_aws::clients::timeouts())
             .build();
         emulator
