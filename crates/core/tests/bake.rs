@@ -425,3 +425,39 @@ async fn a_smoke_test_failing_a_first_release_fails_it() {
         "the lane is free"
     );
 }
+
+#[tokio::test]
+async fn a_known_good_label_that_failed_at_the_end_of_the_bake_is_applied_by_the_redelivered_timer()
+{
+    let (fake, engine) = baking_estate(Some("10m"), false);
+    roll_out(&engine, &fake, "1.0.0", 10).await;
+    let id = shop_release("1.0.0");
+    fake.fail_next(
+        "ssm:LabelParameterVersion",
+        None,
+        "InternalServerError",
+        true,
+    );
+
+    let first = engine.on_bake_ended(&id, T0 + 710).await;
+    assert!(matches!(first, Err(ref e) if e.is_retryable()), "{first:?}");
+    assert!(!known_good_label_on(&fake, "1.0.0"));
+
+    let again = engine
+        .on_bake_ended(&id, T0 + 711)
+        .await
+        .expect("the redelivery");
+
+    assert_eq!(again.outcome, Outcome::Succeeded);
+    assert!(known_good_label_on(&fake, "1.0.0"));
+    let third = engine
+        .on_bake_ended(&id, T0 + 712)
+        .await
+        .expect("a duplicate");
+    assert_eq!(
+        third.outcome,
+        Outcome::Duplicate {
+            state: ReleaseState::Succeeded
+        }
+    );
+}

@@ -80,6 +80,9 @@ pub fn judge_bake(alarms: &[AlarmStatus], rollout_started_at: u64) -> BakeVerdic
 pub enum BakeEnd {
     /// The release is baking: read the alarms and judge.
     Judge,
+    /// The release succeeded at an earlier delivery of the timer, whose
+    /// `known-good` label then failed (the release is marked): label it now.
+    LabelOwed,
     /// A timer that fired twice, late, or for a release no longer baking.
     NotBaking(ReleaseState),
 }
@@ -87,6 +90,7 @@ pub enum BakeEnd {
 pub fn decide_bake_end(record: &ReleaseRecord) -> BakeEnd {
     match record.state {
         ReleaseState::Baking => BakeEnd::Judge,
+        ReleaseState::Succeeded if record.interrupted.is_some() => BakeEnd::LabelOwed,
         other => BakeEnd::NotBaking(other),
     }
 }

@@ -211,6 +211,13 @@ impl<P: Ports> Engine<P> {
 
     /// Reads the guarding alarms and the lane head; known-good, or rolled back.
     async fn end_bake(&self, record: ReleaseRecord) -> Result<Outcome, EngineError> {
+        if let BakeEnd::LabelOwed = decide_bake_end(&record) {
+            // The release succeeded at an earlier delivery whose label failed.
+            let paid = self.pay_owed_label(&record).await?;
+            return Ok(paid.unwrap_or(Outcome::Duplicate {
+                state: record.state,
+            }));
+        }
         if let BakeEnd::NotBaking(state) = decide_bake_end(&record) {
             tracing::info!(release = %record.id, %state, "bake timer for a release no longer baking; nothing to do");
             return Ok(Outcome::Duplicate { state });

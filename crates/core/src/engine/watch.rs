@@ -192,6 +192,15 @@ impl<P: Ports> Engine<P> {
         if !label_still_owed(change, &record) {
             return Ok(None);
         }
+        self.pay_owed_label(&record).await
+    }
+
+    /// Labels the SSM version of a succeeded release whose label failed, once:
+    /// the redelivery that clears the release's mark does it.
+    pub(super) async fn pay_owed_label(
+        &self,
+        record: &ReleaseRecord,
+    ) -> Result<Option<Outcome>, EngineError> {
         let resume = ReleaseUpdate {
             resume: true,
             ..ReleaseUpdate::default()
@@ -212,7 +221,7 @@ impl<P: Ports> Engine<P> {
                 .label(&parameter, version, KNOWN_GOOD_LABEL)
                 .await
             {
-                return Err(self.interrupt_in(&record, guard, e).await);
+                return Err(self.interrupt_in(record, guard, e).await);
             }
         }
         Ok(Some(Outcome::Succeeded))
