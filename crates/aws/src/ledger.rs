@@ -431,7 +431,9 @@ fn release_expression(guard: Guard, update: &ReleaseUpdate) -> ReleaseExpression
             AttributeValue::Ss(vec![service.clone()]),
         );
     }
-    if update.resume {
+    // A transition means the interrupted step got done: the mark goes with it.
+    let moves_on = guard.to.is_some() && update.interrupted.is_none();
+    if update.resume || moves_on {
         expression.push_str(" REMOVE interrupted");
     }
     let mut allowed = Vec::new();

@@ -121,6 +121,7 @@ contracts!(
     an_update_whose_condition_fails_changes_nothing,
     the_deployment_condition_admits_only_the_recorded_deployment,
     an_interrupted_release_is_resumed_once,
+    a_transition_clears_the_interrupted_mark,
     completed_services_accumulate,
     every_field_of_an_update_is_written,
     // settle
@@ -824,6 +825,28 @@ mod contract {
             .expect("update")
             .expect("api is on ecs-svc/1111");
         assert_eq!(done.completed_services, BTreeSet::from(["api".to_owned()]));
+    }
+
+    pub async fn a_transition_clears_the_interrupted_mark<L: Ledger + RollbackLedger>(ledger: &L) {
+        let a = deploying(ledger, "1.0.0").await;
+        let mark = update_of(|u| u.interrupted = Some("RunTask failed".into()));
+        ledger
+            .update(&a.id, Guard::IN_FLIGHT, mark)
+            .await
+            .expect("update")
+            .expect("marked");
+        let baking = ledger
+            .update(
+                &a.id,
+                Transition::StartBake.guard(),
+                ReleaseUpdate::default(),
+            )
+            .await
+            .expect("update")
+            .expect("deploying → baking");
+        assert_eq!(baking.state, ReleaseState::Baking);
+        assert_eq!(baking.interrupted, None, "the interrupted step got done");
+        assert_eq!(record(ledger, &a.id).await.interrupted, None);
     }
 
     pub async fn an_interrupted_release_is_resumed_once<L: Ledger + RollbackLedger>(ledger: &L) {

@@ -193,7 +193,8 @@ pub struct ReleaseUpdate {
     pub reason: Option<String>,
     /// A further condition: the release recorded this deployment id for this service.
     pub if_deployment: Option<(String, String)>,
-    /// Marks the release interrupted by a retryable failure.
+    /// Marks the release interrupted by a retryable failure. (A write that
+    /// moves the release to another state clears the mark.)
     pub interrupted: Option<String>,
     /// A further condition: the release is interrupted; the write clears the mark
     /// (the one redelivery that wins it resumes the release).

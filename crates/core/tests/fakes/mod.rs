@@ -1109,6 +1109,10 @@ fn guarded(record: &mut ReleaseRecord, guard: Guard, update: ReleaseUpdate) -> b
     }
     if let Some(to) = guard.to {
         record.state = to;
+        // A transition means the interrupted step got done: the mark goes with it.
+        if update.interrupted.is_none() {
+            record.interrupted = None;
+        }
     }
     apply_update(record, update);
     true
