@@ -295,33 +295,18 @@ pub fn preflight<S: ServiceView, T: TaskDefinitionView + Clone>(
             Err(e) => problems.push(format!("task definition {arn} cannot be described: {e}")),
         }
     }
-    let migration = match (target.migration(), reads.migration) {
-        (_, Some(Err(e))) if e.retryable => return Preflight::Retry(e),
-        (Some(m), Some(Err(e))) => {
-            problems.push(format!(
-                "migration task family `{}` cannot be described: {e}",
-                m.task_family
-            ));
-            None
-        }
-        (_, Some(Ok(td))) => Some(td),
-        (None, Some(Err(_))) | (_, None) => None,
+    let migration = match one_off(
+        target.migration(),
+        reads.migration,
+        "migration",
+        &mut problems,
+    ) {
+        Ok(td) => td,
+        Err(e) => return Preflight::Retry(e),
     };
-    let verify = match (target.verify(), reads.verify) {
-        (_, Some(Err(e))) if e.retryable => return Preflight::Retry(e),
-        (Some(v), Some(Err(e))) => {
-            problems.push(format!(
-                "smoke-test task family `{}` cannot be described: {e}",
-                v.task_family
-            ));
-            None
-        }
-        (_, Some(Ok(td))) => Some(FamilyCopy {
-            services: Vec::new(),
-            changes: plan_image_changes(&td.containers(), image),
-            base: td,
-        }),
-        (None, Some(Err(_))) | (_, None) => None,
+    let verify = match one_off(target.verify(), reads.verify, "smoke-test", &mut problems) {
+        Ok(td) => td,
+        Err(e) => return Preflight::Retry(e),
     };
     let families = family_copies(target, reads.services, &by_arn, &mut problems);
     let migration = migration.map(|td| {
@@ -339,6 +324,12 @@ pub fn preflight<S: ServiceView, T: TaskDefinitionView + Clone>(
             changes,
         }
     });
+    // The smoke test may run another image: then it runs as described.
+    let verify = verify.map(|td| FamilyCopy {
+        services: Vec::new(),
+        changes: plan_image_changes(&td.containers(), image),
+        base: td,
+    });
     Preflight::Judged {
         plan: ReleasePlan {
             families,
@@ -346,6 +337,28 @@ pub fn preflight<S: ServiceView, T: TaskDefinitionView + Clone>(
             verify,
         },
         problems,
+    }
+}
+
+/// The latest revision of a one-off task's family, when the lane has the task:
+/// a read retrying can fix is a retry, any other failure a problem.
+fn one_off<T>(
+    configured: Option<&Migration>,
+    read: Option<Result<T, PortError>>,
+    what: &str,
+    problems: &mut Vec<String>,
+) -> Result<Option<T>, PortError> {
+    match (configured, read) {
+        (_, Some(Err(e))) if e.retryable => Err(e),
+        (Some(task), Some(Err(e))) => {
+            problems.push(format!(
+                "{what} task family `{}` cannot be described: {e}",
+                task.task_family
+            ));
+            Ok(None)
+        }
+        (_, Some(Ok(td))) => Ok(Some(td)),
+        (None, Some(Err(_))) | (_, None) => Ok(None),
     }
 }
 
