@@ -73,6 +73,18 @@ FAULT_APPS = {
     "fault-rblabel": (["api", "worker"], False, True, False),
 }
 
+# test_bake.py: app -> (services, has a migration, guarded by alarm `<app>-prod-5xx`,
+# has a smoke-test family `<app>-smoke`); each app's `bake`/`verify` is in ferry-e2e.toml
+BAKE_APPS = {
+    "bake-alarm": (["api", "worker", "scheduler"], True, True, False),  # no `bake` key: the 5-minute floor
+    "bake-over": (["api"], False, True, False),
+    "bake-lost": (["api", "worker"], False, True, False),
+    "bake-before": (["api"], False, True, False),
+    "smoke-fail": (["api", "worker"], False, False, True),
+    "smoke-pass": (["api", "worker"], True, True, True),
+    "bake-twice": (["api"], False, True, False),
+}
+
 
 def _binaries() -> Path:
     if os.environ.get("FERRY_BIN_DIR"):
@@ -115,6 +127,12 @@ def _create_estates(stack: Stack) -> None:
         estate.create_app(stack, app, services, migration=migration, definitions=definitions)
         if alarm:
             estate.create_alarm(stack, f"{app}-prod-5xx")
+    for app, (services, migration, alarm, smoke) in BAKE_APPS.items():
+        estate.create_app(stack, app, services, migration=migration)
+        if alarm:
+            estate.create_alarm(stack, f"{app}-prod-5xx")
+        if smoke:
+            estate.create_smoke_test(stack, app)
     estate.create_app(
         stack,
         "full",

@@ -92,6 +92,14 @@ def create_app(
     return created
 
 
+def create_smoke_test(stack: Any, app: str, baseline: str = "0.9.0") -> str:
+    """The smoke-test family ``<app>-smoke`` (the config's ``verify``), like
+    infra/'s ``shop-smoke``: the app's own image, run once against the new tasks."""
+    definition = task_definition(f"{app}-smoke", "smoke", image(app, baseline))
+    definition["containerDefinitions"][0]["command"] = ["./app", "smoke-test", "--against", f"http://api.{app}.internal"]
+    return stack.client("ecs").register_task_definition(**definition)["taskDefinition"]["taskDefinitionArn"]
+
+
 def every_field_task_definition(family: str, image_uri: str, secret_arn: str) -> dict[str, Any]:
     """A RegisterTaskDefinition request with every optional field set that a
     Fargate (awsvpc) task definition accepts.
