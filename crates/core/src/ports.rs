@@ -172,6 +172,47 @@ pub struct ReleaseRecord {
     pub updated_at: u64,
 }
 
+#[cfg(test)]
+impl ReleaseRecord {
+    /// A `shop/prod` release of `shop:1.0.0` for the decisions' unit tests.
+    pub(crate) fn example(state: ReleaseState) -> ReleaseRecord {
+        ReleaseRecord {
+            id: ReleaseId::derive("shop", "prod", "sha256:ab"),
+            lane: Lane {
+                app: "shop".into(),
+                env: "prod".into(),
+                repository: "shop".into(),
+            },
+            tag: "1.0.0".into(),
+            digest: "sha256:ab".into(),
+            state,
+            previous_tag: None,
+            pushed_at: None,
+            cluster: "shop-prod".into(),
+            services: vec!["api".into()],
+            task_definitions: BTreeMap::new(),
+            migration_task_definition: None,
+            migration_essential_containers: Vec::new(),
+            migration_task: None,
+            migration_deadline: None,
+            verify_task_definition: None,
+            verify_essential_containers: Vec::new(),
+            verify_task: None,
+            verify_deadline: None,
+            rollout_started_at: None,
+            bake_ends_at: None,
+            parameter_version: None,
+            deployments: BTreeMap::new(),
+            completed_services: BTreeSet::new(),
+            reason: None,
+            interrupted: None,
+            rolled_back_from: None,
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+}
+
 /// Changes to a release record made together with its [`Guard`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReleaseUpdate {

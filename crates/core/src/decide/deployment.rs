@@ -94,47 +94,18 @@ pub fn label_still_owed(change: &DeploymentChange, known_good: &ReleaseRecord) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::Lane;
-    use crate::release::ReleaseId;
     use std::collections::{BTreeMap, BTreeSet};
 
     fn deploying(completed: &[&str]) -> ReleaseRecord {
         ReleaseRecord {
-            id: ReleaseId::derive("shop", "prod", "sha256:ab"),
-            lane: Lane {
-                app: "shop".into(),
-                env: "prod".into(),
-                repository: "shop".into(),
-            },
-            tag: "1.0.0".into(),
-            digest: "sha256:ab".into(),
-            state: ReleaseState::Deploying,
-            previous_tag: None,
-            pushed_at: None,
-            cluster: "shop-prod".into(),
             services: vec!["api".into(), "worker".into()],
-            task_definitions: BTreeMap::new(),
-            migration_task_definition: None,
-            migration_essential_containers: Vec::new(),
-            migration_task: None,
-            migration_deadline: None,
-            verify_task_definition: None,
-            verify_essential_containers: Vec::new(),
-            verify_task: None,
-            verify_deadline: None,
-            rollout_started_at: None,
-            bake_ends_at: None,
             parameter_version: Some(2),
             deployments: BTreeMap::from([("api".into(), "ecs-svc/1".into())]),
             completed_services: completed
                 .iter()
                 .map(|s| s.to_string())
                 .collect::<BTreeSet<_>>(),
-            reason: None,
-            interrupted: None,
-            rolled_back_from: None,
-            created_at: 1,
-            updated_at: 1,
+            ..ReleaseRecord::example(ReleaseState::Deploying)
         }
     }
 

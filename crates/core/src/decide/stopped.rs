@@ -72,46 +72,17 @@ pub fn decide_stopped(task_arn: &str, task: &StoppedTask, record: &ReleaseRecord
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::Lane;
-    use crate::release::{ReleaseId, StoppedContainer};
-    use std::collections::{BTreeMap, BTreeSet};
+    use crate::release::StoppedContainer;
 
     const TASK: &str = "arn:aws:ecs:eu-west-1:123456789012:task/shop-prod/aaaa";
 
     fn record(state: ReleaseState, task: Option<&str>) -> ReleaseRecord {
         ReleaseRecord {
-            id: ReleaseId::derive("shop", "prod", "sha256:ab"),
-            lane: Lane {
-                app: "shop".into(),
-                env: "prod".into(),
-                repository: "shop".into(),
-            },
-            tag: "1.0.0".into(),
-            digest: "sha256:ab".into(),
-            state,
-            previous_tag: None,
-            pushed_at: None,
-            cluster: "shop-prod".into(),
-            services: vec!["api".into()],
-            task_definitions: BTreeMap::new(),
-            migration_task_definition: None,
             migration_essential_containers: vec!["migrate".into()],
             migration_task: task.map(str::to_owned),
             migration_deadline: Some(2_000),
-            verify_task_definition: None,
-            verify_essential_containers: Vec::new(),
-            verify_task: None,
-            verify_deadline: None,
-            rollout_started_at: None,
-            bake_ends_at: None,
             parameter_version: Some(2),
-            deployments: BTreeMap::new(),
-            completed_services: BTreeSet::new(),
-            reason: None,
-            interrupted: None,
-            rolled_back_from: None,
-            created_at: 1_000,
-            updated_at: 1_000,
+            ..ReleaseRecord::example(state)
         }
     }
 
