@@ -104,6 +104,8 @@ def main() -> int:
                     "FERRY_CONFIG_PARAMETER": "/ferry/config",
                     "FERRY_LEDGER_TABLE": "ferry-ledger",
                     "FERRY_EVENT_BUS": "default",
+                    "FERRY_BAKE_TARGET_ARN": "arn:aws:lambda:eu-west-1:123456789012:function:ferry-local-watch",
+                    "FERRY_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/ferry-local-SchedulerRole",
                     "RUST_LOG": "error",
                 }
                 started = time.perf_counter()
