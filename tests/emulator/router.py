@@ -119,7 +119,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 log = logging.getLogger("ferry-router")
 
@@ -162,18 +162,25 @@ class Rule:
         }
 
 
-def load_rules(template_path: str) -> list[Rule]:
-    """Every ``EventBridgeRule`` event of every function in the template."""
+def _serverless_functions(template_path: str) -> Iterator[tuple[str, dict[str, Any], str, int]]:
+    """Every ``AWS::Serverless::Function`` of the template: logical id, properties,
+    binary, and Lambda's retries of an asynchronous invocation."""
     template = load_template(template_path)
     globals_fn = ((template.get("Globals") or {}).get("Function") or {})
     default_retries = ((globals_fn.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts", 2))
-    rules = []
     for logical_id, resource in (template.get("Resources") or {}).items():
         if not isinstance(resource, dict) or resource.get("Type") != "AWS::Serverless::Function":
             continue
         properties = resource.get("Properties") or {}
         binary = ((resource.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary") or logical_id
         retries = (properties.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts", default_retries)
+        yield logical_id, properties, binary, int(retries)
+
+
+def load_rules(template_path: str) -> list[Rule]:
+    """Every ``EventBridgeRule`` event of every function in the template."""
+    rules = []
+    for logical_id, properties, binary, retries in _serverless_functions(template_path):
         for name, event in (properties.get("Events") or {}).items():
             if not isinstance(event, dict) or event.get("Type") != "EventBridgeRule":
                 continue
@@ -184,7 +191,7 @@ def load_rules(template_path: str) -> list[Rule]:
                     f"mapping (the router reads it), got {type(pattern).__name__}"
                 )
             check_pattern(pattern, f"{logical_id}.Events.{name}.Pattern")
-            rules.append(Rule(logical_id, binary, name, pattern, int(retries)))
+            rules.append(Rule(logical_id, binary, name, pattern, retries))
     return rules
 
 
@@ -217,18 +224,10 @@ class Function:
 
 def load_functions(template_path: str) -> list[Function]:
     """Every ``AWS::Serverless::Function`` of the template (binary, retries)."""
-    template = load_template(template_path)
-    globals_fn = ((template.get("Globals") or {}).get("Function") or {})
-    default_retries = ((globals_fn.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts", 2))
-    functions = []
-    for logical_id, resource in (template.get("Resources") or {}).items():
-        if not isinstance(resource, dict) or resource.get("Type") != "AWS::Serverless::Function":
-            continue
-        properties = resource.get("Properties") or {}
-        binary = ((resource.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary") or logical_id
-        retries = (properties.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts", default_retries)
-        functions.append(Function(logical_id, binary, properties.get("FunctionName"), int(retries)))
-    return functions
+    return [
+        Function(logical_id, binary, properties.get("FunctionName"), retries)
+        for logical_id, properties, binary, retries in _serverless_functions(template_path)
+    ]
 
 
 # --------------------------------------------------------------------------

@@ -71,33 +71,48 @@ fn metric_alarm(alarm: &MetricAlarm) -> PortResult<AlarmStatus> {
             })
             .max()
     });
-    Ok(AlarmStatus {
-        name: name.to_owned(),
-        state: state(name, alarm.state_value())?,
-        state_updated_at: changed_at(
-            name,
+    let mut status = status(
+        name,
+        alarm.state_value(),
+        [
             alarm.state_transitioned_timestamp(),
             alarm.state_updated_timestamp(),
-        )?,
-        reason: alarm.state_reason().unwrap_or_default().to_owned(),
-        period: period.and_then(|p| u64::try_from(p).ok()),
-        evaluation_periods: alarm
-            .evaluation_periods()
-            .and_then(|n| u64::try_from(n).ok()),
-    })
+        ],
+        alarm.state_reason(),
+    )?;
+    status.period = period.and_then(|p| u64::try_from(p).ok());
+    status.evaluation_periods = alarm
+        .evaluation_periods()
+        .and_then(|n| u64::try_from(n).ok());
+    Ok(status)
 }
 
 fn composite_alarm(alarm: &CompositeAlarm) -> PortResult<AlarmStatus> {
     let name = alarm.alarm_name().unwrap_or_default();
-    Ok(AlarmStatus {
-        name: name.to_owned(),
-        state: state(name, alarm.state_value())?,
-        state_updated_at: changed_at(
-            name,
+    status(
+        name,
+        alarm.state_value(),
+        [
             alarm.state_transitioned_timestamp(),
             alarm.state_updated_timestamp(),
-        )?,
-        reason: alarm.state_reason().unwrap_or_default().to_owned(),
+        ],
+        alarm.state_reason(),
+    )
+}
+
+/// What every kind of alarm reports: its state, when it last changed, why.
+/// (`[transitioned, updated]`: see [`changed_at`].)
+fn status(
+    name: &str,
+    value: Option<&StateValue>,
+    [transitioned, updated]: [Option<&DateTime>; 2],
+    reason: Option<&str>,
+) -> PortResult<AlarmStatus> {
+    Ok(AlarmStatus {
+        name: name.to_owned(),
+        state: state(name, value)?,
+        state_updated_at: changed_at(name, transitioned, updated)?,
+        reason: reason.unwrap_or_default().to_owned(),
         period: None,
         evaluation_periods: None,
     })

@@ -363,65 +363,13 @@ struct ReleaseExpression {
 }
 
 fn release_expression(guard: Guard, update: &ReleaseUpdate) -> ReleaseExpression {
+    let (mut condition, mut values) = state_condition(guard.from);
+    let mut names = HashMap::from([("#state".to_owned(), "state".to_owned())]);
     let mut sets = Vec::new();
-    let mut names = HashMap::new();
-    let mut values = HashMap::new();
-    let mut set = |field: &str, value: AttributeValue| {
+    for (field, value) in release_fields(guard, update) {
         sets.push(format!("#{field} = :{field}"));
         names.insert(format!("#{field}"), field.to_owned());
         values.insert(format!(":{field}"), value);
-    };
-    set("updated_at", n(now()));
-    if let Some(state) = guard.to {
-        set("state", s(state.as_str()));
-    }
-    if let Some(v) = &update.interrupted {
-        set("interrupted", s(v));
-    }
-    if let Some(v) = &update.previous_tag {
-        set("previous_tag", s(v));
-    }
-    if let Some(v) = &update.task_definitions {
-        set("task_definitions", string_map(v));
-    }
-    if let Some(v) = &update.migration_task_definition {
-        set("migration_task_definition", s(v));
-    }
-    if let Some(v) = &update.migration_essential_containers {
-        set("migration_essential_containers", string_list(v));
-    }
-    if let Some(v) = &update.migration_task {
-        set("migration_task", s(v));
-    }
-    if let Some(v) = update.migration_deadline {
-        set("migration_deadline", n(v));
-    }
-    if let Some(v) = &update.verify_task_definition {
-        set("verify_task_definition", s(v));
-    }
-    if let Some(v) = &update.verify_essential_containers {
-        set("verify_essential_containers", string_list(v));
-    }
-    if let Some(v) = &update.verify_task {
-        set("verify_task", s(v));
-    }
-    for (field, value) in [
-        ("verify_deadline", update.verify_deadline),
-        ("rollout_started_at", update.rollout_started_at),
-        ("bake_ends_at", update.bake_ends_at),
-    ] {
-        if let Some(v) = value {
-            set(field, n(v));
-        }
-    }
-    if let Some(v) = update.parameter_version {
-        set("parameter_version", n(v));
-    }
-    if let Some(v) = &update.deployments {
-        set("deployments", string_map(v));
-    }
-    if let Some(v) = &update.reason {
-        set("reason", s(v));
     }
     let mut expression = format!("SET {}", sets.join(", "));
     if let Some(service) = &update.completed_service {
@@ -436,13 +384,6 @@ fn release_expression(guard: Guard, update: &ReleaseUpdate) -> ReleaseExpression
     if update.resume || moves_on {
         expression.push_str(" REMOVE interrupted");
     }
-    let mut allowed = Vec::new();
-    for (i, state) in guard.from.iter().enumerate() {
-        allowed.push(format!(":expected{i}"));
-        values.insert(format!(":expected{i}"), s(state.as_str()));
-    }
-    names.insert("#state".to_owned(), "state".to_owned());
-    let mut condition = format!("#state IN ({})", allowed.join(", "));
     if update.resume {
         condition.push_str(" AND attribute_exists(interrupted)");
     }
@@ -456,6 +397,65 @@ fn release_expression(guard: Guard, update: &ReleaseUpdate) -> ReleaseExpression
         condition,
         names,
         values,
+    }
+}
+
+/// Every attribute a release update sets (its guard's state included).
+fn release_fields(guard: Guard, u: &ReleaseUpdate) -> Vec<(&'static str, AttributeValue)> {
+    let text = |v: &Option<String>| v.as_ref().map(s);
+    let number = |v: Option<u64>| v.map(n);
+    let fields = [
+        ("updated_at", Some(n(now()))),
+        ("state", guard.to.map(|state| s(state.as_str()))),
+        ("interrupted", text(&u.interrupted)),
+        ("previous_tag", text(&u.previous_tag)),
+        (
+            "task_definitions",
+            u.task_definitions.as_ref().map(string_map),
+        ),
+        (
+            "migration_task_definition",
+            text(&u.migration_task_definition),
+        ),
+        (
+            "migration_essential_containers",
+            u.migration_essential_containers.as_deref().map(string_list),
+        ),
+        ("migration_task", text(&u.migration_task)),
+        ("migration_deadline", number(u.migration_deadline)),
+        ("verify_task_definition", text(&u.verify_task_definition)),
+        (
+            "verify_essential_containers",
+            u.verify_essential_containers.as_deref().map(string_list),
+        ),
+        ("verify_task", text(&u.verify_task)),
+        ("verify_deadline", number(u.verify_deadline)),
+        ("rollout_started_at", number(u.rollout_started_at)),
+        ("bake_ends_at", number(u.bake_ends_at)),
+        ("parameter_version", u.parameter_version.map(n)),
+        ("deployments", u.deployments.as_ref().map(string_map)),
+        ("reason", text(&u.reason)),
+    ];
+    fields
+        .into_iter()
+        .filter_map(|(field, value)| value.map(|v| (field, v)))
+        .collect()
+}
+
+type UpdateItemError =
+    aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError>;
+
+fn failed_condition(err: &UpdateItemError) -> bool {
+    err.as_service_error()
+        .is_some_and(|e| e.is_conditional_check_failed_exception())
+}
+
+/// A conditional UpdateItem: whether it applied (a failed condition is `false`).
+fn applied<T>(result: Result<T, UpdateItemError>) -> PortResult<bool> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if failed_condition(&err) => Ok(false),
+        Err(err) => Err(port_error("dynamodb:UpdateItem", err)),
     }
 }
 
@@ -673,13 +673,7 @@ impl Ledger for DynamoLedger {
             .await;
         match result {
             Ok(out) => out.attributes().map(decode_release).transpose(),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
+            Err(err) if failed_condition(&err) => Ok(None),
             Err(err) => Err(port_error("dynamodb:UpdateItem", err)),
         }
     }
@@ -727,11 +721,8 @@ impl Ledger for DynamoLedger {
         }
         .build()
         .map_err(build_error)?;
-        self.transact(vec![
-            TransactWriteItem::builder().update(release_update).build(),
-            TransactWriteItem::builder().update(head_update).build(),
-        ])
-        .await
+        self.transact_release_and_head(release_update, head_update)
+            .await
     }
 }
 
@@ -771,21 +762,20 @@ impl DynamoLedger {
         for (k, v) in values {
             update = update.expression_attribute_values(k, v);
         }
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(port_error("dynamodb:UpdateItem", err)),
-        }
+        applied(update.send().await)
     }
 }
 
 impl DynamoLedger {
+    /// One transaction: the release item, then the lane head.
+    async fn transact_release_and_head(&self, release: Update, head: Update) -> PortResult<bool> {
+        self.transact(vec![
+            TransactWriteItem::builder().update(release).build(),
+            TransactWriteItem::builder().update(head).build(),
+        ])
+        .await
+    }
+
     /// A transaction item taking a release through `guard`: conditional on its
     /// from-states; `:state` (the guard's state) and `:now` are bound for `expression`.
     fn release_transition(
@@ -855,11 +845,7 @@ impl RollbackLedger for DynamoLedger {
             "SET rolled_back_from = #state, #state = :state, reason = :reason, updated_at = :now REMOVE interrupted",
             vec![(":reason", s(&write.rolling_back.reason))],
         )?;
-        self.transact(vec![
-            TransactWriteItem::builder().update(release).build(),
-            TransactWriteItem::builder().update(head).build(),
-        ])
-        .await
+        self.transact_release_and_head(release, head).await
     }
 
     async fn finish_rollback(
@@ -884,11 +870,7 @@ impl RollbackLedger for DynamoLedger {
             "SET #state = :state, updated_at = :now",
             Vec::new(),
         )?;
-        self.transact(vec![
-            TransactWriteItem::builder().update(release).build(),
-            TransactWriteItem::builder().update(head).build(),
-        ])
-        .await
+        self.transact_release_and_head(release, head).await
     }
 
     async fn mark_rollback(
@@ -916,17 +898,7 @@ impl RollbackLedger for DynamoLedger {
         if !interrupted {
             update = update.expression_attribute_values(":true", AttributeValue::Bool(true));
         }
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(port_error("dynamodb:UpdateItem", err)),
-        }
+        applied(update.send().await)
     }
 
     async fn hold(&self, lane: &Lane, expected: u64, push: &HeldPush) -> PortResult<bool> {
