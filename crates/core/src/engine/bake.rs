@@ -12,8 +12,8 @@ use super::{event_for, Decision, Engine, EngineError, Outcome, Ports};
 use crate::config::Bake;
 use crate::decide::bake::{bake_window, decide_bake_end, judge_bake, BakeEnd, BakeVerdict};
 use crate::ports::{
-    AlarmStatus, Alarms, Ecs, Lane, LaneHead, Ledger, PortError, ReleaseRecord, ReleaseUpdate,
-    ServiceView, Timers,
+    AlarmStatus, Alarms, Ecs, Lane, LaneHead, Ledger, ReleaseRecord, ReleaseUpdate, ServiceView,
+    Timers,
 };
 use crate::release::{ReleaseId, ReleaseState, Transition};
 use crate::rollback::RollbackCause;
@@ -64,15 +64,7 @@ impl<P: Ports> Engine<P> {
             let reason = "smoke test: no service to copy launch settings from".to_owned();
             return self.failed_after_rollout_outcome(&record, reason).await;
         };
-        let tags =
-            crate::image::release_tags(&[], record.id.as_str(), &record.lane.app, &record.lane.env)
-                .map_err(|e| PortError::new("ecs:RunTask", e.to_string()))?;
-        let started_by = record.id.started_by();
-        let task = match self
-            .ecs
-            .run_migration(&record.cluster, task_definition, like, &started_by, &tags)
-            .await
-        {
+        let task = match self.run_for_release(&record, task_definition, like).await {
             Ok(task) => task,
             Err(e) if e.retryable => return Err(self.interrupt(&record, e).await),
             Err(e) => {

@@ -598,13 +598,9 @@ impl<P: Ports> Engine<P> {
         } = started;
         let env = target.env;
         let id = &record.id;
-        let tags = release_tags(&[], id.as_str(), &env.app, &env.name)
-            .map_err(|e| PortError::new("ecs:RunTask", e.to_string()))?;
-        let started_by = id.started_by();
         let (put, run) = futures_util::join!(
             self.params.put(&env.image_tag_parameter, &record.tag),
-            self.ecs
-                .run_migration(&env.cluster, &migration_arn, &like, &started_by, &tags),
+            self.run_for_release(&record, &migration_arn, &like),
         );
         let (version, task) = match (put, run) {
             (Ok(version), Ok(task)) => (version, task),

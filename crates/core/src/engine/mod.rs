@@ -289,6 +289,23 @@ impl<P: Ports> Engine<P> {
         EngineError::Aws(error)
     }
 
+    /// RunTask of a one-off task of the release (its migration or smoke test),
+    /// launched like `like`, tagged with and `startedBy` naming the release.
+    async fn run_for_release(
+        &self,
+        record: &ReleaseRecord,
+        task_definition: &str,
+        like: &<P::Ecs as Ecs>::Service,
+    ) -> Result<String, PortError> {
+        let lane = &record.lane;
+        let tags = crate::image::release_tags(&[], record.id.as_str(), &lane.app, &lane.env)
+            .map_err(|e| PortError::new("ecs:RunTask", e.to_string()))?;
+        let started_by = record.id.started_by();
+        self.ecs
+            .run_migration(&record.cluster, task_definition, like, &started_by, &tags)
+            .await
+    }
+
     fn environment_of(&self, app: &str, env: &str) -> Result<&Environment, EngineError> {
         self.config.environment(app, env).ok_or_else(|| {
             EngineError::BadRequest(format!(
