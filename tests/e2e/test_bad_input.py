@@ -1,4 +1,4 @@
-"""Bad input -- malformed JSON, missing fields, the wrong detail-type, an unknown
+"""Bad input -- missing fields, the wrong detail-type, an unknown
 repository, a refused tag, a broken config -- gets a clear error or a logged
 no-op, and the emulator's state is byte-for-byte what it was."""
 
@@ -26,13 +26,10 @@ def before(stack, mark):
     return snapshot(stack)
 
 
-@pytest.mark.parametrize("function", ["ferry-deploy", "ferry-gate", "ferry-watch"])
-def test_malformed_json_is_refused_before_any_function_runs(stack, mark, before, function):
-    status, reply, function_error = stack.invoke(function, b'{"detail-type": "ECR Image Action", "detail": {', raw=True)
-    assert status == 400, reply
-    assert "Could not parse request body into json" in reply["message"]
-    assert not mark.replies(), "no function ran"
-    assert_nothing_changed(stack, mark, before)
+# A body that is not JSON never reaches a function: Lambda's Invoke API refuses it
+# (InvalidRequestContentException) and EventBridge only sends JSON. That is the
+# emulated Lambda's behaviour (lambda_runtime.py), not ferry's, so it is not
+# asserted here; what ferry does with JSON that lacks what it needs follows.
 
 
 MISSING_FIELDS = [

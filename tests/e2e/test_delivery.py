@@ -49,6 +49,11 @@ def test_a_stop_event_redelivered_during_the_rollout_does_not_roll_out_again(sta
 
     gates = [d["outcome"] for d in mark.decisions("ferry-gate")]
     assert len(gates) == 2, gates
+    # the race took place: the copy was invoked while the first gate's UpdateService calls were on their way
+    invoked = sorted(e["time"] for e in mark.entries() if e.get("binary") == "ferry-gate" and e["kind"] == "invoke")
+    rollout = [c for c in mark.calls("ferry-gate") if c["operation"] == "ecs:UpdateService"]
+    assert len(invoked) == 2 and rollout, (invoked, rollout)
+    assert rollout[0]["time"] < invoked[1] < rollout[0]["ended"], f"no race: the copy came at {invoked[1]}, the rollout ran {rollout[0]}"
     assert mark.operations().get("ecs:UpdateService") == len(services), "one rollout: one UpdateService per service"
     assert gates.count("deploying") == 1, gates
     assert stack.release(release_id(app, digest))["state"] == "SUCCEEDED"

@@ -560,7 +560,7 @@ def test_without_a_known_good_release_rollback_is_a_clear_error_and_changes_noth
 
 
 class Precondition(Exception):
-    """The scenario did not unfold as set up (a failure, not the known bug)."""
+    """The scenario did not unfold as set up: the test fails, naming the step that did not happen."""
 
 
 def require(condition: Any, message: str) -> None:
@@ -595,6 +595,11 @@ def test_an_alarm_as_the_rollout_starts_keeps_the_rolled_back_release_off_the_se
     require(outcomes(mark.decisions("ferry-rollback")) == ["rolled_back"], mark.decisions())
     require(stack.release(rid)["state"] == "ROLLED_BACK", stack.release(rid))
     require(head(stack, app)["frozen"] is True, head(stack, app))
+    # the race took place: the rollback was recorded while the gate's UpdateService calls were on their way
+    rollout = [c for c in mark.calls("ferry-gate") if c["operation"] == "ecs:UpdateService"][: len(services)]
+    decided = [c for c in mark.calls("ferry-rollback") if c["operation"] == "dynamodb:TransactWriteItems"]
+    require(len(rollout) == len(services) and decided, (rollout, decided))
+    require(decided[0]["ended"] < max(c["ended"] for c in rollout), f"no race: the rollback was recorded at {decided[0]['ended']}, after the rollout landed: {rollout}")
     # the environment was rolled back: the bad release must not run
     assert running(stack, app, services) == good_tds, f"services run {running(stack, app, services)} after the rollback to {good_tds}"
 
@@ -616,5 +621,10 @@ def test_an_alarm_as_the_migration_starts_leaves_the_known_good_tag_in_ssm(stack
     require(outcomes(mark.decisions("ferry-rollback")) == ["rolled_back"], mark.decisions())
     require(stack.release(rid)["state"] == "ROLLED_BACK", stack.release(rid))
     require(running(stack, app, services) == good_tds, running(stack, app, services))
+    # the race took place: the rollback was recorded while ferry-deploy's SSM write was on its way
+    writes = [c for c in mark.calls("ferry-deploy") if c["operation"] == "ssm:PutParameter"]
+    decided = [c for c in mark.calls("ferry-rollback") if c["operation"] == "dynamodb:TransactWriteItems"]
+    require(writes and decided, (writes, decided))
+    require(decided[0]["ended"] < writes[0]["ended"], f"no race: the rollback was recorded at {decided[0]['ended']}, after the SSM write landed: {writes[0]}")
     # the parameter's current value is the known-good tag
     assert history(stack, app)[-1] == ("1.0.0", ["known-good"]), history(stack, app)

@@ -424,14 +424,22 @@ mod tests {
     }
 
     #[test]
-    fn release_id_is_deterministic_so_a_redelivered_push_finds_the_same_release() {
+    fn release_id_changes_with_app_environment_and_digest_only() {
+        let other_digest = DIGEST.replace("3f2a9c1b", "3f2a9c1c");
+        let ids = [
+            ReleaseId::derive("shop", "prod", DIGEST),
+            ReleaseId::derive("shop", "staging", DIGEST),
+            ReleaseId::derive("shoe", "prod", DIGEST),
+            ReleaseId::derive("shop", "prod", &other_digest),
+        ];
         assert_eq!(
-            ReleaseId::derive("shop", "prod", DIGEST),
-            ReleaseId::derive("shop", "prod", DIGEST)
-        );
-        assert_ne!(
-            ReleaseId::derive("shop", "prod", DIGEST),
-            ReleaseId::derive("shop", "staging", DIGEST)
+            ids.iter().map(ReleaseId::as_str).collect::<Vec<_>>(),
+            [
+                "shop/prod/3f2a9c1b7e40d5a1",
+                "shop/staging/3f2a9c1b7e40d5a1",
+                "shoe/prod/3f2a9c1b7e40d5a1",
+                "shop/prod/3f2a9c1c7e40d5a1",
+            ]
         );
     }
 
@@ -616,13 +624,11 @@ mod tests {
     #[test]
     fn every_move_outside_the_table_is_illegal() {
         let table = legal_moves();
-        let mut illegal = 0;
         for from in ReleaseState::ALL {
             for t in Transition::ALL {
                 if table.iter().any(|(f, tr, _)| *f == from && *tr == t) {
                     continue;
                 }
-                illegal += 1;
                 assert_eq!(
                     from.apply(t),
                     Err(IllegalTransition {
@@ -633,7 +639,6 @@ mod tests {
                 );
             }
         }
-        assert_eq!(illegal, 10 * 10 - table.len());
     }
 
     #[test]

@@ -1150,7 +1150,6 @@ async fn a_failed_deployment_rolls_every_service_back_to_the_known_good_release(
 }
 
 #[tokio::test]
-
 async fn a_failed_deployment_of_a_first_release_fails_it_and_it_never_becomes_known_good() {
     let (fake, engine) = estate();
     let id = deploying_shop(&engine, &fake).await;
@@ -1404,10 +1403,9 @@ async fn a_new_digest_unfreezes_a_lane_whose_policy_says_so() {
 }
 
 // ---------------------------------------------------------------------------
-// Found bugs (ignored until fixed)
+// Regressions: bugs found earlier, each fixed and kept as a scenario
 
 #[tokio::test]
-
 async fn a_failing_migration_after_superseding_a_first_release_restores_the_tag_the_services_run() {
     let (fake, engine) = estate();
     push_shop(&engine, &fake, "1.0.0", 10).await;
@@ -1425,7 +1423,6 @@ async fn a_failing_migration_after_superseding_a_first_release_restores_the_tag_
 }
 
 #[tokio::test]
-
 async fn a_throttled_update_service_is_finished_when_the_migration_event_is_redelivered() {
     let (fake, engine) = estate();
     push_shop(&engine, &fake, "1.0.0", 10).await;
@@ -1459,7 +1456,6 @@ async fn a_throttled_update_service_is_finished_when_the_migration_event_is_rede
 }
 
 #[tokio::test]
-
 async fn a_superseded_releases_late_ssm_write_does_not_overwrite_its_successors_tag() {
     let (fake, engine) = estate();
     let older = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
