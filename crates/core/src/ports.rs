@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
-use crate::image::{ContainerImage, ImageChange};
+use crate::image::{ContainerImage, ImageChange, ReleaseTags};
 use crate::names::PushTime;
 use crate::release::{Guard, ReleaseId, ReleaseState};
 
@@ -410,12 +410,13 @@ pub trait Ecs: Send + Sync {
     ) -> impl Future<Output = PortResult<Self::TaskDefinition>> + Send;
 
     /// Registers a copy of `base` with every field kept, only `changes` applied to
-    /// container images, and `tags` as the revision's tags. Returns the new ARN.
+    /// container images, and `tags.tags` as the revision's tags (`tags.dropped`: the
+    /// base's reserved `aws:` keys left out, for the log). Returns the new ARN.
     fn register_copy(
         &self,
         base: &Self::TaskDefinition,
         changes: &[ImageChange],
-        tags: &[(String, String)],
+        tags: &ReleaseTags,
     ) -> impl Future<Output = PortResult<String>> + Send;
 
     /// Runs the migration once, launched like `like` (network, launch type or
@@ -581,4 +582,33 @@ pub trait Timers: Send + Sync {
 
 pub trait EventSink: Send + Sync {
     fn emit(&self, events: &[ReleaseEvent]) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lane_names_app_environment_and_repository() {
+        let lane = Lane {
+            app: "shop".into(),
+            env: "prod".into(),
+            repository: "shop-api".into(),
+        };
+        assert_eq!(lane.to_string(), "shop/prod (shop-api)");
+    }
+
+    #[test]
+    fn alarm_states_use_cloudwatchs_spelling_both_ways() {
+        for (text, state) in [
+            ("OK", AlarmState::Ok),
+            ("ALARM", AlarmState::Alarm),
+            ("INSUFFICIENT_DATA", AlarmState::InsufficientData),
+        ] {
+            assert_eq!(AlarmState::parse(text), Some(state));
+            assert_eq!(state.as_str(), text);
+        }
+        assert_eq!(AlarmState::parse("alarm"), None);
+        assert_eq!(AlarmState::parse(""), None);
+    }
 }

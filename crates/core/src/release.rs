@@ -563,6 +563,24 @@ mod tests {
     }
 
     #[test]
+    fn a_release_holds_its_lane_from_its_claim_until_it_ends() {
+        let in_flight: Vec<ReleaseState> = ReleaseState::ALL
+            .into_iter()
+            .filter(ReleaseState::is_in_flight)
+            .collect();
+        assert_eq!(
+            in_flight,
+            [
+                ReleaseState::Claimed,
+                ReleaseState::Migrating,
+                ReleaseState::Deploying,
+                ReleaseState::Verifying,
+                ReleaseState::Baking
+            ]
+        );
+    }
+
+    #[test]
     fn only_deploying_succeeded_and_rolling_or_rolled_back_reached_services() {
         let reached: Vec<ReleaseState> = ReleaseState::ALL
             .into_iter()

@@ -428,6 +428,34 @@ mod tests {
     }
 
     #[test]
+    fn operator_rollback_naming_the_release_that_already_runs_does_nothing() {
+        let history = [known_good("1.1.0", 'b'), known_good("1.0.0", 'a')];
+        let choice = choose_rollback(&head(&history, None), &operator(Some("1.1.0")));
+        assert!(
+            matches!(choice, RollbackChoice::Nothing { ref reason } if reason.contains("already runs")),
+            "the running known-good release must not be marked bad and the lane frozen: {choice:?}"
+        );
+    }
+
+    #[test]
+    fn operator_rollback_naming_the_running_release_while_another_is_in_flight_leaves_the_one_in_flight(
+    ) {
+        let history = [known_good("1.1.0", 'b'), known_good("1.0.0", 'a')];
+        let choice = choose_rollback(
+            &head(&history, Some(("1.2.0", 'c'))),
+            &operator(Some("1.1.0")),
+        );
+        let RollbackChoice::Roll { leaving, to, .. } = choice else {
+            panic!("expected a rollback, got {choice:?}");
+        };
+        assert!(leaving.in_flight);
+        assert_eq!(
+            (leaving.release.tag.as_str(), to.tag.as_str()),
+            ("1.2.0", "1.1.0")
+        );
+    }
+
+    #[test]
     fn a_rollback_target_that_is_unknown_or_marked_bad_is_refused_with_the_reason() {
         let history = [known_good("1.1.0", 'b'), known_good("1.0.0", 'a')];
         let unknown = choose_rollback(&head(&history, None), &operator(Some("0.1.0")));

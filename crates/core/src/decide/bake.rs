@@ -144,11 +144,20 @@ mod tests {
     #[test]
     fn the_derived_bake_stays_between_five_minutes_and_an_hour() {
         let fast = [alarm("5xx", AlarmState::Ok, 0, 10, 1)];
-        assert_eq!(bake_window(Bake::FromAlarms, 1, &fast), DERIVED_BAKE_FLOOR);
+        assert_eq!(
+            bake_window(Bake::FromAlarms, 1, &fast),
+            Duration::from_secs(300)
+        );
         let slow = [alarm("daily", AlarmState::Ok, 0, 86_400, 1)];
-        assert_eq!(bake_window(Bake::FromAlarms, 1, &slow), DERIVED_BAKE_CAP);
+        assert_eq!(
+            bake_window(Bake::FromAlarms, 1, &slow),
+            Duration::from_secs(3_600)
+        );
         // Configured but not described (deleted, or composite): the floor.
-        assert_eq!(bake_window(Bake::FromAlarms, 1, &[]), DERIVED_BAKE_FLOOR);
+        assert_eq!(
+            bake_window(Bake::FromAlarms, 1, &[]),
+            Duration::from_secs(300)
+        );
     }
 
     #[test]
@@ -192,5 +201,33 @@ mod tests {
             judge_bake(&alarms, 1_000),
             BakeVerdict::Pass { notes: Vec::new() }
         );
+    }
+
+    #[test]
+    fn the_end_of_the_bake_judges_only_a_baking_release() {
+        assert_eq!(
+            decide_bake_end(&ReleaseRecord::example(ReleaseState::Baking)),
+            BakeEnd::Judge
+        );
+        for state in [
+            ReleaseState::Succeeded,
+            ReleaseState::RolledBack,
+            ReleaseState::RollingBack,
+            ReleaseState::Superseded,
+            ReleaseState::Failed,
+        ] {
+            assert_eq!(
+                decide_bake_end(&ReleaseRecord::example(state)),
+                BakeEnd::NotBaking(state),
+                "a timer delivered again, or late, for a release in {state:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_succeeded_release_whose_label_failed_is_labelled_at_the_next_delivery() {
+        let mut record = ReleaseRecord::example(ReleaseState::Succeeded);
+        record.interrupted = Some("the known-good label failed".into());
+        assert_eq!(decide_bake_end(&record), BakeEnd::LabelOwed);
     }
 }

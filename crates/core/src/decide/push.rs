@@ -556,6 +556,22 @@ image_tag_parameter = "/shop/prod/compute/currentImageTag"
     }
 
     #[test]
+    fn a_push_at_the_same_moment_as_the_newest_push_acted_on_is_not_stale() {
+        let config = config();
+        let head = LaneHead {
+            latest_pushed_at: Some(PushTime::from_epoch_millis(20_000)),
+            ..LaneHead::default()
+        };
+        let plan = decide_claim(
+            &target(&config, "1.5.0", 'e', Origin::Push, 20),
+            &head,
+            None,
+            0,
+        );
+        assert!(matches!(plan, ClaimPlan::Claim { .. }), "{plan:?}");
+    }
+
+    #[test]
     fn a_semver_downgrade_below_the_release_in_flight_is_refused() {
         let config = config();
         let head = LaneHead {
@@ -737,5 +753,145 @@ image_tag_parameter = "/shop/prod/compute/currentImageTag"
         );
         let missing = secrets_verdict(Ok(vec!["arn:db".into()])).expect("a verdict");
         assert_eq!(missing, ["secret `arn:db` does not exist"]);
+    }
+
+    const WITH_MIGRATION: &str = r#"
+[apps.shop]
+repository = "shop"
+
+[apps.shop.environments.prod]
+cluster = "shop-prod"
+services = ["api"]
+tags = { semver = ">=1.0.0" }
+image_tag_parameter = "/shop/prod/compute/currentImageTag"
+migration = { task_family = "shop-migrate", timeout = "15m" }
+"#;
+
+    #[derive(Debug, Clone)]
+    struct Revision(String);
+
+    impl TaskDefinitionView for Revision {
+        fn arn(&self) -> &str {
+            &self.0
+        }
+        fn family(&self) -> &str {
+            self.0
+                .rsplit('/')
+                .next()
+                .and_then(|f| f.split(':').next())
+                .unwrap_or("")
+        }
+        fn containers(&self) -> Vec<crate::image::ContainerImage> {
+            vec![crate::image::ContainerImage {
+                name: "app".into(),
+                image: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:0.9.0".into(),
+            }]
+        }
+        fn essential_containers(&self) -> Vec<String> {
+            vec!["app".into()]
+        }
+        fn secret_refs(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn tags(&self) -> Vec<(String, String)> {
+            Vec::new()
+        }
+    }
+
+    struct Running;
+
+    impl ServiceView for Running {
+        fn name(&self) -> &str {
+            "api"
+        }
+        fn task_definition(&self) -> &str {
+            API_REVISION
+        }
+    }
+
+    const API_REVISION: &str = "arn:aws:ecs:eu-west-1:123456789012:task-definition/shop-api:3";
+    const MIGRATION_REVISION: &str =
+        "arn:aws:ecs:eu-west-1:123456789012:task-definition/shop-migrate:2";
+
+    /// Preflight of `shop:1.0.0` with every read answered except the one `broken` replaces.
+    fn preflight_with(broken: Option<(&str, PortError)>) -> Preflight<Revision> {
+        let config = Config::from_toml(WITH_MIGRATION).expect("a valid config");
+        let target = target(&config, "1.0.0", 'a', Origin::Push, 10);
+        let services = ServiceLookup {
+            found: vec![Running],
+            missing: Vec::new(),
+        };
+        let (which, mut error) = match broken {
+            Some((which, error)) => (Some(which), Some(error)),
+            None => (None, None),
+        };
+        let mut failing = |read: &str| {
+            if which == Some(read) {
+                error.take()
+            } else {
+                None
+            }
+        };
+        let reads = PreflightReads {
+            services: &services,
+            image_found: failing("image").map_or(Ok(true), Err),
+            migration: Some(
+                failing("migration").map_or(Ok(Revision(MIGRATION_REVISION.into())), Err),
+            ),
+            verify: None,
+            described: vec![(
+                API_REVISION.into(),
+                failing("described").map_or(Ok(Revision(API_REVISION.into())), Err),
+            )],
+        };
+        preflight(&target, reads)
+    }
+
+    fn problems(verdict: Preflight<Revision>) -> Vec<String> {
+        match verdict {
+            Preflight::Judged { problems, .. } => problems,
+            Preflight::Retry(e) => panic!("expected a verdict, got a retry: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_preflight_whose_reads_all_answer_plans_a_copy_of_the_service_and_the_migration() {
+        let Preflight::Judged { plan, problems } = preflight_with(None) else {
+            panic!("expected a verdict");
+        };
+        assert_eq!(problems, Vec::<String>::new());
+        assert_eq!(plan.families.len(), 1);
+        assert_eq!(plan.families[0].base.arn(), API_REVISION);
+        assert_eq!(
+            plan.migration.as_ref().map(|m| m.base.arn()),
+            Some(MIGRATION_REVISION)
+        );
+    }
+
+    #[test]
+    fn a_preflight_read_that_a_retry_can_fix_is_a_retry_and_changes_nothing() {
+        for read in ["image", "described", "migration"] {
+            let throttled = PortError::new("ecs:DescribeTaskDefinition", "Throttling").retryable();
+            assert!(
+                matches!(preflight_with(Some((read, throttled))), Preflight::Retry(_)),
+                "a throttled {read} read is retried, not a failed release"
+            );
+        }
+    }
+
+    #[test]
+    fn a_preflight_read_that_no_retry_can_fix_is_a_problem_naming_what_was_read() {
+        for (read, names) in [
+            ("image", "image shop@"),
+            ("described", "task definition arn:aws:ecs:eu-west-1:123456789012:task-definition/shop-api:3 cannot be described"),
+            ("migration", "migration task family `shop-migrate` cannot be described"),
+        ] {
+            let denied = PortError::new("ecs:DescribeTaskDefinition", "AccessDeniedException");
+            let problems = problems(preflight_with(Some((read, denied))));
+            assert!(
+                problems.iter().any(|p| p.contains(names) && p.contains("AccessDeniedException")),
+                "{read}: {problems:?}"
+            );
+        }
     }
 }
