@@ -461,3 +461,109 @@ async fn a_known_good_label_that_failed_at_the_end_of_the_bake_is_applied_by_the
         }
     );
 }
+
+/// `tag` pushed at `t` and migrated; every deployment but the last completed.
+/// The last completion's event, to deliver.
+async fn all_but_the_last_completed(
+    engine: &FakeEngine,
+    fake: &FakeAws,
+    tag: &str,
+    t: u64,
+) -> ferry_core::engine::DeploymentChange {
+    let push = fake.push(SHOP_REPOSITORY, tag, &at(t));
+    engine.on_push(&push, T0 + t).await.expect("claimed");
+    let task = fake.migration_task(&shop_release(tag));
+    let stopped = migration_exited(&task, 0, T0 + t + 5, T0 + t + 50);
+    engine
+        .on_task_stopped(&stopped, T0 + t + 50)
+        .await
+        .expect("rolled out");
+    let (last, first) = SHOP_SERVICES.split_last().expect("three services");
+    for service in first {
+        let id = fake.last_deployment(SHOP_CLUSTER, service);
+        let change = deployment(SHOP_CLUSTER, service, &id, DeploymentOutcome::Completed);
+        engine
+            .on_deployment(&change, T0 + t + 100)
+            .await
+            .expect("handled");
+    }
+    let id = fake.last_deployment(SHOP_CLUSTER, last);
+    deployment(SHOP_CLUSTER, last, &id, DeploymentOutcome::Completed)
+}
+
+#[tokio::test]
+async fn a_smoke_test_ecs_cannot_start_for_now_fails_the_invocation_and_starts_on_the_redelivery() {
+    let (fake, engine) = baking_estate(Some("0s"), true);
+    let last = all_but_the_last_completed(&engine, &fake, "1.0.0", 10).await;
+    fake.fail_next("ecs:RunTask", None, "ThrottlingException", true);
+
+    let error = engine
+        .on_deployment(&last, T0 + 110)
+        .await
+        .expect_err("the invocation fails, for Lambda to retry");
+
+    assert!(error.is_retryable(), "{error}");
+    let record = fake.record(&shop_release("1.0.0"));
+    assert_eq!(record.state, ReleaseState::Deploying);
+    assert!(record.interrupted.is_some(), "marked for the redelivery");
+
+    let again = engine
+        .on_deployment(&last, T0 + 120)
+        .await
+        .expect("the redelivered event");
+    assert!(
+        matches!(again.outcome, Outcome::Verifying { .. }),
+        "{again:?}"
+    );
+    assert_eq!(
+        fake.count("ecs:RunTask"),
+        3,
+        "migration, refused, smoke test"
+    );
+}
+
+#[tokio::test]
+async fn a_smoke_test_ecs_refuses_to_start_fails_the_release_without_retrying() {
+    let (fake, engine) = baking_estate(Some("0s"), true);
+    let last = all_but_the_last_completed(&engine, &fake, "1.0.0", 10).await;
+    fake.fail_next("ecs:RunTask", None, "ClientException", false);
+
+    let decision = engine
+        .on_deployment(&last, T0 + 110)
+        .await
+        .expect("a verdict, not a retry");
+
+    let Outcome::Failed { reason } = &decision.outcome else {
+        panic!("expected the first release to fail: {decision:?}");
+    };
+    assert!(
+        reason.contains("starting the smoke test") && reason.contains("ClientException"),
+        "{reason}"
+    );
+    assert_eq!(fake.lane_head(&shop_lane()).in_flight, None);
+}
+
+#[tokio::test]
+async fn a_smoke_test_that_outlives_its_timeout_fails_even_with_exit_zero() {
+    let (fake, engine) = baking_estate(Some("0s"), true);
+    let last = roll_out(&engine, &fake, "1.0.0", 10).await;
+    assert!(
+        matches!(last.outcome, Outcome::Verifying { .. }),
+        "{last:?}"
+    );
+    // started at T0 + 110; the estate's smoke-test timeout is 5 minutes
+    assert_eq!(
+        fake.record(&shop_release("1.0.0")).verify_deadline,
+        Some(T0 + 110 + 300)
+    );
+
+    let late = engine
+        .on_task_stopped(&smoke_stopped(&fake, "1.0.0", 0, 111 + 300), T0 + 411)
+        .await
+        .expect("the gate");
+
+    let Outcome::Failed { reason } = &late.outcome else {
+        panic!("a smoke test past its deadline fails: {late:?}");
+    };
+    assert!(reason.contains("outlived its timeout"), "{reason}");
+}

@@ -1,0 +1,235 @@
+//! Rollback as the operator and the alarms ask for it: which lanes go back,
+//! which requests are refused, and what an alarm that concerns no release
+//! does. Scenarios on in-memory AWS.
+
+mod fakes;
+
+use fakes::*;
+use ferry_core::engine::{
+    AlarmChange, AlarmState, Decision, DeploymentOutcome, EngineError, Outcome, RollbackRequest,
+    UnfreezeRequest,
+};
+use ferry_core::release::ReleaseId;
+
+fn only(decisions: Vec<Decision>) -> Decision {
+    assert_eq!(decisions.len(), 1, "decisions: {decisions:?}");
+    decisions.into_iter().next().unwrap()
+}
+
+/// `tag` of a blog repository pushed at `t`; its one service rolled out and,
+/// when `complete`, its deployment completed (then it is known-good).
+async fn blog_release(
+    engine: &FakeEngine,
+    fake: &FakeAws,
+    repository: &str,
+    tag: &str,
+    t: u64,
+    complete: bool,
+) {
+    let push = fake.push(repository, tag, &at(t));
+    let decision = only(engine.on_push(&push, T0 + t).await.expect("claimed"));
+    assert!(
+        matches!(decision.outcome, Outcome::Deploying { .. }),
+        "{decision:?}"
+    );
+    if complete {
+        let service = repository.trim_start_matches("blog-");
+        let id = fake.last_deployment(BLOG_CLUSTER, service);
+        let change = deployment(BLOG_CLUSTER, service, &id, DeploymentOutcome::Completed);
+        let done = engine
+            .on_deployment(&change, T0 + t + 10)
+            .await
+            .expect("handled");
+        assert_eq!(done.outcome, Outcome::Succeeded);
+    }
+}
+
+/// Both blog lanes: a known-good release and a newer one rolling out.
+async fn both_blog_lanes_rolling_out(engine: &FakeEngine, fake: &FakeAws) {
+    blog_release(engine, fake, "blog-web", "sha-1111111", 10, true).await;
+    blog_release(engine, fake, "blog-jobs", "sha-3333333", 20, true).await;
+    blog_release(engine, fake, "blog-web", "sha-2222222", 30, false).await;
+    blog_release(engine, fake, "blog-jobs", "sha-4444444", 40, false).await;
+}
+
+fn blog_rollback(repository: Option<&str>) -> RollbackRequest {
+    RollbackRequest {
+        app: "blog".into(),
+        environment: "prod".into(),
+        to: None,
+        reason: "errors on the front page".into(),
+        repository: repository.map(Into::into),
+    }
+}
+
+#[tokio::test]
+async fn an_operator_rollback_of_one_repository_leaves_the_other_lanes_alone() {
+    let (fake, engine) = estate();
+    both_blog_lanes_rolling_out(&engine, &fake).await;
+    let web_before = fake
+        .record(&blog_id("blog-web", "sha-1111111"))
+        .task_definitions;
+    let jobs_running = fake.service(BLOG_CLUSTER, "jobs").task_definition;
+
+    let decision = only(
+        engine
+            .rollback(&blog_rollback(Some("blog-web")))
+            .await
+            .expect("rolled back"),
+    );
+
+    assert_eq!(
+        decision.outcome,
+        Outcome::RolledBack {
+            from: "sha-2222222".into(),
+            to: "sha-1111111".into(),
+            reason: decision_reason(&decision),
+        }
+    );
+    assert_eq!(
+        fake.service(BLOG_CLUSTER, "web").task_definition,
+        web_before["web"]
+    );
+    assert_eq!(
+        fake.service(BLOG_CLUSTER, "jobs").task_definition,
+        jobs_running,
+        "jobs keeps rolling out"
+    );
+    assert!(fake.lane_head(&blog_lane("blog-web")).frozen);
+    let jobs = fake.lane_head(&blog_lane("blog-jobs"));
+    assert!(!jobs.frozen);
+    assert_eq!(
+        jobs.in_flight.map(|p| p.tag).as_deref(),
+        Some("sha-4444444")
+    );
+}
+
+#[tokio::test]
+async fn an_operator_rollback_without_a_repository_rolls_back_every_lane_of_the_environment() {
+    let (fake, engine) = estate();
+    both_blog_lanes_rolling_out(&engine, &fake).await;
+
+    let decisions = engine
+        .rollback(&blog_rollback(None))
+        .await
+        .expect("rolled back");
+
+    let to: Vec<String> = decisions
+        .iter()
+        .map(|d| match &d.outcome {
+            Outcome::RolledBack { to, .. } => to.clone(),
+            other => panic!("expected a rollback: {other:?}"),
+        })
+        .collect();
+    assert_eq!(to.len(), 2);
+    assert!(to.contains(&"sha-1111111".to_owned()) && to.contains(&"sha-3333333".to_owned()));
+    assert!(fake.lane_head(&blog_lane("blog-web")).frozen);
+    assert!(fake.lane_head(&blog_lane("blog-jobs")).frozen);
+}
+
+#[tokio::test]
+async fn an_operator_rollback_of_a_repository_the_environment_does_not_run_is_a_bad_request() {
+    let (fake, engine) = estate();
+    both_blog_lanes_rolling_out(&engine, &fake).await;
+    let before = fake.mutation_calls();
+
+    let refused = engine.rollback(&blog_rollback(Some("shop"))).await;
+
+    assert!(
+        matches!(refused, Err(EngineError::BadRequest(ref m)) if m.contains("runs no repository")),
+        "{refused:?}"
+    );
+    assert_eq!(fake.mutation_calls(), before, "nothing changed");
+}
+
+#[tokio::test]
+async fn a_refused_operator_rollback_is_a_bad_request_naming_the_reason_and_changes_nothing() {
+    let (fake, engine) = estate();
+    both_blog_lanes_rolling_out(&engine, &fake).await;
+    let before = fake.mutation_calls();
+    let mut request = blog_rollback(Some("blog-web"));
+    request.to = Some("sha-9999999".into());
+
+    let refused = engine.rollback(&request).await;
+
+    assert!(
+        matches!(refused, Err(EngineError::BadRequest(ref m)) if m.contains("not a known-good release")),
+        "{refused:?}"
+    );
+    assert!(!refused.unwrap_err().is_retryable());
+    assert_eq!(fake.mutation_calls(), before, "nothing changed");
+}
+
+fn alarm(name: &str, state: AlarmState) -> AlarmChange {
+    AlarmChange {
+        alarm: name.into(),
+        state,
+        previous_state: Some(AlarmState::Ok),
+        reason: "Threshold Crossed".into(),
+    }
+}
+
+#[tokio::test]
+async fn an_alarm_that_leaves_alarm_or_guards_no_environment_rolls_back_nothing() {
+    let (fake, engine) = estate();
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    engine.on_push(&push, T0 + 10).await.expect("claimed");
+    let before = fake.mutation_calls();
+    let heads_read = fake.count("ledger:Head");
+
+    for change in [
+        alarm("shop-prod-5xx", AlarmState::Ok),
+        alarm("shop-prod-5xx", AlarmState::InsufficientData),
+        alarm("someone-elses-alarm", AlarmState::Alarm),
+    ] {
+        let decision = only(engine.on_alarm(&change).await.expect("handled"));
+        assert!(
+            matches!(decision.outcome, Outcome::Ignored { .. }),
+            "{change:?}: {decision:?}"
+        );
+    }
+    assert_eq!(fake.mutation_calls(), before, "nothing changed");
+    assert_eq!(
+        fake.count("ledger:Head"),
+        heads_read,
+        "no lane was even read"
+    );
+}
+
+#[tokio::test]
+async fn unfreezing_a_lane_that_is_not_frozen_changes_nothing() {
+    let (fake, engine) = estate();
+    let before = fake.mutation_calls();
+    let request = UnfreezeRequest {
+        app: "shop".into(),
+        environment: "prod".into(),
+    };
+
+    let decision = only(
+        engine
+            .unfreeze(&request, REGION, T0)
+            .await
+            .expect("handled"),
+    );
+
+    assert!(
+        matches!(decision.outcome, Outcome::Ignored { ref reason } if reason.contains("not frozen")),
+        "{decision:?}"
+    );
+    assert_eq!(fake.mutation_calls(), before);
+    assert_eq!(
+        fake.lane_head(&shop_lane()).in_flight.map(|p| p.id),
+        None::<ReleaseId>
+    );
+}
+
+fn blog_id(repository: &str, tag: &str) -> ReleaseId {
+    ReleaseId::derive("blog", "prod", &digest_of(repository, tag))
+}
+
+fn decision_reason(decision: &Decision) -> String {
+    match &decision.outcome {
+        Outcome::RolledBack { reason, .. } => reason.clone(),
+        other => panic!("expected a rollback: {other:?}"),
+    }
+}
