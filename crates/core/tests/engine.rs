@@ -1487,3 +1487,64 @@ async fn a_superseded_releases_late_ssm_write_does_not_overwrite_its_successors_
         "SSM names the release in flight, not the superseded one"
     );
 }
+
+// ---------------------------------------------------------------------------
+// A failure no retry can fix, after the claim: the release fails, naming the
+// step; no service is touched; the image tag is what it was; the lane is free.
+
+async fn fails_for_good(operation: &'static str, step: &str) {
+    let (fake, engine) = estate();
+    let services_before: Vec<String> = SHOP_SERVICES
+        .iter()
+        .map(|s| fake.service(SHOP_CLUSTER, s).task_definition)
+        .collect();
+    fake.fail_next(operation, None, "AccessDeniedException", false);
+
+    let decision = push_shop(&engine, &fake, "1.0.0", 10).await;
+
+    let Outcome::Failed { reason } = &decision.outcome else {
+        panic!("{operation}: expected the release to fail: {decision:?}");
+    };
+    assert!(
+        reason.contains(step) && reason.contains("AccessDeniedException"),
+        "{operation}: {reason}"
+    );
+    let record = fake.record(&shop_release("1.0.0"));
+    assert_eq!(record.state, ReleaseState::Failed);
+    assert_eq!(record.interrupted, None, "nothing left to resume");
+    let services_after: Vec<String> = SHOP_SERVICES
+        .iter()
+        .map(|s| fake.service(SHOP_CLUSTER, s).task_definition)
+        .collect();
+    assert_eq!(
+        services_after, services_before,
+        "{operation}: no service touched"
+    );
+    assert_eq!(fake.count("ecs:UpdateService"), 0);
+    assert_eq!(
+        fake.parameter(SHOP_PARAMETER).as_deref(),
+        Some("0.9.0"),
+        "{operation}: the image tag is what it was"
+    );
+    assert_eq!(fake.lane_head(&shop_lane()).in_flight, None);
+}
+
+#[tokio::test]
+async fn a_registration_ecs_refuses_fails_the_release() {
+    fails_for_good("ecs:RegisterTaskDefinition", "registering").await;
+}
+
+#[tokio::test]
+async fn an_image_tag_write_ssm_refuses_fails_the_release() {
+    fails_for_good("ssm:PutParameter", "ssm:PutParameter").await;
+}
+
+#[tokio::test]
+async fn a_migration_ecs_refuses_to_run_fails_the_release() {
+    fails_for_good("ecs:RunTask", "migration").await;
+}
+
+#[tokio::test]
+async fn an_image_tag_ssm_refuses_to_read_fails_the_release() {
+    fails_for_good("ssm:GetParameter", "reading the image tag").await;
+}

@@ -491,3 +491,8 @@ async fn a_known_good_label_that_failed_is_applied_by_the_redelivered_completion
         "{third:?}"
     );
 }
+
+#[tokio::test]
+async fn an_image_tag_read_failing_past_the_retries_is_resumed_by_the_redelivered_push() {
+    fails_once_then_resumes("ssm:GetParameter", None).await;
+}
