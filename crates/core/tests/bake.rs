@@ -567,3 +567,55 @@ async fn a_smoke_test_that_outlives_its_timeout_fails_even_with_exit_zero() {
     };
     assert!(reason.contains("outlived its timeout"), "{reason}");
 }
+
+#[tokio::test]
+async fn an_operator_ends_the_bake_of_the_repository_named_and_no_other() {
+    let (fake, engine) = baking_estate(Some("1h"), false);
+    roll_out(&engine, &fake, "1.0.0", 10).await;
+    let request = |repository: &str| BlessRequest {
+        app: "shop".into(),
+        environment: "prod".into(),
+        repository: Some(repository.into()),
+    };
+
+    let other = engine.bless(&request("shop-assets")).await;
+    assert!(
+        matches!(other, Err(ref e) if !e.is_retryable() && e.to_string().contains("no release is baking")),
+        "{other:?}"
+    );
+    assert_eq!(
+        fake.record(&shop_release("1.0.0")).state,
+        ReleaseState::Baking
+    );
+
+    let blessed = only(engine.bless(&request("shop")).await.expect("blessed"));
+    assert_eq!(blessed.outcome, Outcome::Succeeded);
+}
+
+#[tokio::test]
+async fn the_end_of_the_bake_is_recorded_on_the_release() {
+    let (fake, engine) = baking_estate(Some("10m"), false);
+    roll_out(&engine, &fake, "1.0.0", 10).await;
+    assert_eq!(
+        fake.record(&shop_release("1.0.0")).bake_ends_at,
+        Some(T0 + 110 + 600)
+    );
+}
+
+#[tokio::test]
+async fn an_environment_without_alarms_is_known_good_at_its_rollout_without_reading_alarms() {
+    let (fake, engine) = estate();
+    let push = fake.push("blog-web", "sha-1111111", &at(10));
+    engine.on_push(&push, T0 + 10).await.expect("rolled out");
+    let id = fake.last_deployment(BLOG_CLUSTER, "web");
+    let change = deployment(BLOG_CLUSTER, "web", &id, DeploymentOutcome::Completed);
+
+    let done = engine
+        .on_deployment(&change, T0 + 20)
+        .await
+        .expect("handled");
+
+    assert_eq!(done.outcome, Outcome::Succeeded);
+    assert_eq!(fake.count("cloudwatch:DescribeAlarms"), 0);
+    assert_eq!(fake.count("scheduler:CreateSchedule"), 0, "no timer");
+}
