@@ -1456,6 +1456,46 @@ async fn a_throttled_update_service_is_finished_when_the_migration_event_is_rede
 }
 
 #[tokio::test]
+async fn two_copies_of_the_redelivered_migration_event_finish_an_interrupted_rollout_once() {
+    let (fake, engine) = estate();
+    push_shop(&engine, &fake, "1.0.0", 10).await;
+    let stopped = migration_of(&fake, "1.0.0", 0, 15, 70);
+    fake.fail_next(
+        "ecs:UpdateService",
+        Some("worker"),
+        "ThrottlingException",
+        true,
+    );
+    let first = engine.on_task_stopped(&stopped, T0 + 70).await;
+    assert!(matches!(first, Err(ref e) if e.is_retryable()), "{first:?}");
+    let worker_updates = || {
+        fake.updates()
+            .iter()
+            .filter(|u| u.service == "worker")
+            .count()
+    };
+    let before = worker_updates();
+
+    // EventBridge delivers the event twice, at the same moment.
+    let (a, b) = futures_util::join!(
+        engine.on_task_stopped(&stopped, T0 + 75),
+        engine.on_task_stopped(&stopped, T0 + 75)
+    );
+
+    let outcomes = [a.expect("handled").outcome, b.expect("handled").outcome];
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Deploying { .. }))
+            .count(),
+        1,
+        "one copy takes the resumption: {outcomes:?}"
+    );
+    assert_eq!(worker_updates(), before + 1, "worker rolled out once more");
+    assert_eq!(fake.record(&shop_release("1.0.0")).interrupted, None);
+}
+
+#[tokio::test]
 async fn a_superseded_releases_late_ssm_write_does_not_overwrite_its_successors_tag() {
     let (fake, engine) = estate();
     let older = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
