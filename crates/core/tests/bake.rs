@@ -619,3 +619,29 @@ async fn an_environment_without_alarms_is_known_good_at_its_rollout_without_read
     assert_eq!(fake.count("cloudwatch:DescribeAlarms"), 0);
     assert_eq!(fake.count("scheduler:CreateSchedule"), 0, "no timer");
 }
+
+#[tokio::test]
+async fn a_smoke_test_is_judged_on_its_essential_containers_only() {
+    let (fake, engine) = baking_estate(Some("10m"), true);
+    roll_out(&engine, &fake, "1.0.0", 10).await;
+    let mut stopped = smoke_stopped(&fake, "1.0.0", 0, 200);
+    // a non-essential sidecar that ECS stopped with the task
+    stopped
+        .task
+        .containers
+        .push(ferry_core::release::StoppedContainer {
+            name: "log-router".into(),
+            exit_code: Some(137),
+            reason: None,
+        });
+
+    let passed = engine
+        .on_task_stopped(&stopped, T0 + 200)
+        .await
+        .expect("the gate");
+
+    assert!(
+        matches!(passed.outcome, Outcome::Baking { .. }),
+        "{passed:?}"
+    );
+}

@@ -1278,11 +1278,51 @@ async fn an_operator_deploys_a_tag() {
     assert_eq!(record.pushed_at.map(|t| t.to_string()), Some(at(30)));
     assert_eq!(fake.parameter(SHOP_PARAMETER).as_deref(), Some("1.2.0"));
     assert_eq!(
+        record.migration_task_definition.as_deref(),
+        Some(fake.migration_task(&id).task_definition.as_str()),
+        "the ledger names the revision the migration ran"
+    );
+    assert_eq!(
         fake.task_definition(&fake.migration_task(&id).task_definition)
             .container(MIGRATION_CONTAINER)
             .image,
         pinned(SHOP_REPOSITORY, &digest)
     );
+}
+
+#[tokio::test]
+async fn an_operators_deploy_names_the_repository_of_an_app_with_several() {
+    let (fake, engine) = estate();
+    fake.add_image("blog-jobs", "sha-5555555", &at(30));
+    let request = |repository: Option<&str>| DeployRequest {
+        app: "blog".into(),
+        environment: "prod".into(),
+        tag: Some("sha-5555555".into()),
+        digest: None,
+        repository: repository.map(str::to_owned),
+    };
+
+    for (repository, complaint) in [
+        (None, "several repositories"),
+        (Some("shop"), "runs no repository `shop`"),
+    ] {
+        let refused = engine.deploy(&request(repository), REGION, T0 + 40).await;
+        assert!(
+            matches!(refused, Err(EngineError::BadRequest(ref m)) if m.contains(complaint)),
+            "{repository:?}: {refused:?}"
+        );
+    }
+    assert_eq!(fake.release_count(), 0, "nothing claimed");
+
+    let decision = engine
+        .deploy(&request(Some("blog-jobs")), REGION, T0 + 40)
+        .await
+        .expect("deployed");
+    assert!(
+        matches!(decision.outcome, Outcome::Deploying { .. }),
+        "{decision:?}"
+    );
+    assert_eq!(fake.updates()[0].service, "jobs");
 }
 
 #[tokio::test]
