@@ -645,3 +645,50 @@ async fn a_smoke_test_is_judged_on_its_essential_containers_only() {
         "{passed:?}"
     );
 }
+
+#[tokio::test]
+async fn a_release_without_a_migration_runs_its_smoke_test_after_the_rollout() {
+    let (fake, engine) = estate_with(EstateOptions {
+        migration: false,
+        verify: true,
+        bake: Some("0s"),
+        ..EstateOptions::default()
+    });
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    engine.on_push(&push, T0 + 10).await.expect("rolled out");
+    let mut last = None;
+    for service in SHOP_SERVICES {
+        let id = fake.last_deployment(SHOP_CLUSTER, service);
+        let change = deployment(SHOP_CLUSTER, service, &id, DeploymentOutcome::Completed);
+        last = Some(
+            engine
+                .on_deployment(&change, T0 + 100)
+                .await
+                .expect("handled"),
+        );
+    }
+
+    let last = last.expect("three services");
+    assert!(
+        matches!(last.outcome, Outcome::Verifying { .. }),
+        "{last:?}"
+    );
+    let mut stopped = smoke_stopped(&fake, "1.0.0", 0, 200);
+    stopped
+        .task
+        .containers
+        .push(ferry_core::release::StoppedContainer {
+            name: "log-router".into(),
+            exit_code: Some(137),
+            reason: None,
+        });
+    let passed = engine
+        .on_task_stopped(&stopped, T0 + 200)
+        .await
+        .expect("the gate");
+    assert_eq!(
+        passed.outcome,
+        Outcome::Succeeded,
+        "judged on its essential container only"
+    );
+}

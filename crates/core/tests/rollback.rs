@@ -233,3 +233,29 @@ fn decision_reason(decision: &Decision) -> String {
         other => panic!("expected a rollback: {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn unfreezing_a_frozen_lane_lets_the_next_push_release() {
+    let (fake, engine) = estate();
+    fake.freeze(&shop_lane());
+    let request = UnfreezeRequest {
+        app: "shop".into(),
+        environment: "prod".into(),
+    };
+
+    let decision = only(
+        engine
+            .unfreeze(&request, REGION, T0)
+            .await
+            .expect("handled"),
+    );
+
+    assert_eq!(decision.outcome, Outcome::Unfrozen);
+    assert!(!fake.lane_head(&shop_lane()).frozen);
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    let released = only(engine.on_push(&push, T0 + 10).await.expect("claimed"));
+    assert!(
+        matches!(released.outcome, Outcome::Migrating { .. }),
+        "{released:?}"
+    );
+}
