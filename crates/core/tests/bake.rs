@@ -692,3 +692,28 @@ async fn a_release_without_a_migration_runs_its_smoke_test_after_the_rollout() {
         "judged on its essential container only"
     );
 }
+
+#[tokio::test]
+async fn the_bake_holds_against_a_release_only_what_changed_since_its_rollout_began() {
+    let (fake, engine) = baking_estate(Some("10m"), false);
+    roll_out(&engine, &fake, "1.0.0", 10).await;
+    engine
+        .on_bake_ended(&shop_release("1.0.0"), T0 + 900)
+        .await
+        .expect("ended");
+    // 1.1.0 is claimed at T0 + 1_000 and rolls out at T0 + 1_050, when its
+    // migration passes; the alarm went to ALARM in between (its event lost).
+    fake.set_alarm(ALARM, AlarmState::Alarm, T0 + 1_020, 1);
+    roll_out(&engine, &fake, "1.1.0", 1_000).await;
+    assert_eq!(
+        fake.record(&shop_release("1.1.0")).rollout_started_at,
+        Some(T0 + 1_050)
+    );
+
+    let ended = engine
+        .on_bake_ended(&shop_release("1.1.0"), T0 + 1_700)
+        .await
+        .expect("the timer");
+
+    assert_eq!(ended.outcome, Outcome::Succeeded);
+}

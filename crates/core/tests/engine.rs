@@ -1508,6 +1508,12 @@ async fn two_copies_of_the_redelivered_migration_event_finish_an_interrupted_rol
     );
     let first = engine.on_task_stopped(&stopped, T0 + 70).await;
     assert!(matches!(first, Err(ref e) if e.is_retryable()), "{first:?}");
+    let mark = fake.record(&shop_release("1.0.0")).interrupted;
+    assert!(
+        mark.as_deref()
+            .is_some_and(|m| m.contains("ecs:UpdateService") && m.contains("ThrottlingException")),
+        "the mark names what failed: {mark:?}"
+    );
     let worker_updates = || {
         fake.updates()
             .iter()
