@@ -496,3 +496,37 @@ async fn a_known_good_label_that_failed_is_applied_by_the_redelivered_completion
 async fn an_image_tag_read_failing_past_the_retries_is_resumed_by_the_redelivered_push() {
     fails_once_then_resumes("ssm:GetParameter", None).await;
 }
+
+#[tokio::test]
+async fn a_registration_failing_in_a_release_without_a_migration_is_registered_and_rolled_out_by_the_redelivered_push(
+) {
+    let (fake, engine) = estate_with(EstateOptions {
+        migration: false,
+        ..EstateOptions::default()
+    });
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    fake.fail_next(
+        "ecs:RegisterTaskDefinition",
+        None,
+        "InternalServerError",
+        true,
+    );
+    assert_retried(deliver(&engine, &push, 10).await);
+    let record = fake.record(&shop_release("1.0.0"));
+    assert_eq!(record.state, ReleaseState::Deploying);
+    assert!(record.task_definitions.is_empty(), "nothing registered yet");
+
+    let again = deliver(&engine, &push, 11)
+        .await
+        .expect("the redelivery resumes");
+
+    let Outcome::Deploying { deployments } = &again.outcome else {
+        panic!("expected the rollout: {again:?}");
+    };
+    assert_eq!(deployments.len(), SHOP_SERVICES.len());
+    assert_eq!(
+        every_service_completes(&engine, &fake).await.outcome,
+        Outcome::Succeeded
+    );
+    assert_released(&fake, "1.0.0");
+}
