@@ -1620,4 +1620,53 @@ repository = "shop"
         let message = error_of(&text).to_string();
         assert!(message.contains("cluster"), "{message}");
     }
+
+    #[test]
+    fn durations_are_written_back_in_the_units_they_were_given() {
+        for (seconds, written) in [
+            (0, "0s"),
+            (45, "45s"),
+            (90, "1m30s"),
+            (900, "15m"),
+            (3_600, "1h"),
+            (5_430, "1h30m30s"),
+        ] {
+            assert_eq!(format_duration(Duration::from_secs(seconds)), written);
+        }
+    }
+
+    #[test]
+    fn a_service_that_is_neither_a_name_nor_a_table_says_what_is_expected() {
+        let text = SHARED.replace(
+            r#"services = ["api", "worker", "scheduler"]"#,
+            r#"services = ["api", 7]"#,
+        );
+        let err = Config::from_toml(&text).expect_err("7 is not a service");
+        assert!(
+            err.to_string().contains("a service name like \"api\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn key_segments_are_quoted_only_when_toml_needs_it() {
+        assert_eq!(segment("shop"), "shop");
+        assert_eq!(segment("shop_v2-eu"), "shop_v2-eu");
+        assert_eq!(segment("shop v2"), "\"shop v2\"");
+        assert_eq!(segment("shop.eu"), "\"shop.eu\"");
+        assert_eq!(segment(""), "\"\"");
+    }
+
+    #[test]
+    fn names_at_the_aws_length_limits_are_accepted_and_one_more_is_refused() {
+        let longest = format!("/{}", "p".repeat(MAX_PARAMETER_NAME_LEN - 1));
+        assert_eq!(ssm_parameter_problem(&longest), None);
+        let too_long = format!("{longest}p");
+        assert!(ssm_parameter_problem(&too_long).is_some_and(|p| p.contains("at most 1011")));
+
+        let alarm = "a".repeat(MAX_ALARM_NAME_LEN);
+        assert!(check_alarm("alarms", &alarm).is_ok());
+        let err = check_alarm("alarms", &format!("{alarm}a")).expect_err("256 characters");
+        assert!(err.to_string().contains("at most 255"), "{err}");
+    }
 }
