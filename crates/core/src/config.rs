@@ -1669,4 +1669,62 @@ repository = "shop"
         let err = check_alarm("alarms", &format!("{alarm}a")).expect_err("256 characters");
         assert!(err.to_string().contains("at most 255"), "{err}");
     }
+
+    fn with_prod_line(line: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(&SHARED.replace(
+            "cluster = \"shop-prod\"",
+            &format!("cluster = \"shop-prod\"\n{line}"),
+        ))
+    }
+
+    #[test]
+    fn an_empty_tags_table_asks_for_one_of_the_three_kinds() {
+        let text = SHARED.replace(r#"tags = { semver = ">=1.0.0" }"#, "tags = {}");
+        assert_ne!(text, SHARED, "the fixture names its tag policy");
+        let err = Config::from_toml(&text).expect_err("no kind");
+        assert!(
+            err.to_string().contains("is empty; set exactly one"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bake_of_a_day_is_the_longest_accepted() {
+        let day = with_prod_line("bake = \"24h\"").expect("a day is accepted");
+        assert_eq!(
+            day.environment("shop", "prod").map(|e| e.bake),
+            Some(Bake::Fixed(Duration::from_secs(86_400)))
+        );
+        let err = with_prod_line("bake = \"86401s\"").expect_err("over a day");
+        assert!(err.to_string().contains("longer than 24h"), "{err}");
+    }
+
+    #[test]
+    fn a_smoke_test_without_a_timeout_gets_five_minutes() {
+        let config = with_prod_line("verify = { task_family = \"shop-smoke\" }").expect("valid");
+        let verify = config
+            .environment("shop", "prod")
+            .and_then(|e| e.verify.clone())
+            .expect("a smoke test");
+        assert_eq!(verify.timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn a_smoke_test_without_a_family_says_it_names_the_smoke_test() {
+        let err = with_prod_line("verify = { timeout = \"5m\" }").expect_err("no family");
+        assert!(
+            err.to_string().contains("verify.task_family")
+                && err.to_string().contains("runs the smoke test"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_task_family_of_255_characters_is_accepted_and_256_refused() {
+        let longest = "m".repeat(255);
+        assert!(with_prod_line(&format!("verify = {{ task_family = \"{longest}\" }}")).is_ok());
+        let err = with_prod_line(&format!("verify = {{ task_family = \"{longest}m\" }}"))
+            .expect_err("256 characters");
+        assert!(err.to_string().contains("up to 255"), "{err}");
+    }
 }
