@@ -295,3 +295,25 @@ mod push_time_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_one_to_64_letters_digits_underscores_or_hyphens() {
+        for good in ["a", "shop", "shop_v2-eu", "Prod", &"n".repeat(64)] {
+            assert!(is_valid_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "shop.eu",
+            "shop eu",
+            "shop/eu",
+            "schöp",
+            &"n".repeat(65),
+        ] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+}
