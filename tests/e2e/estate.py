@@ -92,6 +92,93 @@ def create_app(
     return created
 
 
+def create_app_with_cloudformation(
+    stack: Any,
+    app: str,
+    services: list[str],
+    *,
+    stack_tags_on: frozenset[str],
+    baseline: str = "0.9.0",
+) -> dict[str, Any]:
+    """Like :func:`create_app` (with a migration), but the cluster, task definitions and
+    services come from a CloudFormation template (stack ``<app>-estate``, ``cfn.py``)
+    whose resources of the types in ``stack_tags_on`` carry CloudFormation's own
+    ``aws:cloudformation:*`` tags. Returns ``{"cluster", "services": {name: arn},
+    "migration": arn}``."""
+    import cfn
+
+    ecr, ssm = stack.client("ecr"), stack.client("ssm")
+    ecr.create_repository(repositoryName=app)
+    stack.push(app, baseline)
+    ssm.put_parameter(Name=f"/{app}/prod/compute/currentImageTag", Value=baseline, Type="String")
+    emulator = stack.info["emulator"]
+
+    def definition(family: str, container: str) -> dict[str, Any]:
+        return {
+            "Type": "AWS::ECS::TaskDefinition",
+            "Properties": {
+                "Family": family,
+                "NetworkMode": "awsvpc",
+                "RequiresCompatibilities": ["FARGATE"],
+                "Cpu": "256",
+                "Memory": "512",
+                "ExecutionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/sample-ecs-task-execution",
+                "ContainerDefinitions": [
+                    {
+                        "Name": container,
+                        "Image": image(app, baseline),
+                        "Essential": True,
+                        "Environment": [{"Name": "APP_ROLE", "Value": container}],
+                    }
+                ],
+                "Tags": [{"Key": "app", "Value": app}],
+            },
+        }
+
+    resources: dict[str, Any] = {
+        "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": f"{app}-prod"}},
+        "MigrationTaskDefinition": definition(f"{app}-migrate", "migrate"),
+    }
+    for service in services:
+        logical = service.capitalize()
+        resources[f"{logical}TaskDefinition"] = definition(f"{app}-{service}", service)
+        resources[f"{logical}Service"] = {
+            "Type": "AWS::ECS::Service",
+            "Properties": {
+                "ServiceName": service,
+                "Cluster": {"Ref": "Cluster"},
+                "TaskDefinition": {"Ref": f"{logical}TaskDefinition"},
+                "DesiredCount": 1,
+                "LaunchType": "FARGATE",
+                "NetworkConfiguration": {
+                    "AwsvpcConfiguration": {
+                        "Subnets": emulator["subnets"][:2],
+                        "SecurityGroups": emulator["security_groups"],
+                        "AssignPublicIp": "DISABLED",
+                    }
+                },
+                "DeploymentConfiguration": {
+                    "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True},
+                    "MaximumPercent": 200,
+                    "MinimumHealthyPercent": 100,
+                },
+            },
+        }
+    ids = cfn.apply(
+        {"Resources": resources},
+        lambda service: stack.client(service),
+        region=stack.info["emulator"]["region"],
+        account_id=ACCOUNT,
+        stack_name=f"{app}-estate",
+        stack_tags_on=stack_tags_on,
+    )["physical_ids"]
+    return {
+        "cluster": f"{app}-prod",
+        "services": {s: ids[f"{s.capitalize()}TaskDefinition"] for s in services},
+        "migration": ids["MigrationTaskDefinition"],
+    }
+
+
 def create_smoke_test(stack: Any, app: str, baseline: str = "0.9.0") -> str:
     """The smoke-test family ``<app>-smoke`` (the config's ``verify``), like
     infra/'s ``shop-smoke``: the app's own image, run once against the new tasks."""

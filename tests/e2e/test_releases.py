@@ -5,9 +5,10 @@ asserted afterwards."""
 from __future__ import annotations
 
 import copy
+import json
 
 from conftest import release_id
-from estate import REGISTRY, every_field_task_definition
+from estate import REGISTRY, create_app_with_cloudformation, every_field_task_definition
 
 PUSH = "ECR Image Action"
 
@@ -190,3 +191,54 @@ def test_one_repository_per_service_releases_only_the_matching_service(stack, ma
     assert mark.operations().get("ecs:UpdateService") == 1
     assert stack.release(release_id("blog", digest))["state"] == "SUCCEEDED"
     assert stack.parameter_history("/blog/prod/compute/currentImageTag")[-1]["value"] == "sha-1111111"
+
+
+CLOUDFORMATION_KEYS = ["aws:cloudformation:stack-name", "aws:cloudformation:stack-id", "aws:cloudformation:logical-id"]
+
+
+def test_task_definitions_cloudformation_tagged_are_copied_without_its_reserved_tags(stack, mark):
+    """CloudFormation's ``aws:cloudformation:*`` tags on the source revisions (put there
+    as CloudFormation puts them; ECS refuses them from any caller): the release
+    registers every copy with the source's other tags and ferry's, and says which
+    keys it left out."""
+    app, services = "cfntags", ["api", "worker"]
+    every_type = frozenset({"AWS::ECS::Cluster", "AWS::ECS::TaskDefinition", "AWS::ECS::Service"})
+    created = create_app_with_cloudformation(stack, app, services, stack_tags_on=every_type)
+    stack.settle()
+    sources = {**{f"{app}-{s}": arn for s, arn in created["services"].items()}, f"{app}-migrate": created["migration"]}
+    for family, arn in sources.items():
+        keys = [t["key"] for t in stack.task_definition(arn)["tags"]]
+        assert keys == ["app", *CLOUDFORMATION_KEYS], f"CloudFormation tagged {family}: {keys}"
+
+    digest = stack.push(app, "1.0.0")
+    stack.settle()
+
+    rid = release_id(app, digest)
+    record = stack.release(rid)
+    assert record["state"] == "SUCCEEDED", json.dumps(record, default=str)
+    ferry_tags = [{"key": "ferry:release", "value": rid}, {"key": "ferry:env", "value": f"{app}/prod"}]
+    after = stack.services(f"{app}-prod", services)
+    copies = {f"{app}-{s}": after[s]["taskDefinition"] for s in services}
+    copies[f"{app}-migrate"] = stack.revisions(f"{app}-migrate")[-1]
+    for family, arn in copies.items():
+        assert arn != sources[family], f"{family} was copied"
+        assert stack.task_definition(arn)["tags"] == [{"key": "app", "value": app}, *ferry_tags], family
+
+    # the migration task: ferry's tags only, nothing propagated from the task definition
+    ecs = stack.client("ecs")
+    started = ecs.list_tasks(cluster=f"{app}-prod", startedBy=f"ferry/{rid}", desiredStatus="STOPPED")["taskArns"]
+    assert len(started) == 1
+    task = ecs.describe_tasks(cluster=f"{app}-prod", tasks=started, include=["TAGS"])["tasks"][0]
+    assert task["tags"] == ferry_tags
+    # no AWS call was refused, and the log names the keys left out, per copy
+    assert not [c for c in mark.calls("ferry-deploy") if c["status"] >= 400]
+    logged = []
+    for line in (stack.log_dir / "ferry-deploy.log").read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        fields = entry.get("fields") or {}
+        if fields.get("task_definition") in sources.values():
+            logged.append((fields["task_definition"], fields.get("dropped")))
+    assert sorted(logged) == sorted((arn, json.dumps(CLOUDFORMATION_KEYS)) for arn in sources.values())

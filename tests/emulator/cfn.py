@@ -21,18 +21,48 @@ other one is an error that names it.
   ``Fn::Split``, ``Fn::Select``, ``Fn::If``, ``Fn::Equals``/``Not``/``And``/``Or``,
   ``Condition``, ``Fn::FindInMap``, ``AWS::NoValue`` and the pseudo parameters;
 * :func:`apply` -- creates the resources in dependency order; returns the
-  physical ids, attributes and outputs.
+  physical ids, parameters, attributes and outputs.
+
+CloudFormation's own tags. "In addition to any tags you define, CloudFormation
+automatically creates the following stack-level tags with the ``aws:`` prefix:
+``aws:cloudformation:logical-id``, ``aws:cloudformation:stack-id``,
+``aws:cloudformation:stack-name``" and "the propagation of stack-level tags to
+resources, including tags with the ``aws:`` prefix, varies by resource type"
+("CloudFormation resource tagging", AWS CloudFormation Template Reference). No
+caller may send an ``aws:`` tag (ECS refuses it); CloudFormation adds them
+itself. Here: a call made for a resource whose type is in ``stack_tags_on``
+(default :data:`STACK_TAGGED_TYPES`) carries the :data:`CLOUDFORMATION_HEADER`
+header, and the emulator adds the three tags to what it creates
+(``ecs_behaviours.apply_cloudformation_stack_tags``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
 import string
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 NO_VALUE = object()
+
+#: The header that marks an ECS call as CloudFormation's own, made for one
+#: resource of one stack: ``{"stack-name", "stack-id", "logical-id"}`` as JSON.
+#: The emulator then puts CloudFormation's ``aws:cloudformation:*`` tags on the
+#: resource the call creates (``ecs_behaviours.cloudformation_creations_carry_stack_tags``).
+CLOUDFORMATION_HEADER = "X-Ferry-Emulator-CloudFormation"
+
+#: The resource types CloudFormation puts its stack-level ``aws:cloudformation:*``
+#: tags on, of those the local stack creates through a call the emulator can mark.
+#: ``AWS::ECS::Cluster`` gets them (since 2022: cloudformation-coverage-roadmap
+#: issues #807, #1521). ``AWS::ECS::TaskDefinition`` and ``AWS::ECS::Service``
+#: do not, as reported on AWS and still open (issues #2063 and #2062, re-tested
+#: June 2024): the documentation only says propagation "varies by resource
+#: type". A caller that wants a task definition or service as CloudFormation
+#: would tag it if it did (ferry must not depend on which) passes its own
+#: ``stack_tags_on`` to :func:`apply`.
+STACK_TAGGED_TYPES: frozenset[str] = frozenset({"AWS::ECS::Cluster"})
 
 
 # --------------------------------------------------------------------------
@@ -366,6 +396,27 @@ def _ecr_repository(c: Clients, logical_id: str, p: dict[str, Any], env: dict[st
     return repo["repositoryName"], {"Arn": repo["repositoryArn"], "RepositoryUri": repo["repositoryUri"]}
 
 
+@contextlib.contextmanager
+def _as_cloudformation(client: Any, resource_type: str, logical_id: str, env: dict[str, Any]) -> Iterator[None]:
+    """Mark the calls made with ``client`` in this block as CloudFormation's own for
+    ``logical_id`` when its type is one CloudFormation tags (see :data:`STACK_TAGGED_TYPES`)."""
+    if resource_type not in env["stack_tags_on"]:
+        yield
+        return
+    header = json.dumps(
+        {"stack-name": env["stack_name"], "stack-id": env["stack_id"], "logical-id": logical_id}
+    )
+
+    def mark(request: Any, **_: Any) -> None:
+        request.headers[CLOUDFORMATION_HEADER] = header
+
+    client.meta.events.register_first("before-sign.ecs", mark)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister("before-sign.ecs", mark)
+
+
 def _ecs_cluster(c: Clients, logical_id: str, p: dict[str, Any], env: dict[str, str]) -> tuple[str, dict[str, Any]]:
     _require(p, "ClusterName", resource=logical_id)
     args: dict[str, Any] = {"clusterName": p["ClusterName"]}
@@ -377,7 +428,8 @@ def _ecs_cluster(c: Clients, logical_id: str, p: dict[str, Any], env: dict[str, 
         args["defaultCapacityProviderStrategy"] = camel(p["DefaultCapacityProviderStrategy"])
     if "Tags" in p:
         args["tags"] = _tags(p["Tags"])
-    cluster = c.ecs.create_cluster(**args)["cluster"]
+    with _as_cloudformation(c.ecs, "AWS::ECS::Cluster", logical_id, env):
+        cluster = c.ecs.create_cluster(**args)["cluster"]
     return cluster["clusterName"], {"Arn": cluster["clusterArn"]}
 
 
@@ -386,7 +438,8 @@ def _ecs_task_definition(c: Clients, logical_id: str, p: dict[str, Any], env: di
     args = {k: v for k, v in camel({k: v for k, v in p.items() if k != "Tags"}).items()}
     if "Tags" in p:
         args["tags"] = _tags(p["Tags"])
-    arn = c.ecs.register_task_definition(**args)["taskDefinition"]["taskDefinitionArn"]
+    with _as_cloudformation(c.ecs, "AWS::ECS::TaskDefinition", logical_id, env):
+        arn = c.ecs.register_task_definition(**args)["taskDefinition"]["taskDefinitionArn"]
     return arn, {"TaskDefinitionArn": arn}
 
 
@@ -397,7 +450,8 @@ def _ecs_service(c: Clients, logical_id: str, p: dict[str, Any], env: dict[str, 
     args["serviceName"] = p["ServiceName"]
     if "Tags" in p:
         args["tags"] = _tags(p["Tags"])
-    service = c.ecs.create_service(**args)["service"]
+    with _as_cloudformation(c.ecs, "AWS::ECS::Service", logical_id, env):
+        service = c.ecs.create_service(**args)["service"]
     return service["serviceArn"], {"Name": service["serviceName"], "ServiceArn": service["serviceArn"]}
 
 
@@ -547,13 +601,16 @@ def apply(
     parameters: dict[str, Any] | None = None,
     only: Iterable[str] | None = None,
     on_resource: Callable[[str, str, str], None] | None = None,
+    stack_tags_on: Iterable[str] = STACK_TAGGED_TYPES,
 ) -> dict[str, Any]:
     """Create the template's resources through the APIs; returns ids, attributes, outputs.
 
     ``only`` restricts creation to these logical ids (and is how the local
     stack takes the ledger table and config parameter from ferry's SAM
     template without its functions). Every other resource must have a
-    handler in :data:`HANDLERS`.
+    handler in :data:`HANDLERS`. The resources whose type is in
+    ``stack_tags_on`` get CloudFormation's ``aws:cloudformation:*`` tags (see the
+    module's doc).
     """
     clients = Clients(client_factory)
 
@@ -573,7 +630,13 @@ def apply(
     unsupported = sorted({resources[r]["Type"] for r in wanted if resources[r]["Type"] not in HANDLERS})
     if unsupported:
         raise TemplateError(f"resource type(s) the local stack cannot create: {', '.join(unsupported)}")
-    env = {"region": region, "account_id": account_id, "stack_name": stack_name}
+    env = {
+        "region": region,
+        "account_id": account_id,
+        "stack_name": stack_name,
+        "stack_id": resolver.pseudo["AWS::StackId"],
+        "stack_tags_on": frozenset(stack_tags_on),
+    }
     for logical_id in creation_order(template, wanted):
         resource = resources[logical_id]
         properties = resolver.resolve(resource.get("Properties") or {})
@@ -594,5 +657,8 @@ def apply(
     return {
         "physical_ids": dict(resolver.physical_ids),
         "parameters": resolver.parameters,
+        # the created resources' Fn::GetAtt values, "LogicalId.Attribute" -> value
+        # (iam_behaviours resolves the functions' policies with them)
+        "attributes": {f"{logical_id}.{name}": value for (logical_id, name), value in resolver.attributes.items()},
         "outputs": outputs,
     }

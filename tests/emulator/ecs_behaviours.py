@@ -34,16 +34,22 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import functools
+import json
 import math
 import re
 import threading
+import unicodedata
 from typing import Any
 
 from moto.core.utils import utcnow
 from moto.ec2 import ec2_backends
 from moto.ecs import models as ecs_models
 from moto.ecs import responses as ecs_responses
-from moto.ecs.exceptions import InvalidParameterException
+from moto.ecs.exceptions import (
+    EcsClientException,
+    InvalidParameterException,
+    TaskDefinitionNotFoundException,
+)
 from moto.moto_api._internal import mock_random
 
 __all__ = [
@@ -1328,6 +1334,393 @@ def enable_scenario(update: dict[str, Any] | None = None) -> Scenario:
 
 
 # --------------------------------------------------------------------------
+# 6. refusals: what ECS refuses, for the requests ferry (and the local stack) send
+#
+# moto accepts almost any request. ECS refuses, before it changes anything, the
+# requests below; each refusal names the ECS API Reference page it follows.
+# Where the reference names the limit but not ECS's exact words, the message is
+# the emulator's (said so in the docstring); the error code and the HTTP status
+# (400) are what ferry's error path reads.
+
+
+#: "Tags with this prefix do not count against your tags per resource limit."
+RESERVED_TAG_PREFIX = "aws:"
+MAX_TAGS = 50
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 256
+_TAG_PUNCTUATION = set("_.:/=+-@")
+
+
+def _invalid(message: str) -> Exception:
+    return InvalidParameterException(message)
+
+
+def _client_error(message: str) -> Exception:
+    return EcsClientException(message)
+
+
+def is_reserved_tag_key(key: str) -> bool:
+    """``aws:``, ``AWS:`` or any case of it: reserved for AWS's own tags."""
+    return key[: len(RESERVED_TAG_PREFIX)].lower() == RESERVED_TAG_PREFIX
+
+
+def _tag_text_allowed(text: str) -> bool:
+    # The Tag shape's pattern: ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$
+    return all(unicodedata.category(ch)[0] in "LZN" or ch in _TAG_PUNCTUATION for ch in text)
+
+
+def check_tags(tags: Any) -> None:
+    """Refuse a request's ``tags`` as ECS does (see :func:`tags_follow_ecs_restrictions`)."""
+    if not tags:
+        return
+    if len(tags) > MAX_TAGS:
+        raise _invalid(
+            f"1 validation error detected: Value at 'tags' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {MAX_TAGS} (got {len(tags)} tags)"
+        )
+    for index, tag in enumerate(tags, start=1):
+        key = str((tag or {}).get("key") or "")
+        value = (tag or {}).get("value")
+        value = "" if value is None else str(value)
+        where = f"tags.{index}.member"
+        if not key or len(key) > MAX_TAG_KEY:
+            raise _invalid(
+                f"1 validation error detected: Value '{key}' at '{where}.key' failed to satisfy "
+                f"constraint: Member must have length between 1 and {MAX_TAG_KEY}"
+            )
+        if len(value) > MAX_TAG_VALUE:
+            raise _invalid(
+                f"1 validation error detected: Value at '{where}.value' failed to satisfy "
+                f"constraint: Member must have length less than or equal to {MAX_TAG_VALUE}"
+            )
+        for part, text in (("key", key), ("value", value)):
+            if not _tag_text_allowed(text):
+                raise _invalid(
+                    f"1 validation error detected: Value '{text}' at '{where}.{part}' failed to satisfy "
+                    "constraint: Member must satisfy regular expression pattern: "
+                    r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$"
+                )
+        if is_reserved_tag_key(key):
+            raise _invalid(f"Tag key must not start with aws: ('{key}')")
+
+
+#: Requests that carry ``tags`` (the local stack's CreateCluster/CreateService
+#: included): each is checked by :func:`check_tags` before moto runs it.
+_TAGGED_OPERATIONS = (
+    "create_cluster",
+    "create_service",
+    "register_task_definition",
+    "run_task",
+    "start_task",
+    "tag_resource",
+)
+
+
+def tags_follow_ecs_restrictions() -> None:
+    """Tags ECS refuses are refused: reserved ``aws:`` keys, too many, too long, bad characters.
+
+    AWS: "Tag" data type, and the ``tags`` parameter of "RegisterTaskDefinition",
+    "RunTask" and "TagResource" (Amazon ECS API Reference); "Amazon ECS resource
+    tagging" (Amazon ECS Developer Guide), tag restrictions:
+
+    * "Do not use ``aws:``, ``AWS:``, or any upper or lowercase combination of
+      such as a prefix for either keys or values as it is reserved for Amazon
+      Web Services use." A key with that prefix, in any case, is
+      ``InvalidParameterException`` "Tag key must not start with aws:" (ECS's
+      own words, as the ECS agent reported them when it sent EC2's
+      ``aws:cloudformation:*`` tags: amazon-ecs-agent issue #1704). The
+      reference reserves the prefix for values too; the emulator refuses keys
+      only, for want of evidence that ECS refuses a value.
+    * "Maximum number of tags per resource - 50" (the request's list; the
+      ``Tags`` shape's max 50), "Maximum key length - 128 Unicode characters",
+      "Maximum value length - 256", a key at least 1 character, and the
+      ``TagKey``/``TagValue`` pattern ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*``
+      (letters, numbers, spaces and ``+ - = . _ : / @``): each is
+      ``InvalidParameterException`` with an AWS-style "1 validation error
+      detected" message (the wording is the emulator's).
+
+    Checked on every request that carries tags: CreateCluster, CreateService,
+    RegisterTaskDefinition, RunTask, StartTask, TagResource. moto accepts any
+    tag. The ``aws:cloudformation:*`` tags CloudFormation itself puts on what it
+    creates get there past this check: see :func:`apply_cloudformation_stack_tags`.
+    """
+
+    def make(original: Any) -> Any:
+        def handler(self: Any) -> Any:
+            check_tags(self._get_param("tags"))
+            return original(self)
+
+        return handler
+
+    for operation in _TAGGED_OPERATIONS:
+        _patch(ecs_responses.EC2ContainerServiceResponse, operation, make)
+
+
+def family_resolves_to_the_latest_active_revision() -> None:
+    """A task definition named by family alone is its latest ACTIVE revision.
+
+    AWS: "DescribeTaskDefinition", "RunTask" and "UpdateService" (Amazon ECS API
+    Reference): ``taskDefinition`` -- "The family for the latest ACTIVE
+    revision", "If a revision isn't specified, the latest ACTIVE revision is
+    used." moto takes the highest revision, deregistered or not. With no ACTIVE
+    revision left the family is not found (ClientException "Unable to describe
+    task definition.", moto's answer for an unknown family).
+    """
+
+    def make(original: Any) -> Any:
+        def describe_task_definition(self: Any, task_definition_str: str) -> Any:
+            name = (task_definition_str or "").split("/")[-1]
+            if ":" in name:
+                return original(self, task_definition_str)
+            revisions = self.task_definitions.get(name) or {}
+            active = [r for r, td in revisions.items() if getattr(td, "status", "ACTIVE") == "ACTIVE"]
+            if not active:
+                raise TaskDefinitionNotFoundException()
+            return revisions[max(active)]
+
+        return describe_task_definition
+
+    _patch(ecs_models.EC2ContainerServiceBackend, "describe_task_definition", make)
+
+
+def _inactive(backend: Any, reference: str | None) -> bool:
+    if not reference:
+        return False
+    return getattr(backend.describe_task_definition(reference), "status", "ACTIVE") == "INACTIVE"
+
+
+def inactive_task_definitions_run_nothing() -> None:
+    """An INACTIVE (deregistered) revision starts no task and no deployment.
+
+    AWS: "DeregisterTaskDefinition" (Amazon ECS API Reference): "You can't use
+    an INACTIVE task definition to run new tasks or create new services, and
+    you can't update an existing service to reference an INACTIVE task
+    definition." ECS answers:
+
+    * RunTask/StartTask -- ``InvalidParameterException`` "TaskDefinition is
+      inactive" (as ECS answered it, DefangLabs/defang pull request #775);
+    * UpdateService/CreateService -- ``ClientException`` "TaskDefinition is
+      inactive" (as ECS answered UpdateService, aws/aws-cdk issue #33195; the
+      same for CreateService).
+
+    moto runs and deploys deregistered revisions. The reference allows "up to a
+    10-minute window following deregistration where these restrictions have not
+    yet taken effect"; the emulator refuses at once (the strict end of it).
+    Existing tasks and services on the revision go on, and a service on it may
+    still change its desiredCount (UpdateService without ``taskDefinition``).
+    """
+
+    def make_run(original: Any) -> Any:
+        def handler(self: Any) -> Any:
+            if _inactive(self.ecs_backend, self._get_param("taskDefinition")):
+                raise _invalid("TaskDefinition is inactive")
+            return original(self)
+
+        return handler
+
+    def make_deploy(original: Any) -> Any:
+        def handler(self: Any) -> Any:
+            if _inactive(self.ecs_backend, self._get_param("taskDefinition")):
+                raise _client_error("TaskDefinition is inactive")
+            return original(self)
+
+        return handler
+
+    for operation in ("run_task", "start_task"):
+        _patch(ecs_responses.EC2ContainerServiceResponse, operation, make_run)
+    for operation in ("update_service", "create_service"):
+        _patch(ecs_responses.EC2ContainerServiceResponse, operation, make_deploy)
+
+
+MAX_RUN_TASK_COUNT = 10
+MAX_STARTED_BY = {"run_task": 128, "start_task": 36}
+MAX_OVERRIDES = 8192
+_STARTED_BY_CHARACTERS = re.compile(r"[A-Za-z0-9_/-]*")
+
+
+def run_task_checks_its_parameters() -> None:
+    """RunTask refuses a bad count, startedBy, overrides or propagateTags.
+
+    AWS: "RunTask" (Amazon ECS API Reference), request parameters:
+
+    * ``count`` -- "You can specify up to 10 tasks for each call": a count
+      outside 1..10 is ``InvalidParameterException`` (the emulator's wording);
+    * ``startedBy`` -- "Up to 128 letters (uppercase and lowercase), numbers,
+      hyphens (-), forward slash (/), and underscores (_) are allowed"
+      (StartTask: up to 36). Longer is ``InvalidParameterException``
+      "startedBy longer than 128." (ECS's wording, as StartTask answers it for
+      36: convox/rack issue #1727); another character is
+      ``InvalidParameterException`` (the emulator's wording). ferry's
+      ``ferry/<release id>`` fits: ``/`` is allowed;
+    * ``overrides`` -- "A total of 8192 characters are allowed for overrides.
+      This limit includes the JSON formatting characters of the override
+      structure": more is ``InvalidParameterException`` "Container Overrides
+      length must be at most 8192" (ECS's wording, e.g. convox/rack issue
+      #1906), counted on the compact JSON;
+    * ``propagateTags`` -- "An error will be received if you specify the
+      SERVICE option when running a task": ``InvalidParameterException``
+      (the emulator's wording).
+
+    moto accepts all of these (and runs ``count`` tasks, however many).
+    """
+
+    def make(original: Any) -> Any:
+        operation = original.__name__
+        limit = MAX_STARTED_BY[operation]
+
+        def handler(self: Any) -> Any:
+            if operation == "run_task":
+                count = self._get_param("count")
+                if count is not None and (not isinstance(count, int) or not 1 <= count <= MAX_RUN_TASK_COUNT):
+                    raise _invalid(f"count must be between 1 and {MAX_RUN_TASK_COUNT}; got {count}")
+            started_by = self._get_param("startedBy")
+            if started_by is not None:
+                if len(started_by) > limit:
+                    raise _invalid(f"startedBy longer than {limit}.")
+                if not _STARTED_BY_CHARACTERS.fullmatch(started_by):
+                    raise _invalid(
+                        "startedBy may contain only letters (uppercase and lowercase), numbers, "
+                        f"hyphens (-), forward slash (/), and underscores (_); got '{started_by}'"
+                    )
+            overrides = self._get_param("overrides")
+            if overrides is not None and len(json.dumps(overrides, separators=(",", ":"))) > MAX_OVERRIDES:
+                raise _invalid(f"Container Overrides length must be at most {MAX_OVERRIDES}")
+            if self._get_param("propagateTags") == "SERVICE":
+                raise _invalid(
+                    "propagateTags SERVICE is not valid for a standalone task; use TASK_DEFINITION or NONE"
+                )
+            return original(self)
+
+        return handler
+
+    for operation in ("run_task", "start_task"):
+        _patch(ecs_responses.EC2ContainerServiceResponse, operation, make)
+
+
+MAX_NAME = 255
+_NAME_CHARACTERS = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def register_task_definition_checks_names() -> None:
+    """RegisterTaskDefinition refuses a family or container name ECS does not accept.
+
+    AWS: "RegisterTaskDefinition" (``family``: "Up to 255 letters (uppercase
+    and lowercase), numbers, underscores, and hyphens are allowed") and
+    "ContainerDefinition" (``name``: the same rule) in the Amazon ECS API
+    Reference. Either broken is ``ClientException`` (the wording is the
+    emulator's). moto accepts any family and any name.
+    """
+
+    def make(original: Any) -> Any:
+        def handler(self: Any) -> Any:
+            family = self._get_param("family")
+            if family is not None and not (len(family) <= MAX_NAME and _NAME_CHARACTERS.fullmatch(family)):
+                raise _client_error(
+                    f"Family '{family}' is not valid: up to {MAX_NAME} letters (uppercase and lowercase), "
+                    "numbers, underscores, and hyphens are allowed."
+                )
+            for container in self._get_param("containerDefinitions") or []:
+                name = (container or {}).get("name")
+                if name is not None and not (len(name) <= MAX_NAME and _NAME_CHARACTERS.fullmatch(name)):
+                    raise _client_error(
+                        f"Container name '{name}' is not valid: up to {MAX_NAME} letters (uppercase and "
+                        "lowercase), numbers, underscores, and hyphens are allowed."
+                    )
+            return original(self)
+
+        return handler
+
+    _patch(ecs_responses.EC2ContainerServiceResponse, "register_task_definition", make)
+
+
+# --------------------------------------------------------------------------
+# 7. CloudFormation's own tags
+
+
+def cloudformation_stack_tags(stack_name: str, stack_id: str, logical_id: str) -> list[dict[str, str]]:
+    """The tags CloudFormation puts on a resource it creates, in ECS's shape."""
+    return [
+        {"key": "aws:cloudformation:stack-name", "value": stack_name},
+        {"key": "aws:cloudformation:stack-id", "value": stack_id},
+        {"key": "aws:cloudformation:logical-id", "value": logical_id},
+    ]
+
+
+def apply_cloudformation_stack_tags(resource: Any, stack_name: str, stack_id: str, logical_id: str) -> None:
+    """THE one place where the emulator puts ``aws:`` tags on an ECS resource.
+
+    AWS: "CloudFormation resource tagging" (AWS CloudFormation Template
+    Reference, "Resource tag"): "In addition to any tags you define,
+    CloudFormation automatically creates the following stack-level tags with
+    the ``aws:`` prefix: ``aws:cloudformation:logical-id``,
+    ``aws:cloudformation:stack-id``, ``aws:cloudformation:stack-name``", and
+    "The propagation of stack-level tags to resources, including tags with the
+    ``aws:`` prefix, varies by resource type."
+
+    A caller cannot send these tags (:func:`tags_follow_ecs_restrictions`
+    refuses them); AWS adds them itself. So does this helper: straight onto
+    moto's model, past the refusals, replacing any earlier value of the three
+    keys. Only :func:`cloudformation_creations_carry_stack_tags` calls it, for
+    the requests the local stack's CloudFormation (``cfn.py``) marks as its own.
+    """
+    ours = cloudformation_stack_tags(stack_name, stack_id, logical_id)
+    keys = {t["key"] for t in ours}
+    kept = [t for t in (getattr(resource, "tags", None) or []) if t.get("key") not in keys]
+    resource.tags = kept + ours
+
+
+def _cloudformation_request(handler: Any) -> dict[str, str] | None:
+    from cfn import CLOUDFORMATION_HEADER
+
+    raw = None
+    for name, value in (getattr(handler, "headers", None) or {}).items():
+        if name.lower() == CLOUDFORMATION_HEADER.lower():
+            raw = value
+    if not raw:
+        return None
+    try:
+        stack = json.loads(raw)
+        return {k: str(stack[k]) for k in ("stack-name", "stack-id", "logical-id")}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _invalid(f"ferry emulator: malformed {CLOUDFORMATION_HEADER} header: {exc}") from exc
+
+
+_CREATED = {"create_cluster": "cluster", "create_service": "service", "register_task_definition": "taskDefinition"}
+
+
+def cloudformation_creations_carry_stack_tags() -> None:
+    """What the local stack's CloudFormation creates carries CloudFormation's tags.
+
+    AWS: "CloudFormation resource tagging" (see
+    :func:`apply_cloudformation_stack_tags`). ``cfn.py`` applies templates
+    through the service APIs and marks the CreateCluster, CreateService and
+    RegisterTaskDefinition calls it makes for a resource type CloudFormation
+    tags with the ``X-Ferry-Emulator-CloudFormation`` header
+    (``{"stack-name", "stack-id", "logical-id"}``); the resource it creates then
+    gets the three ``aws:cloudformation:*`` tags, after the request's own tags.
+    Which types are marked is ``cfn.STACK_TAGGED_TYPES`` (CloudFormation's
+    propagation "varies by resource type").
+    """
+
+    def make(original: Any) -> Any:
+        member = _CREATED[original.__name__]
+
+        def handler(self: Any) -> Any:
+            stack = _cloudformation_request(self)
+            result = original(self)
+            if stack is not None:
+                apply_cloudformation_stack_tags(
+                    result.result[member], stack["stack-name"], stack["stack-id"], stack["logical-id"]
+                )
+            return result
+
+        return handler
+
+    for operation in _CREATED:
+        _patch(ecs_responses.EC2ContainerServiceResponse, operation, make)
+
+
+# --------------------------------------------------------------------------
 
 
 def install() -> None:
@@ -1345,4 +1738,11 @@ def install() -> None:
         register_task_definition_keeps_every_field()
         create_service_keeps_its_configuration()
         update_service_starts_a_deployment()
+        family_resolves_to_the_latest_active_revision()
+        # refusals wrap the handlers above: ECS refuses before anything changes
+        cloudformation_creations_carry_stack_tags()
+        tags_follow_ecs_restrictions()
+        inactive_task_definitions_run_nothing()
+        run_task_checks_its_parameters()
+        register_task_definition_checks_names()
         _INSTALLED = True

@@ -520,6 +520,236 @@ def test_failed_deployment_without_rollback_stays_failed(emulator):
 
 
 # --------------------------------------------------------------------------
+# refusals: what ECS refuses (ecs_behaviours section 6) and CloudFormation's tags
+
+
+def refused(info: dict[str, Any], action: str, body: dict[str, Any]) -> tuple[int, str, str]:
+    """One raw awsJson1_1 ECS call that must fail: (HTTP status, error code, message).
+
+    Raw, because botocore refuses some of these requests before sending them
+    (an empty tag key is below the model's minimum length)."""
+    try:
+        answer = raw_ecs(info, action, body)
+    except urllib.error.HTTPError as err:
+        error = json.loads(err.read())
+        return err.code, error.get("__type", "").rsplit("#", 1)[-1], error.get("message") or error.get("Message") or ""
+    raise AssertionError(f"{action} was accepted: {json.dumps(answer)[:300]}")
+
+
+def run_body(info: dict[str, Any], cluster: str, task_definition: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "cluster": cluster,
+        "taskDefinition": task_definition,
+        "launchType": "FARGATE",
+        "networkConfiguration": network(info),
+        "startedBy": STARTED_BY,
+        **extra,
+    }
+
+
+def register_body(family: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "family": family,
+        "requiresCompatibilities": ["FARGATE"],
+        "networkMode": "awsvpc",
+        "cpu": "256",
+        "memory": "512",
+        "containerDefinitions": [{"name": "app", "image": "nginx:1.25", "essential": True}],
+        **extra,
+    }
+
+
+def test_reserved_aws_tag_keys_are_refused_in_any_case_on_register_run_and_tag_resource(emulator):
+    ecs = client(emulator, "ecs")
+    cluster = unique("cluster")
+    ecs.create_cluster(clusterName=cluster)
+    td = register(ecs, unique("api"), tags=[{"key": "team", "value": "shop"}])
+    for key in ("aws:cloudformation:stack-name", "AWS:x", "Aws:owner", "aWs:"):
+        tags = [{"key": "team", "value": "shop"}, {"key": key, "value": "x"}]
+        for action, body in (
+            ("RegisterTaskDefinition", register_body(unique("api"), tags=tags)),
+            ("RunTask", run_body(emulator, cluster, td["taskDefinitionArn"], tags=tags)),
+            ("TagResource", {"resourceArn": td["taskDefinitionArn"], "tags": tags}),
+        ):
+            status, code, message = refused(emulator, action, body)
+            assert (status, code) == (400, "InvalidParameterException"), (action, key)
+            assert "Tag key must not start with aws:" in message, message
+    # nothing changed, and keys that merely look alike are anyone's
+    assert ecs.list_tags_for_resource(resourceArn=td["taskDefinitionArn"])["tags"] == [{"key": "team", "value": "shop"}]
+    assert not ecs.list_tasks(cluster=cluster)["taskArns"]
+    alike = [{"key": k, "value": "v"} for k in ("awsome", "aws-team", "aws_cost", "team:aws:x")]
+    ecs.tag_resource(resourceArn=td["taskDefinitionArn"], tags=alike)
+    assert register(ecs, unique("api"), tags=alike)["taskDefinitionArn"]
+
+
+def test_tags_over_the_ecs_limits_or_with_other_characters_are_refused(emulator):
+    ecs = client(emulator, "ecs")
+    family = unique("api")
+    bad = {
+        "51 tags": [{"key": f"k{i}", "value": "v"} for i in range(51)],
+        "key of 129": [{"key": "k" * 129, "value": "v"}],
+        "empty key": [{"key": "", "value": "v"}],
+        "value of 257": [{"key": "k", "value": "v" * 257}],
+        "key with !": [{"key": "team!", "value": "v"}],
+        "value with ;": [{"key": "k", "value": "a;b"}],
+    }
+    for what, tags in bad.items():
+        status, code, message = refused(emulator, "RegisterTaskDefinition", register_body(family, tags=tags))
+        assert (status, code) == (400, "InvalidParameterException"), what
+        assert "validation error" in message, (what, message)
+    assert ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"] == [], "nothing registered"
+    edge = [{"key": f"k{i}", "value": "v"} for i in range(47)] + [
+        {"key": "k" * 128, "value": "v" * 256},
+        {"key": "Ünïcode key with spaces", "value": "+-=._:/@ ok"},
+        {"key": "empty", "value": ""},
+    ]
+    td = register(ecs, family, tags=edge)
+    assert len(ecs.list_tags_for_resource(resourceArn=td["taskDefinitionArn"])["tags"]) == 50
+
+
+def test_an_inactive_revision_runs_no_task_and_no_service_moves_to_it(emulator):
+    ecs = client(emulator, "ecs")
+    cluster, name, v1, _ = make_service(emulator, ecs)
+    v2 = register(ecs, v1["family"])
+    ecs.deregister_task_definition(taskDefinition=v2["taskDefinitionArn"])
+
+    status, code, message = refused(
+        emulator, "UpdateService", {"cluster": cluster, "service": name, "taskDefinition": v2["taskDefinitionArn"]}
+    )
+    assert (status, code, message) == (400, "ClientException", "TaskDefinition is inactive")
+    assert describe_service(ecs, cluster, name)["taskDefinition"] == v1["taskDefinitionArn"]
+    assert len(describe_service(ecs, cluster, name)["deployments"]) == 1, "no deployment started"
+
+    status, code, message = refused(emulator, "RunTask", run_body(emulator, cluster, v2["taskDefinitionArn"]))
+    assert (status, code, message) == (400, "InvalidParameterException", "TaskDefinition is inactive")
+    status, code, _ = refused(
+        emulator,
+        "CreateService",
+        {"cluster": cluster, "serviceName": unique("web"), "taskDefinition": v2["taskDefinitionArn"], "desiredCount": 1},
+    )
+    assert code == "ClientException"
+
+    # the family alone is its latest ACTIVE revision: v1, not the deregistered v2
+    assert ecs.describe_task_definition(taskDefinition=v1["family"])["taskDefinition"]["revision"] == v1["revision"]
+    task = ecs.run_task(**run_body(emulator, cluster, v1["family"]))["tasks"][0]
+    assert task["taskDefinitionArn"] == v1["taskDefinitionArn"]
+    # a service on an INACTIVE revision may still scale
+    ecs.deregister_task_definition(taskDefinition=v1["taskDefinitionArn"])
+    assert ecs.update_service(cluster=cluster, service=name, desiredCount=3)["service"]["desiredCount"] == 3
+    with pytest.raises(ecs.exceptions.ClientException):
+        ecs.describe_task_definition(taskDefinition=v1["family"])  # no ACTIVE revision left
+
+
+def test_run_task_refuses_a_bad_count_started_by_overrides_or_propagate_tags(emulator):
+    ecs = client(emulator, "ecs")
+    cluster = unique("cluster")
+    ecs.create_cluster(clusterName=cluster)
+    td = register(ecs, unique("migrate"))["taskDefinitionArn"]
+    big = {"containerOverrides": [{"name": "app", "environment": [{"name": "BLOB", "value": "x" * 8200}]}]}
+    cases = {
+        "count 0": ({"count": 0}, "count must be between 1 and 10"),
+        "count 11": ({"count": 11}, "count must be between 1 and 10"),
+        "startedBy of 129": ({"startedBy": "ferry/" + "a" * 123}, "startedBy longer than 128."),
+        "startedBy with a space": ({"startedBy": "ferry shop"}, "startedBy may contain only"),
+        "startedBy with a colon": ({"startedBy": "ferry:shop"}, "startedBy may contain only"),
+        "overrides over 8192": ({"overrides": big}, "Container Overrides length must be at most 8192"),
+        "propagateTags SERVICE": ({"propagateTags": "SERVICE"}, "propagateTags SERVICE"),
+    }
+    for what, (extra, words) in cases.items():
+        status, code, message = refused(emulator, "RunTask", run_body(emulator, cluster, td, **extra))
+        assert (status, code) == (400, "InvalidParameterException"), what
+        assert words in message, (what, message)
+    assert not ecs.list_tasks(cluster=cluster)["taskArns"], "no task started"
+    # ferry's own startedBy, `ferry/<app>/<env>/<16 hex>`, at the 128 limit: `/` is allowed
+    longest = "ferry/" + "a" * 64 + "/" + "b" * 40 + "/0123456789abcdef"
+    assert len(longest) == 128
+    tasks = ecs.run_task(**run_body(emulator, cluster, td, startedBy=longest, count=10))["tasks"]
+    assert len(tasks) == 10 and {t["startedBy"] for t in tasks} == {longest}
+
+
+def test_register_task_definition_refuses_a_bad_family_or_container_name(emulator):
+    for body in (
+        register_body("shop/api"),
+        register_body("a" * 256),
+        register_body(unique("api"), containerDefinitions=[{"name": "app.web", "image": "nginx", "memory": 128}]),
+    ):
+        status, code, message = refused(emulator, "RegisterTaskDefinition", body)
+        assert (status, code) == (400, "ClientException"), body["family"]
+        assert "are allowed" in message, message
+    assert client(emulator, "ecs").register_task_definition(**register_body("A_" + "b" * 253))["taskDefinition"]
+
+
+def cloudformation_template() -> dict[str, Any]:
+    family = unique("cfn-api")
+    return {
+        "Resources": {
+            "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": unique("cfn"), "Tags": [{"Key": "app", "Value": "shop"}]}},
+            "Api": {
+                "Type": "AWS::ECS::TaskDefinition",
+                "Properties": {
+                    "Family": family,
+                    "NetworkMode": "awsvpc",
+                    "RequiresCompatibilities": ["FARGATE"],
+                    "Cpu": "256",
+                    "Memory": "512",
+                    "ContainerDefinitions": [{"Name": "api", "Image": "nginx:1.25", "Essential": True}],
+                    "Tags": [{"Key": "team", "Value": "shop"}],
+                },
+            },
+            "Service": {
+                "Type": "AWS::ECS::Service",
+                "Properties": {
+                    "ServiceName": unique("api"),
+                    "Cluster": {"Ref": "Cluster"},
+                    "TaskDefinition": {"Ref": "Api"},
+                    "DesiredCount": 1,
+                    "LaunchType": "FARGATE",
+                    "Tags": [{"Key": "team", "Value": "shop"}],
+                },
+            },
+        }
+    }
+
+
+def test_cloudformation_tags_what_it_creates_though_no_caller_may(emulator):
+    import cfn
+
+    ecs = client(emulator, "ecs")
+    stack_id = f"arn:aws:cloudformation:{REGION}:123456789012:stack/sample/00000000-0000-4000-8000-000000000000"
+
+    def system(logical_id: str) -> list[dict[str, str]]:
+        return [
+            {"key": "aws:cloudformation:stack-name", "value": "sample"},
+            {"key": "aws:cloudformation:stack-id", "value": stack_id},
+            {"key": "aws:cloudformation:logical-id", "value": logical_id},
+        ]
+
+    every_type = {"AWS::ECS::Cluster", "AWS::ECS::TaskDefinition", "AWS::ECS::Service"}
+    for tagged in (cfn.STACK_TAGGED_TYPES, every_type):
+        created = cfn.apply(
+            cloudformation_template(),
+            lambda service: client(emulator, service),
+            region=REGION,
+            account_id="123456789012",
+            stack_name="sample",
+            stack_tags_on=tagged,
+        )["physical_ids"]
+        cluster_arn = ecs.describe_clusters(clusters=[created["Cluster"]])["clusters"][0]["clusterArn"]
+        tags = {
+            "Cluster": ecs.list_tags_for_resource(resourceArn=cluster_arn)["tags"],
+            "Api": ecs.describe_task_definition(taskDefinition=created["Api"], include=["TAGS"])["tags"],
+            "Service": ecs.list_tags_for_resource(resourceArn=created["Service"])["tags"],
+        }
+        own = {"Cluster": [{"key": "app", "value": "shop"}], "Api": [{"key": "team", "value": "shop"}], "Service": [{"key": "team", "value": "shop"}]}
+        for logical_id, kind in (("Cluster", "AWS::ECS::Cluster"), ("Api", "AWS::ECS::TaskDefinition"), ("Service", "AWS::ECS::Service")):
+            expected = own[logical_id] + (system(logical_id) if kind in tagged else [])
+            assert tags[logical_id] == expected, (tagged, logical_id)
+    # the caller itself still may not add them, nor copy them onto a new revision
+    status, code, _ = refused(emulator, "RegisterTaskDefinition", register_body(unique("copy"), tags=system("Api")))
+    assert (status, code) == (400, "InvalidParameterException")
+
+
+# --------------------------------------------------------------------------
 # wire format: what a strict awsJson1_1 client (the AWS SDK for Rust) sees
 
 _ECS_MODEL = botocore.session.get_session().get_service_model("ecs")

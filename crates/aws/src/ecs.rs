@@ -6,7 +6,7 @@ use aws_sdk_ecs::types::{
 };
 use aws_sdk_ecs::Client;
 
-use ferry_core::image::{ContainerImage, ImageChange};
+use ferry_core::image::{ContainerImage, ImageChange, ReleaseTags};
 use ferry_core::ports::{
     Ecs, PortError, PortResult, ServiceLookup, ServiceView, TaskDefinitionView,
 };
@@ -250,13 +250,20 @@ impl Ecs for EcsAdapter {
         &self,
         base: &EcsTaskDefinition,
         changes: &[ImageChange],
-        tags: &[(String, String)],
+        tags: &ReleaseTags,
     ) -> PortResult<String> {
+        if !tags.dropped.is_empty() {
+            tracing::info!(
+                task_definition = base.arn(),
+                dropped = ?tags.dropped,
+                "reserved `aws:` tags not copied: AWS's own (CloudFormation's), which RegisterTaskDefinition refuses from any caller"
+            );
+        }
         let request = copy_task_definition!(
             self.client.register_task_definition(),
             &base.definition,
             rewritten_containers(&base.definition, changes),
-            sdk_tags(tags)
+            sdk_tags(&tags.tags)
         );
         let out = request
             .send()

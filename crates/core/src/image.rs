@@ -7,8 +7,13 @@
 use crate::tag_policy::validate_tag;
 
 /// The most tags an ECS resource may carry (tags whose key starts with `aws:` do not
-/// count).
+/// count, and ferry never sends one).
 pub const MAX_RESOURCE_TAGS: usize = 50;
+
+/// The prefix, in any case, of the tag keys AWS reserves for its own tags (such as
+/// CloudFormation's `aws:cloudformation:stack-name`): ECS refuses a request that
+/// carries one, so a copy never does.
+pub const RESERVED_TAG_PREFIX: &str = "aws:";
 
 /// The tag that names the release an ECS resource belongs to.
 pub const RELEASE_TAG: &str = "ferry:release";
@@ -243,34 +248,55 @@ pub fn plan_image_changes(containers: &[ContainerImage], pushed: &PushedImage) -
         .collect()
 }
 
+/// The tags a release puts on what it registers or runs, and the reserved keys it left
+/// out.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReleaseTags {
+    /// The tags to send: the resource's own, then `ferry:release` and `ferry:env`.
+    pub tags: Vec<(String, String)>,
+    /// The keys of the resource's tags that start with `aws:` (in any case), in their
+    /// order: AWS's own tags, which ECS refuses from any caller, so they are not
+    /// copied. The adapter logs them.
+    pub dropped: Vec<String>,
+}
+
+/// Whether `key` starts with `aws:` in any case (`AWS:`, `Aws:`, …): a key AWS
+/// reserves for its own tags.
+pub fn is_reserved_tag_key(key: &str) -> bool {
+    key.get(..RESERVED_TAG_PREFIX.len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(RESERVED_TAG_PREFIX))
+}
+
 /// Merges ferry's tags into a resource's tags: keeps every other tag in its order,
-/// drops any existing `ferry:*` tag, and adds `ferry:release` = `release_id` and
-/// `ferry:env` = `<app>/<env>`. Fails if the result exceeds ECS's 50-tag limit (tags
-/// whose key starts with `aws:` do not count, as in ECS).
+/// drops any existing `ferry:*` tag and every tag whose key starts with `aws:` (in any
+/// case; reported in [`ReleaseTags::dropped`]), and adds `ferry:release` = `release_id`
+/// and `ferry:env` = `<app>/<env>`. Fails if the result exceeds ECS's 50-tag limit.
 pub fn release_tags(
     existing: &[(String, String)],
     release_id: &str,
     app: &str,
     env: &str,
-) -> Result<Vec<(String, String)>, ImageError> {
-    let mut tags: Vec<(String, String)> = existing
+) -> Result<ReleaseTags, ImageError> {
+    let (reserved, own): (Vec<_>, Vec<_>) = existing
         .iter()
+        .partition(|(key, _)| is_reserved_tag_key(key));
+    let mut tags: Vec<(String, String)> = own
+        .into_iter()
         .filter(|(key, _)| !key.starts_with(FERRY_TAG_PREFIX))
         .cloned()
         .collect();
     tags.push((RELEASE_TAG.to_owned(), release_id.to_owned()));
     tags.push((ENV_TAG.to_owned(), format!("{app}/{env}")));
-    let count = tags
-        .iter()
-        .filter(|(key, _)| !key.to_ascii_lowercase().starts_with("aws:"))
-        .count();
-    if count > MAX_RESOURCE_TAGS {
+    if tags.len() > MAX_RESOURCE_TAGS {
         return Err(ImageError::TooManyTags {
-            count,
+            count: tags.len(),
             limit: MAX_RESOURCE_TAGS,
         });
     }
-    Ok(tags)
+    Ok(ReleaseTags {
+        tags,
+        dropped: reserved.into_iter().map(|(key, _)| key.clone()).collect(),
+    })
 }
 
 /// Checks an ECR repository name: 2 to 256 characters, `/`-separated components of
@@ -650,8 +676,9 @@ mod tests {
             "prod",
         )
         .unwrap();
+        assert_eq!(merged.dropped, Vec::<String>::new());
         assert_eq!(
-            merged,
+            merged.tags,
             tags(&[
                 ("team", "payments"),
                 ("cost-center", "42"),
@@ -676,7 +703,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            merged,
+            merged.tags,
             tags(&[
                 ("team", "payments"),
                 ("ferry:release", "shop/prod/3f2a9c1b7e40d5a1"),
@@ -692,6 +719,7 @@ mod tests {
         assert_eq!(
             release_tags(&existing, "shop/prod/3f2a9c1b7e40d5a1", "shop", "prod")
                 .unwrap()
+                .tags
                 .len(),
             50
         );
@@ -717,15 +745,85 @@ mod tests {
     }
 
     #[test]
-    fn release_tags_do_not_count_aws_tags_or_replaced_ferry_tags_against_the_limit() {
+    fn release_tags_do_not_count_dropped_aws_tags_or_replaced_ferry_tags_against_the_limit() {
         let mut existing: Vec<(String, String)> =
             (0..48).map(|i| (format!("k{i}"), "v".to_owned())).collect();
         existing.push(("aws:cloudformation:stack-name".into(), "shop".into()));
         existing.push(("ferry:release".into(), "old".into()));
         existing.push(("ferry:env".into(), "old".into()));
         let merged = release_tags(&existing, "shop/prod/3f2a9c1b7e40d5a1", "shop", "prod").unwrap();
-        assert_eq!(merged.len(), 51);
-        assert!(merged.contains(&("aws:cloudformation:stack-name".into(), "shop".into())));
+        assert_eq!(merged.tags.len(), 50);
+        assert_eq!(merged.dropped, ["aws:cloudformation:stack-name"]);
+    }
+
+    #[test]
+    fn copy_drops_reserved_aws_tag_keys() {
+        let merged = release_tags(
+            &tags(&[
+                ("aws:cloudformation:stack-name", "shop-prod"),
+                ("team", "payments"),
+                (
+                    "aws:cloudformation:stack-id",
+                    "arn:aws:cloudformation:eu-west-1:123456789012:stack/shop-prod/1",
+                ),
+                ("aws:cloudformation:logical-id", "ApiTaskDefinition"),
+            ]),
+            "shop/prod/3f2a9c1b7e40d5a1",
+            "shop",
+            "prod",
+        )
+        .unwrap();
+        assert_eq!(
+            merged.tags,
+            tags(&[
+                ("team", "payments"),
+                ("ferry:release", "shop/prod/3f2a9c1b7e40d5a1"),
+                ("ferry:env", "shop/prod"),
+            ])
+        );
+        assert_eq!(
+            merged.dropped,
+            [
+                "aws:cloudformation:stack-name",
+                "aws:cloudformation:stack-id",
+                "aws:cloudformation:logical-id"
+            ]
+        );
+    }
+
+    #[test]
+    fn reserved_tag_keys_are_recognised_in_any_case() {
+        let merged = release_tags(
+            &tags(&[
+                ("AWS:owner", "x"),
+                ("Aws:Team", "x"),
+                ("aWs:", "x"),
+                ("team", "payments"),
+            ]),
+            "shop/prod/3f2a9c1b7e40d5a1",
+            "shop",
+            "prod",
+        )
+        .unwrap();
+        assert_eq!(merged.dropped, ["AWS:owner", "Aws:Team", "aWs:"]);
+        assert_eq!(merged.tags.len(), 3);
+        assert!(!merged.tags.iter().any(|(k, _)| is_reserved_tag_key(k)));
+    }
+
+    #[test]
+    fn keys_that_only_look_reserved_are_kept() {
+        let own = tags(&[
+            ("awsome", "1"),
+            ("aws-team", "2"),
+            ("aws_cost", "3"),
+            ("aws", "4"),
+            ("team:aws:x", "5"),
+            ("ａｗｓ:wide", "6"),
+            ("é:", "7"),
+        ]);
+        let merged = release_tags(&own, "shop/prod/3f2a9c1b7e40d5a1", "shop", "prod").unwrap();
+        assert_eq!(merged.dropped, Vec::<String>::new());
+        assert_eq!(merged.tags[..own.len()], own[..]);
     }
 
     #[test]

@@ -554,6 +554,8 @@ impl<P: Ports> Engine<P> {
             .chain(verify)
             .collect();
         let registered = fan_out(copies, REGISTER_CONCURRENCY, |copy| {
+            // The base's reserved `aws:` tags (CloudFormation's) are left out: ECS
+            // refuses them from any caller. The adapter logs which.
             let tags = release_tags(&copy.base.tags(), record.id.as_str(), &env.app, &env.name)
                 .map_err(|e| PortError::new("ecs:RegisterTaskDefinition", e.to_string()));
             async move {

@@ -298,11 +298,18 @@ impl<P: Ports> Engine<P> {
         like: &<P::Ecs as Ecs>::Service,
     ) -> Result<String, PortError> {
         let lane = &record.lane;
+        // Only ferry's own tags: nothing of the task definition's (no `aws:` key).
         let tags = crate::image::release_tags(&[], record.id.as_str(), &lane.app, &lane.env)
             .map_err(|e| PortError::new("ecs:RunTask", e.to_string()))?;
         let started_by = record.id.started_by();
         self.ecs
-            .run_migration(&record.cluster, task_definition, like, &started_by, &tags)
+            .run_migration(
+                &record.cluster,
+                task_definition,
+                like,
+                &started_by,
+                &tags.tags,
+            )
             .await
     }
 

@@ -25,7 +25,7 @@ use std::task::{Context, Poll, Waker};
 
 use ferry_core::config::Config;
 use ferry_core::engine::{DeploymentChange, DeploymentOutcome, Engine, Ports, Push, TaskStopped};
-use ferry_core::image::{ContainerImage, ImageChange};
+use ferry_core::image::{ContainerImage, ImageChange, ReleaseTags};
 use ferry_core::names::PushTime;
 use ferry_core::ports::{
     AlarmState, AlarmStatus, Alarms, Claim, ClaimOutcome, Ecs, EventSink, HeadChange, HeldPush,
@@ -1429,8 +1429,9 @@ impl Ecs for FakeAws {
         &self,
         base: &FakeTaskDefinition,
         changes: &[ImageChange],
-        tags: &[(String, String)],
+        tags: &ReleaseTags,
     ) -> PortResult<String> {
+        let tags = &tags.tags;
         self.enter("ecs:RegisterTaskDefinition", &base.family)
             .await?;
         let mut containers = base.containers.clone();
