@@ -855,4 +855,68 @@ mod tests {
             assert!(validate_repository_name(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn registry_hosts_are_dns_names_with_an_optional_port() {
+        for good in [
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "registry.example.com:5000",
+            "localhost:5000",
+            "my-registry.local",
+        ] {
+            assert!(is_registry_host(good), "{good}");
+        }
+        for bad in [
+            "",
+            ":5000",
+            "registry..example.com",
+            "-registry.example.com",
+            "registry-.example.com",
+            "regis_try.example.com",
+            "registry.example.com:",
+            "registry.example.com:123456",
+            "registry.example.com:50a0",
+        ] {
+            assert!(!is_registry_host(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn regions_are_lowercase_words_and_a_number() {
+        for good in [
+            "eu-west-1",
+            "us-gov-west-1",
+            "cn-north-1",
+            "ap-southeast-12",
+        ] {
+            assert!(is_region(good), "{good}");
+        }
+        for bad in [
+            "",
+            "eu-west",
+            "eu--1",
+            "EU-west-1",
+            "eu-west-x",
+            "eu-west-1-",
+            "euwest1",
+        ] {
+            assert!(!is_region(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn repository_names_of_256_characters_are_accepted_and_257_refused() {
+        assert!(validate_repository_name(&"r".repeat(256)).is_ok());
+        assert!(validate_repository_name(&"r".repeat(257))
+            .is_err_and(|why| why.contains("2 to 256 characters")));
+        assert!(validate_repository_name("r").is_err());
+    }
+
+    #[test]
+    fn an_image_reference_with_whitespace_or_a_control_character_is_refused() {
+        for bad in ["shop :1.0.0", "shop:1.0.0\n", "sh\u{7}op:1.0.0"] {
+            let err = ImageRef::parse(bad).expect_err(bad);
+            assert!(err.to_string().contains("whitespace"), "{err}");
+        }
+    }
 }
