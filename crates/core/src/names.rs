@@ -316,4 +316,52 @@ mod tests {
             assert!(!is_valid_name(bad), "{bad}");
         }
     }
+
+    fn millis(text: &str) -> i64 {
+        PushTime::parse_rfc3339(text)
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+            .epoch_millis()
+    }
+
+    #[test]
+    fn push_times_with_an_offset_are_the_same_instant_in_utc() {
+        let utc = millis("2026-11-23T08:30:00Z");
+        assert_eq!(utc, 1_795_422_600_000);
+        assert_eq!(millis("2026-11-23T10:00:00+01:30"), utc);
+        assert_eq!(millis("2026-11-23T06:30:00-02:00"), utc);
+        assert_eq!(millis("2026-11-23t08:30:00z"), utc);
+    }
+
+    #[test]
+    fn push_time_fractions_count_to_the_millisecond() {
+        let whole = millis("2026-11-23T08:30:00Z");
+        assert_eq!(millis("2026-11-23T08:30:00.5Z"), whole + 500);
+        assert_eq!(millis("2026-11-23T08:30:00.123456Z"), whole + 123);
+        assert_eq!(
+            millis("2026-11-23T08:30:60Z"),
+            whole + 60_000,
+            "a leap second"
+        );
+    }
+
+    #[test]
+    fn malformed_push_times_are_refused() {
+        for bad in [
+            "2026-11-23X08:30:00Z",
+            "2026/11/23T08:30:00Z",
+            "2026-11-23T08-30-00Z",
+            "2026-13-23T08:30:00Z",
+            "2026-11-32T08:30:00Z",
+            "2026-11-23T24:30:00Z",
+            "2026-11-23T08:60:00Z",
+            "2026-11-23T08:30:61Z",
+            "2026-11-23T08:30:00",
+            "2026-11-23T08:30:00Zx",
+            "2026-11-23T08:30:00+0130",
+            "2026-11-23T08:30:00+01:30x",
+            "2026-11-23T08:30:00.Z",
+        ] {
+            assert!(PushTime::parse_rfc3339(bad).is_err(), "{bad}");
+        }
+    }
 }
