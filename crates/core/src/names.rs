@@ -364,4 +364,23 @@ mod tests {
             assert!(PushTime::parse_rfc3339(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn every_day_from_1900_to_2500_is_written_and_read_back_as_the_same_time() {
+        let first = millis("1900-01-01T00:00:00Z") / 86_400_000;
+        let last = millis("2500-12-31T00:00:00Z") / 86_400_000;
+        for day in first..=last {
+            let time = PushTime::from_epoch_millis(day * 86_400_000 + 3_723_000);
+            let written = time.to_string();
+            assert_eq!(
+                PushTime::parse_rfc3339(&written).map(PushTime::epoch_millis),
+                Ok(time.epoch_millis()),
+                "{written}"
+            );
+        }
+        assert_eq!(
+            PushTime::from_epoch_millis(millis("2000-02-29T01:02:03Z")).to_string(),
+            "2000-02-29T01:02:03Z"
+        );
+    }
 }

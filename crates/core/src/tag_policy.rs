@@ -686,4 +686,20 @@ mod tests {
             Err(Refusal::InvalidTag { .. })
         ));
     }
+
+    #[test]
+    fn policies_are_equal_when_kind_and_pattern_are() {
+        let glob = |p: &str| TagPolicy::glob(p).expect("a glob");
+        assert_eq!(glob("sha-*"), glob("sha-*"));
+        assert_ne!(glob("sha-*"), glob("v*"));
+        assert_ne!(glob("v1"), TagPolicy::regex("v1").expect("a regex"));
+        assert_eq!(semver(">=1.0.0"), semver(">=1.0.0"));
+        assert_ne!(semver(">=1.0.0"), semver(">=2.0.0"));
+    }
+
+    #[test]
+    fn a_policy_displays_as_it_describes_itself() {
+        let policy = TagPolicy::glob("sha-*").expect("a glob");
+        assert_eq!(policy.to_string(), "glob \"sha-*\"");
+    }
 }
