@@ -28,26 +28,11 @@ fn baking_estate(bake: Option<&'static str>, verify: bool) -> (FakeAws, FakeEngi
 /// `tag` pushed at `t`, migrated, and every service's deployment completed at
 /// `t + 100`; the decision on the last completion.
 async fn roll_out(engine: &FakeEngine, fake: &FakeAws, tag: &str, t: u64) -> Decision {
-    let push = fake.push(SHOP_REPOSITORY, tag, &at(t));
-    engine.on_push(&push, T0 + t).await.expect("claimed");
-    let task = fake.migration_task(&shop_release(tag));
-    let stopped = migration_exited(&task, 0, T0 + t + 5, T0 + t + 50);
+    let last = all_but_the_last_completed(engine, fake, tag, t).await;
     engine
-        .on_task_stopped(&stopped, T0 + t + 50)
+        .on_deployment(&last, T0 + t + 100)
         .await
-        .expect("rolled out");
-    let mut last = None;
-    for service in SHOP_SERVICES {
-        let id = fake.last_deployment(SHOP_CLUSTER, service);
-        let change = deployment(SHOP_CLUSTER, service, &id, DeploymentOutcome::Completed);
-        last = Some(
-            engine
-                .on_deployment(&change, T0 + t + 100)
-                .await
-                .expect("handled"),
-        );
-    }
-    last.expect("three services")
+        .expect("handled")
 }
 
 fn raised() -> AlarmChange {
@@ -317,6 +302,19 @@ fn smoke_stopped(fake: &FakeAws, tag: &str, exit_code: i32, at_seconds: u64) -> 
     for container in &mut stopped.task.containers {
         container.name = "smoke".into();
     }
+    stopped
+}
+
+/// The same stop with a non-essential sidecar that ECS killed with the task.
+fn with_a_sidecar_killed(mut stopped: TaskStopped) -> TaskStopped {
+    stopped
+        .task
+        .containers
+        .push(ferry_core::release::StoppedContainer {
+            name: "log-router".into(),
+            exit_code: Some(137),
+            reason: None,
+        });
     stopped
 }
 
@@ -624,16 +622,7 @@ async fn an_environment_without_alarms_is_known_good_at_its_rollout_without_read
 async fn a_smoke_test_is_judged_on_its_essential_containers_only() {
     let (fake, engine) = baking_estate(Some("10m"), true);
     roll_out(&engine, &fake, "1.0.0", 10).await;
-    let mut stopped = smoke_stopped(&fake, "1.0.0", 0, 200);
-    // a non-essential sidecar that ECS stopped with the task
-    stopped
-        .task
-        .containers
-        .push(ferry_core::release::StoppedContainer {
-            name: "log-router".into(),
-            exit_code: Some(137),
-            reason: None,
-        });
+    let stopped = with_a_sidecar_killed(smoke_stopped(&fake, "1.0.0", 0, 200));
 
     let passed = engine
         .on_task_stopped(&stopped, T0 + 200)
@@ -673,15 +662,7 @@ async fn a_release_without_a_migration_runs_its_smoke_test_after_the_rollout() {
         matches!(last.outcome, Outcome::Verifying { .. }),
         "{last:?}"
     );
-    let mut stopped = smoke_stopped(&fake, "1.0.0", 0, 200);
-    stopped
-        .task
-        .containers
-        .push(ferry_core::release::StoppedContainer {
-            name: "log-router".into(),
-            exit_code: Some(137),
-            reason: None,
-        });
+    let stopped = with_a_sidecar_killed(smoke_stopped(&fake, "1.0.0", 0, 200));
     let passed = engine
         .on_task_stopped(&stopped, T0 + 200)
         .await
