@@ -9,6 +9,15 @@ against the rules in ``template.yaml``. Each scenario uses its own app (see
 Nothing outlives the session: the stack is stopped by the fixture's
 finalizer, and its processes also exit by themselves when this process dies
 (their stdin is a pipe from it).
+
+IAM is in the loop (``tests/emulator/iam_behaviours.py``): every call a function
+makes is authorised against its role's policy in ``template.yaml``. After each
+test, no call of a ferry function may have been denied (a test that denies on
+purpose says so with ``@pytest.mark.expect_denials``); every decision is kept in
+``<state dir>/iam-decisions.jsonl``, and a session that ran the whole directory
+ends with the least-privilege report (granted, used, unused per role; also in
+``.ferry/iam-report.txt``): an unused grant that ``JUSTIFIED_UNUSED`` does not
+justify fails the session.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -29,7 +38,11 @@ sys.path.insert(0, str(ROOT / "tests" / "emulator"))
 sys.path.insert(0, str(HERE))
 
 import estate  # noqa: E402
-from stack import Stack, function_binaries  # noqa: E402
+import iam_behaviours  # noqa: E402
+from stack import Stack, StackError, function_binaries  # noqa: E402
+
+IAM_REPORT = ROOT / ".ferry" / "iam-report.txt"
+_IAM = pytest.StashKey[dict]()
 
 E2E_APPS = {
     "dup": ["api", "worker"],
@@ -85,6 +98,9 @@ BAKE_APPS = {
     "bake-twice": (["api"], False, True, False),
 }
 
+# test_iam.py: app -> services (each with a migration)
+IAM_APPS = {"iam-gate": ["api", "worker"]}
+
 
 def _binaries() -> Path:
     if os.environ.get("FERRY_BIN_DIR"):
@@ -106,7 +122,123 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
     except BaseException:
         started.stop()
         raise
+    # the policies every decision of the session is measured against
+    (state_dir / "iam-principals.json").write_text(json.dumps(started.control("/_ferry/iam")["principals"], indent=1))
+    request.config.stash[_IAM]["state_dir"] = state_dir
     return started
+
+
+# ------------------------------------------------------------------- IAM
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "expect_denials: the test makes IAM deny calls of ferry's functions on purpose "
+        "(the after-test check lets those denials pass)",
+    )
+    config.stash[_IAM] = {"state_dir": None, "last": 0, "deselected": 0, "files": set(), "report": None}
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        items[0].config.stash[_IAM]["deselected"] += len(items)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    config.stash[_IAM]["files"] = {Path(str(item.fspath)).name for item in items}
+
+
+def _collect_decisions(stack: Stack, config: pytest.Config, test: str) -> list[dict[str, Any]]:
+    """The decisions since the last collection, appended to the session's file."""
+    state = config.stash[_IAM]
+    found = stack.iam_decisions(state["last"])
+    if not found:
+        return []
+    state["last"] = found[-1]["seq"]
+    kept = [
+        {
+            "test": test,
+            **{k: d[k] for k in ("seq", "caller", "operation", "action", "resource", "allowed", "effect", "sid", "sids")},
+            **({} if d["allowed"] else {"reason": d["reason"]}),
+        }
+        for d in found
+    ]
+    if state["state_dir"] is not None:
+        with open(Path(state["state_dir"]) / "iam-decisions.jsonl", "a") as handle:
+            for decision in kept:
+                handle.write(json.dumps(decision) + "\n")
+    return kept
+
+
+def _denials(decisions: list[dict[str, Any]]) -> str:
+    return "\n".join(f"  {d['caller']} {d['operation']}: {d['reason']}" for d in decisions if not d["allowed"])
+
+
+@pytest.fixture(autouse=True)
+def no_call_of_ferry_denied(request: pytest.FixtureRequest, stack: Stack) -> Iterator[None]:
+    """After the test (settled), no call of a ferry function was denied by IAM --
+    unless the test is marked ``expect_denials``. A denial between two tests (a
+    late delivery of the previous one) fails the next one at its start, naming it."""
+    earlier = _denials(_collect_decisions(stack, request.config, f"(before {request.node.nodeid})"))
+    if earlier:
+        pytest.fail(f"IAM denied calls of ferry's functions before this test began:\n{earlier}", pytrace=False)
+    yield
+    try:
+        stack.settle(60)
+    except StackError:
+        pass  # the test's own assertions say what did not settle
+    denied = _denials(_collect_decisions(stack, request.config, request.node.nodeid))
+    if denied and request.node.get_closest_marker("expect_denials") is None:
+        pytest.fail(f"IAM denied calls of ferry's functions (template.yaml's policies):\n{denied}", pytrace=False)
+
+
+def _whole_suite_ran(session: pytest.Session) -> bool:
+    state = session.config.stash[_IAM]
+    option = session.config.option
+    every_file = {p.name for p in HERE.glob("test_*.py")}
+    return (
+        state["state_dir"] is not None
+        and not state["deselected"]
+        and not getattr(option, "keyword", "")
+        and not getattr(option, "markexpr", "")
+        and every_file <= state["files"]
+        and not session.shouldstop
+        and not session.shouldfail
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The least-privilege report of a session that ran every test file."""
+    if _IAM not in session.config.stash or not _whole_suite_ran(session):
+        return
+    state = session.config.stash[_IAM]
+    state_dir = Path(state["state_dir"])
+    principals = json.loads((state_dir / "iam-principals.json").read_text())
+    decisions_file = state_dir / "iam-decisions.jsonl"
+    decisions = [json.loads(line) for line in decisions_file.read_text().splitlines()] if decisions_file.exists() else []
+    text, failures = iam_behaviours.least_privilege_report(principals, decisions)
+    denied = sum(1 for d in decisions if not d["allowed"])
+    report = (
+        f"least privilege, measured by tests/e2e ({len(decisions)} authorization decisions, {denied} denied)\n"
+        f"unused grants are removed from template.yaml or justified in iam_behaviours.JUSTIFIED_UNUSED\n\n{text}\n"
+    )
+    if failures:
+        report += "\nFAILED:\n" + "\n".join(f"  {f}" for f in failures) + "\n"
+    IAM_REPORT.parent.mkdir(parents=True, exist_ok=True)
+    IAM_REPORT.write_text(report)
+    (state_dir / "iam-report.txt").write_text(report)
+    state["report"] = report
+    if failures and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    report = config.stash[_IAM]["report"] if _IAM in config.stash else None
+    if report:
+        terminalreporter.write_sep("=", "IAM: least privilege")
+        terminalreporter.write(report)
+        terminalreporter.write_line(f"(also in {IAM_REPORT})")
 
 
 def _create_estates(stack: Stack) -> None:
@@ -133,6 +265,8 @@ def _create_estates(stack: Stack) -> None:
             estate.create_alarm(stack, f"{app}-prod-5xx")
         if smoke:
             estate.create_smoke_test(stack, app)
+    for app, services in IAM_APPS.items():
+        estate.create_app(stack, app, services)
     estate.create_app(
         stack,
         "full",

@@ -8,7 +8,8 @@ Launch::
 
 1. applies :mod:`ecs_behaviours`, :mod:`scheduler_behaviours` and
    :mod:`cloudwatch_behaviours` (the one place, per service, where ferry's
-   harness adds behaviour moto lacks);
+   harness adds behaviour moto lacks); :mod:`iam_behaviours` authorises the
+   calls of every principal whose policy is loaded (``POST /_ferry/iam``);
 2. serves moto on 127.0.0.1 (``--port 0`` picks a free port), wrapped in a
    small WSGI middleware that answers ferry's control routes under ``/_ferry/``;
 3. reads the default VPC moto creates and writes the ready file atomically
@@ -33,6 +34,9 @@ Control routes (JSON in, JSON out):
   (``--scenario``; see ``ecs_behaviours.Scenario``)
 * ``GET /_ferry/calls?since=SEQ`` -> the AWS calls served (caller, operation, status, time, ended)
 * ``GET|POST /_ferry/faults`` -> answer chosen calls with an AWS error (``Faults``)
+* ``GET|POST /_ferry/iam``, ``GET /_ferry/iam/decisions?since=SEQ`` -> the IAM
+  policies the calls of loaded principals are authorised against, and every
+  authorization decision (``iam_behaviours``)
 * ``/_ferry/router/{log,status,config,emit,redeliver}`` -> the event router
   (``--router template.yaml``; see ``router.py``)
 * ``GET /_ferry/scheduler``, ``POST /_ferry/scheduler/fire`` -> EventBridge
@@ -111,7 +115,23 @@ class FerryControlMiddleware:
         return [payload]
 
     def serve_aws(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        """An AWS call: injected faults, latency, the call log, then moto."""
+        """An AWS call: IAM (a caller with a loaded policy), injected faults,
+        latency, the call log, then moto."""
+        import iam_behaviours
+
+        # the call log's `time` is when the call arrived, before any injected delay
+        environ.setdefault("ferry.received", time.time())
+
+        if iam_behaviours.IAM.principals:
+            denied = iam_behaviours.IAM.intercept(
+                environ,
+                start_response,
+                rest_operation,
+                self.info.get("account_id", DEFAULT_ACCOUNT_ID),
+                CALLS.record if CALLS.enabled else None,
+            )
+            if denied is not None:
+                return denied
         if FAULTS.rules:
             fault = FAULTS.take(environ)
             if fault is not None and fault["delay"]:
@@ -194,6 +214,15 @@ class FerryControlMiddleware:
             since = int((parse_qs(environ.get("QUERY_STRING", "") or "").get("since") or ["0"])[0] or 0)
             calls = CALLS.since(since)
             return 200, {"calls": calls, "next": calls[-1]["seq"] if calls else since}
+        if path == "/_ferry/iam" or path.startswith("/_ferry/iam/"):
+            import iam_behaviours
+            from urllib.parse import parse_qs
+
+            query = parse_qs(environ.get("QUERY_STRING", "") or "")
+            try:
+                return iam_behaviours.IAM.route(method, path, query, lambda: _read_json(environ))
+            except ValueError as exc:
+                return 400, {"error": str(exc)}
         if path.startswith("/_ferry/router/") or path == "/_ferry/scheduler" or path.startswith("/_ferry/scheduler/"):
             import router
 
@@ -284,7 +313,7 @@ class CallLog:
             operation = (query.get("Action") or [None])[0] or rest_operation(
                 service, environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
             ) or f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
-        started = time.time()
+        started = environ.get("ferry.received") or time.time()
         status_holder: list[str] = []
 
         def capture(status: str, headers: Any, *rest: Any) -> Any:
@@ -415,6 +444,7 @@ FAULTS = Faults()
 _REASONS = {
     200: "OK",
     400: "Bad Request",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",

@@ -960,6 +960,16 @@ class Router:
                 note = "the target is not a Lambda function: the emulator invokes Lambda targets only"
             elif not self.functions_url:
                 note = "no function runtime is attached yet"
+            if target is not None and view.get("role"):
+                # Scheduler invokes the target as the schedule's execution role:
+                # lambda:InvokeFunction on the function, if that role's policy is
+                # loaded (iam_behaviours; the template's SchedulerRole)
+                import iam_behaviours
+
+                decision = iam_behaviours.IAM.authorize_service_role(view["role"], "lambda:InvokeFunction", view["target"] or "")
+                if decision is not None and not decision.allowed:
+                    note = f"not invoked: {decision.reason}"
+                    target = None
             self.record(
                 "schedule",
                 fire_id=fire_id,

@@ -13,7 +13,12 @@
    parameters and the SecureString API key; ``sample-environment.yaml``;
 3. ferry's own state from ``template.yaml``: the ledger table and the config
    parameter holding ``infra/ferry.toml`` (plus ``--config-extra`` files);
-4. the functions (``lambda_runtime.py``: the real binaries from
+   ``ClusterNames`` is every cluster the config names (and the sample's);
+4. the functions' IAM policies from ``template.yaml``, resolved as the runtime
+   resolves their environment, loaded into the emulator (``iam_behaviours``;
+   ``--no-iam`` leaves every call unchecked): from here on each function's
+   calls are authorised as AWS would authorise its role's;
+5. the functions (``lambda_runtime.py``: the real binaries from
    ``target/debug`` under a Lambda Runtime API, with the environment the
    template sets), and tells the router where to invoke them.
 
@@ -100,6 +105,21 @@ def manifest(repository: str, tag: str, salt: str = "") -> str:
     )
 
 
+def managed_clusters(config_text: str, also: list[str] | None = None) -> list[str]:
+    """template.yaml's ``ClusterNames``: every cluster an environment of the
+    config names (``[apps.<app>.environments.<env>] cluster``), plus ``also``,
+    in order, once each -- what an operator passes for the config they deploy."""
+    import tomllib
+
+    names = [n.strip() for n in (also or []) if n.strip()]
+    for app in (tomllib.loads(config_text).get("apps") or {}).values():
+        for environment in ((app or {}).get("environments") or {}).values():
+            cluster = (environment or {}).get("cluster")
+            if cluster and cluster not in names:
+                names.append(str(cluster))
+    return names
+
+
 def _pid_alive(pid: int, marker: str) -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
@@ -119,6 +139,7 @@ class Stack:
         python: str = sys.executable,
         say: Callable[[str], None] | None = None,
         seed: Callable[["Stack"], None] | None = None,
+        iam: bool = True,
     ):
         self.state_dir = Path(state_dir).resolve()
         self.log_dir = self.state_dir / "logs"
@@ -130,6 +151,8 @@ class Stack:
         # more estate, created after infra/ and before the functions are attached
         # (so its first pushes reach no function, as before ferry was deployed)
         self.extra_seed = seed
+        # enforce the template's IAM policies on the functions' calls
+        self.iam = iam
         self.processes: dict[str, subprocess.Popen] = {}
         self.info: dict[str, Any] = {}
         self._clients: dict[tuple[str, str], Any] = {}
@@ -167,6 +190,8 @@ class Stack:
             self._seed()
             if self.extra_seed:
                 self.extra_seed(self)
+            if self.iam:
+                self.load_iam()
             self._start_runtime()
             self.control("/_ferry/router/config", {"functions_url": self.info["runtime"]["endpoint"]})
             self.settle(60)  # the services' first deployments reach steady state
@@ -313,7 +338,9 @@ class Stack:
             stack_name=FERRY_STACK,
             parameters={
                 "ConfigToml": self.config_text(),
-                "ClusterNames": environment["outputs"]["ClusterNames"],
+                "ClusterNames": ",".join(
+                    managed_clusters(self.config_text(), str(environment["outputs"]["ClusterNames"]).split(","))
+                ),
                 "TaskRoleArns": environment["outputs"]["TaskRoleArns"],
             },
             only=FERRY_RESOURCES,
@@ -417,6 +444,35 @@ class Stack:
             except OSError:
                 pass
         return stopped
+
+    # ------------------------------------------------------------------- IAM
+
+    def iam_principals(self, template: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """The IAM principals of ``template`` (default: ``template.yaml``), resolved
+        with this stack's parameters, physical ids and attributes: what
+        ``load_iam`` loads (a test may load a changed copy)."""
+        import iam_behaviours
+
+        ferry = self.info["ferry"]
+        return iam_behaviours.template_principals(
+            template if template is not None else cfn.load_template(str(TEMPLATE)),
+            region=REGION,
+            account_id=ACCOUNT,
+            stack_name=FERRY_STACK,
+            physical_ids=ferry["physical_ids"],
+            parameters=ferry["parameters"],
+            attributes=ferry.get("attributes"),
+        )
+
+    def load_iam(self, principals: dict[str, dict[str, Any]] | None = None, replace: bool = True) -> dict[str, Any]:
+        """``POST /_ferry/iam``: these principals (default: the template's); with
+        ``replace``, only these."""
+        loaded = self.iam_principals() if principals is None else principals
+        self.say(f"IAM: {', '.join(sorted(loaded))} authorised as template.yaml's policies allow")
+        return self.control("/_ferry/iam", {"principals": loaded, "replace": replace})
+
+    def iam_decisions(self, since: int = 0) -> list[dict[str, Any]]:
+        return self.control(f"/_ferry/iam/decisions?since={since}")["decisions"]
 
     # ---------------------------------------------------------------- access
 
@@ -598,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", default=str(ROOT / ".ferry"))
     parser.add_argument("--bin-dir", default=None, help="function binaries (default target/debug)")
     parser.add_argument("--config-extra", action="append", help="more ferry config (TOML file) appended to infra/ferry.toml")
+    parser.add_argument("--no-iam", action="store_true", help="do not enforce template.yaml's IAM policies on the functions' calls")
     args = parser.parse_args(argv)
 
     if args.command == "cargo-args":
@@ -623,6 +680,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<15} {function['invoke_url']}")
         if status:
             print(f"router    {len(status['rules'])} rules, {status['in_flight']} deliveries in flight, {status['seq']} log entries")
+            iam = stack.control("/_ferry/iam")
+            print(f"iam       {'enforced' if iam['enabled'] and iam['principals'] else 'off'} for {', '.join(sorted(iam['principals'])) or 'nobody'}; {iam['decisions']} decisions (GET /_ferry/iam/decisions)")
         print(f"logs      {state['logs']}")
         print(f"env       export AWS_ENDPOINT_URL={state['endpoint']} AWS_REGION={state['region']} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
         return 0 if all(alive.values()) else 1
@@ -632,6 +691,7 @@ def main(argv: list[str] | None = None) -> int:
         bin_dir=args.bin_dir,
         config_extra=args.config_extra,
         detached=args.command == "start",
+        iam=not args.no_iam,
         say=lambda message: print(f"stack: {message}", file=sys.stderr, flush=True),
     )
     interrupted = []
