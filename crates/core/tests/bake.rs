@@ -57,13 +57,18 @@ fn states(fake: &FakeAws, id: &ReleaseId) -> Vec<String> {
         .collect()
 }
 
-/// 1.0.0 known-good (baked and ended), then `tag` rolled out and baking.
-async fn baking_after_a_known_good(engine: &FakeEngine, fake: &FakeAws, tag: &str) -> ReleaseId {
+/// 1.0.0 rolled out at T0 + 10 and its bake ended at T0 + 900: known-good.
+async fn first_release_known_good(engine: &FakeEngine, fake: &FakeAws) {
     roll_out(engine, fake, "1.0.0", 10).await;
     engine
         .on_bake_ended(&shop_release("1.0.0"), T0 + 900)
         .await
         .expect("ended");
+}
+
+/// 1.0.0 known-good (baked and ended), then `tag` rolled out and baking.
+async fn baking_after_a_known_good(engine: &FakeEngine, fake: &FakeAws, tag: &str) -> ReleaseId {
+    first_release_known_good(engine, fake).await;
     let decision = roll_out(engine, fake, tag, 1_000).await;
     assert!(
         matches!(decision.outcome, Outcome::Baking { .. }),
@@ -194,11 +199,7 @@ async fn an_alarm_whose_event_was_lost_but_is_in_alarm_at_the_end_of_the_bake_ro
 #[tokio::test]
 async fn an_alarm_already_in_alarm_before_the_release_does_not_roll_it_back_by_itself() {
     let (fake, engine) = baking_estate(Some("10m"), false);
-    roll_out(&engine, &fake, "1.0.0", 10).await;
-    engine
-        .on_bake_ended(&shop_release("1.0.0"), T0 + 900)
-        .await
-        .expect("ended");
+    first_release_known_good(&engine, &fake).await;
     // In ALARM since before 1.1.0 (the release that may fix it) began its rollout.
     fake.set_alarm(ALARM, AlarmState::Alarm, T0 + 950, 1);
     let fix = {
@@ -677,11 +678,7 @@ async fn a_release_without_a_migration_runs_its_smoke_test_after_the_rollout() {
 #[tokio::test]
 async fn the_bake_holds_against_a_release_only_what_changed_since_its_rollout_began() {
     let (fake, engine) = baking_estate(Some("10m"), false);
-    roll_out(&engine, &fake, "1.0.0", 10).await;
-    engine
-        .on_bake_ended(&shop_release("1.0.0"), T0 + 900)
-        .await
-        .expect("ended");
+    first_release_known_good(&engine, &fake).await;
     // 1.1.0 is claimed at T0 + 1_000 and rolls out at T0 + 1_050, when its
     // migration passes; the alarm went to ALARM in between (its event lost).
     fake.set_alarm(ALARM, AlarmState::Alarm, T0 + 1_020, 1);
