@@ -157,34 +157,17 @@ fn pushed_at(offset_ms: i64) -> PushTime {
 fn release(tag: &str) -> ReleaseRecord {
     let digest = fakes::digest_of(fakes::SHOP_REPOSITORY, tag);
     ReleaseRecord {
-        id: ReleaseId::derive("shop", "prod", &digest),
-        lane: lane(),
-        tag: tag.into(),
-        digest,
-        state: ReleaseState::Claimed,
         previous_tag: Some("0.9.0".into()),
         pushed_at: Some(pushed_at(250)),
-        cluster: fakes::SHOP_CLUSTER.into(),
-        services: fakes::SHOP_SERVICES.map(str::to_owned).to_vec(),
-        task_definitions: BTreeMap::new(),
-        migration_task_definition: None,
-        migration_essential_containers: Vec::new(),
-        migration_task: None,
-        migration_deadline: None,
-        verify_task_definition: None,
-        verify_essential_containers: Vec::new(),
-        verify_task: None,
-        verify_deadline: None,
-        rollout_started_at: None,
-        bake_ends_at: None,
-        parameter_version: None,
-        deployments: BTreeMap::new(),
-        completed_services: BTreeSet::new(),
-        reason: None,
-        interrupted: None,
-        rolled_back_from: None,
-        created_at: fakes::T0,
-        updated_at: fakes::T0,
+        ..ReleaseRecord::claimed(
+            ReleaseId::derive("shop", "prod", &digest),
+            lane(),
+            tag.into(),
+            digest,
+            fakes::SHOP_CLUSTER.into(),
+            fakes::SHOP_SERVICES.map(str::to_owned).to_vec(),
+            fakes::T0,
+        )
     }
 }
 

@@ -172,24 +172,27 @@ pub struct ReleaseRecord {
     pub updated_at: u64,
 }
 
-#[cfg(test)]
 impl ReleaseRecord {
-    /// A `shop/prod` release of `shop:1.0.0` for the decisions' unit tests.
-    pub(crate) fn example(state: ReleaseState) -> ReleaseRecord {
+    /// A release as its claim records it: nothing registered, run or deployed yet.
+    pub fn claimed(
+        id: ReleaseId,
+        lane: Lane,
+        tag: String,
+        digest: String,
+        cluster: String,
+        services: Vec<String>,
+        now: u64,
+    ) -> ReleaseRecord {
         ReleaseRecord {
-            id: ReleaseId::derive("shop", "prod", "sha256:ab"),
-            lane: Lane {
-                app: "shop".into(),
-                env: "prod".into(),
-                repository: "shop".into(),
-            },
-            tag: "1.0.0".into(),
-            digest: "sha256:ab".into(),
-            state,
+            id,
+            lane,
+            tag,
+            digest,
+            state: ReleaseState::Claimed,
             previous_tag: None,
             pushed_at: None,
-            cluster: "shop-prod".into(),
-            services: vec!["api".into()],
+            cluster,
+            services,
             task_definitions: BTreeMap::new(),
             migration_task_definition: None,
             migration_essential_containers: Vec::new(),
@@ -207,8 +210,30 @@ impl ReleaseRecord {
             reason: None,
             interrupted: None,
             rolled_back_from: None,
-            created_at: 1,
-            updated_at: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// A `shop/prod` release of `shop:1.0.0` for the decisions' unit tests.
+    #[cfg(test)]
+    pub(crate) fn example(state: ReleaseState) -> ReleaseRecord {
+        let lane = Lane {
+            app: "shop".into(),
+            env: "prod".into(),
+            repository: "shop".into(),
+        };
+        ReleaseRecord {
+            state,
+            ..ReleaseRecord::claimed(
+                ReleaseId::derive("shop", "prod", "sha256:ab"),
+                lane,
+                "1.0.0".into(),
+                "sha256:ab".into(),
+                "shop-prod".into(),
+                vec!["api".into()],
+                1,
+            )
         }
     }
 }

@@ -172,36 +172,19 @@ fn guard(target: &Target<'_>, head: &LaneHead) -> Option<String> {
 
 fn new_record(target: &Target<'_>, head: &LaneHead, now: u64) -> ReleaseRecord {
     ReleaseRecord {
-        id: target.id(),
-        lane: target.lane(),
-        tag: target.image.tag.clone(),
-        digest: target.image.digest.clone(),
-        state: ReleaseState::Claimed,
         // What to restore if this release fails: the known-good tag, or for a
         // lane's first release the parameter's value before it (read after the claim).
         previous_tag: head.known_good.as_ref().map(|k| k.tag.clone()),
         pushed_at: target.pushed_at,
-        cluster: target.env.cluster.clone(),
-        services: target.service_names(),
-        task_definitions: BTreeMap::new(),
-        migration_task_definition: None,
-        migration_essential_containers: Vec::new(),
-        migration_task: None,
-        migration_deadline: None,
-        verify_task_definition: None,
-        verify_essential_containers: Vec::new(),
-        verify_task: None,
-        verify_deadline: None,
-        rollout_started_at: None,
-        bake_ends_at: None,
-        parameter_version: None,
-        deployments: BTreeMap::new(),
-        completed_services: BTreeSet::new(),
-        reason: None,
-        interrupted: None,
-        rolled_back_from: None,
-        created_at: now,
-        updated_at: now,
+        ..ReleaseRecord::claimed(
+            target.id(),
+            target.lane(),
+            target.image.tag.clone(),
+            target.image.digest.clone(),
+            target.env.cluster.clone(),
+            target.service_names(),
+            now,
+        )
     }
 }
 
