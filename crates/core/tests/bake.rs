@@ -646,19 +646,8 @@ async fn a_release_without_a_migration_runs_its_smoke_test_after_the_rollout() {
     });
     let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
     engine.on_push(&push, T0 + 10).await.expect("rolled out");
-    let mut last = None;
-    for service in SHOP_SERVICES {
-        let id = fake.last_deployment(SHOP_CLUSTER, service);
-        let change = deployment(SHOP_CLUSTER, service, &id, DeploymentOutcome::Completed);
-        last = Some(
-            engine
-                .on_deployment(&change, T0 + 100)
-                .await
-                .expect("handled"),
-        );
-    }
 
-    let last = last.expect("three services");
+    let last = every_shop_service_completes(&engine, &fake, T0 + 100).await;
     assert!(
         matches!(last.outcome, Outcome::Verifying { .. }),
         "{last:?}"

@@ -48,18 +48,7 @@ async fn migration_passes(engine: &FakeEngine, fake: &FakeAws, tag: &str) -> Dec
 }
 
 async fn every_service_completes(engine: &FakeEngine, fake: &FakeAws) -> Decision {
-    let mut last = None;
-    for service in SHOP_SERVICES {
-        let id = fake.last_deployment(SHOP_CLUSTER, service);
-        let change = deployment(SHOP_CLUSTER, service, &id, DeploymentOutcome::Completed);
-        last = Some(
-            engine
-                .on_deployment(&change, T0 + 600)
-                .await
-                .expect("handled"),
-        );
-    }
-    last.expect("three services")
+    every_shop_service_completes(engine, fake, T0 + 600).await
 }
 
 /// What an operator checks after the dust settles: the release succeeded, every

@@ -24,7 +24,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use ferry_core::config::Config;
-use ferry_core::engine::{DeploymentChange, DeploymentOutcome, Engine, Ports, Push, TaskStopped};
+use ferry_core::engine::{
+    Decision, DeploymentChange, DeploymentOutcome, Engine, Ports, Push, TaskStopped,
+};
 use ferry_core::image::{ContainerImage, ImageChange, ReleaseTags};
 use ferry_core::names::PushTime;
 use ferry_core::ports::{
@@ -924,6 +926,22 @@ pub fn migration_failed_to_start(task: &FakeTask, stopped_at: u64) -> TaskStoppe
             stopped_at: Some(stopped_at),
         },
     }
+}
+
+/// Every shop service's latest deployment completes, its event handled at
+/// `now`; the decision on the last one.
+pub async fn every_shop_service_completes(
+    engine: &FakeEngine,
+    fake: &FakeAws,
+    now: u64,
+) -> Decision {
+    let mut last = None;
+    for service in SHOP_SERVICES {
+        let id = fake.last_deployment(SHOP_CLUSTER, service);
+        let change = deployment(SHOP_CLUSTER, service, &id, DeploymentOutcome::Completed);
+        last = Some(engine.on_deployment(&change, now).await.expect("handled"));
+    }
+    last.expect("three services")
 }
 
 pub fn deployment(
