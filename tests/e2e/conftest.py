@@ -176,16 +176,10 @@ def _denials(decisions: list[dict[str, Any]]) -> str:
 
 
 @pytest.fixture(autouse=True)
-def no_call_of_ferry_denied(request: pytest.FixtureRequest) -> Iterator[None]:
+def no_call_of_ferry_denied(request: pytest.FixtureRequest, stack: Stack) -> Iterator[None]:
     """After the test (settled), no call of a ferry function was denied by IAM --
     unless the test is marked ``expect_denials``. A denial between two tests (a
     late delivery of the previous one) fails the next one at its start, naming it."""
-    if HERE not in Path(str(request.node.path)).parents:
-        # scripts/test runs tests/emulator in the same session, and pytest hands
-        # this conftest's autouse fixtures to those tests too: not a ferry stack
-        yield
-        return
-    stack: Stack = request.getfixturevalue("stack")
     earlier = _denials(_collect_decisions(stack, request.config, f"(before {request.node.nodeid})"))
     if earlier:
         pytest.fail(f"IAM denied calls of ferry's functions before this test began:\n{earlier}", pytrace=False)

@@ -1133,19 +1133,16 @@ class Iam:
         principal = self.principal_arn(caller, spec)
         try:
             needed = authorizations(call, self.estate)
-        except NotModelled:
-            decision = Decision(
-                call.name, "-", False, "NotModelled", None, [],
-                f"User: {principal} is not authorized to perform: {call.name}: the ferry emulator does not model "
-                f"the authorization of {call.name} (tests/emulator/iam_behaviours.py), so it refuses it",
+        except Exception as exc:  # not modelled, or a bug here: never let the call through unchecked
+            why = (
+                f"the ferry emulator does not model the authorization of {call.name} "
+                "(tests/emulator/iam_behaviours.py), so it refuses it"
+                if isinstance(exc, NotModelled)
+                else f"the ferry emulator could not work out its authorization ({type(exc).__name__}: {exc})"
             )
-            self._record(caller, call.name, decision)
-            return decision
-        except Exception as exc:  # a bug here must not let the call through unchecked
             decision = Decision(
                 call.name, "-", False, "NotModelled", None, [],
-                f"User: {principal} is not authorized to perform: {call.name}: the ferry emulator could not work out "
-                f"its authorization ({type(exc).__name__}: {exc})",
+                f"User: {principal} is not authorized to perform: {call.name}: {why}",
             )
             self._record(caller, call.name, decision)
             return decision
