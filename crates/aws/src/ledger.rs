@@ -32,6 +32,61 @@ pub struct DynamoLedger {
 }
 
 impl DynamoLedger {
+    /// The lane head's part of a claim: conditional on the version read, it points
+    /// at the new release (and unfreezes, and records the push time, when asked).
+    fn head_claimed(&self, claim: &Claim<'_>) -> PortResult<Update> {
+        let release = claim.release;
+        let expected_version = claim.expected_head_version.unwrap_or(0);
+        let mut expression = "SET version = :next, in_flight_id = :id, in_flight_tag = :tag, in_flight_digest = :digest".to_owned();
+        expression += if claim.unfreeze {
+            ", frozen = :false"
+        } else {
+            ", frozen = if_not_exists(frozen, :false)"
+        };
+        if claim.latest_pushed_at.is_some() {
+            expression += ", latest_pushed_at_ms = :pushed";
+        }
+        if claim.unfreeze {
+            expression += " REMOVE held_tag, held_digest, held_pushed_at_ms";
+        }
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(head_key(&release.lane)))
+            .update_expression(expression)
+            .condition_expression("attribute_not_exists(version) OR version = :expected")
+            .expression_attribute_values(":next", n(expected_version + 1))
+            .expression_attribute_values(":expected", n(expected_version))
+            .expression_attribute_values(":id", s(release.id.as_str()))
+            .expression_attribute_values(":tag", s(&release.tag))
+            .expression_attribute_values(":digest", s(&release.digest))
+            .expression_attribute_values(":false", AttributeValue::Bool(false));
+        if let Some(pushed) = claim.latest_pushed_at {
+            update = update.expression_attribute_values(":pushed", n(pushed.epoch_millis()));
+        }
+        update.build().map_err(build_error)
+    }
+
+    /// The superseded release's part of a claim: SUPERSEDED by `by`, conditional
+    /// on its still being in flight.
+    fn superseded(&self, old: &ReleaseId, by: &ReleaseId) -> PortResult<Update> {
+        let guard = Transition::Supersede.guard();
+        let (condition, mut values) = state_condition(guard.from);
+        values.insert(
+            ":superseded".to_owned(),
+            s(guard.to.unwrap_or(ReleaseState::Superseded).as_str()),
+        );
+        values.insert(":id".to_owned(), s(by.as_str()));
+        values.insert(":now".to_owned(), n(now()));
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(release_key(old)))
+            .update_expression("SET #state = :superseded, superseded_by = :id, updated_at = :now")
+            .condition_expression(condition)
+            .expression_attribute_names("#state", "state")
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error)
+    }
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoLedger {
             client,
@@ -569,68 +624,19 @@ impl Ledger for DynamoLedger {
             .set_item(Some(encode_release(release)))
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(|e| PortError::new("dynamodb:TransactWriteItems", e.to_string()))?;
-        let expected_version = claim.expected_head_version.unwrap_or(0);
-        let mut head_update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(head_key(&release.lane)))
-            .update_expression(
-                "SET version = :next, in_flight_id = :id, in_flight_tag = :tag, in_flight_digest = :digest".to_owned()
-                    + if claim.unfreeze {
-                        ", frozen = :false"
-                    } else {
-                        ", frozen = if_not_exists(frozen, :false)"
-                    }
-                    + if claim.latest_pushed_at.is_some() {
-                        ", latest_pushed_at_ms = :pushed"
-                    } else {
-                        ""
-                    }
-                    + if claim.unfreeze {
-                        " REMOVE held_tag, held_digest, held_pushed_at_ms"
-                    } else {
-                        ""
-                    },
-            )
-            .condition_expression("attribute_not_exists(version) OR version = :expected")
-            .expression_attribute_values(":next", n(expected_version + 1))
-            .expression_attribute_values(":expected", n(expected_version))
-            .expression_attribute_values(":id", s(release.id.as_str()))
-            .expression_attribute_values(":tag", s(&release.tag))
-            .expression_attribute_values(":digest", s(&release.digest))
-            .expression_attribute_values(":false", AttributeValue::Bool(false));
-        if let Some(pushed) = claim.latest_pushed_at {
-            head_update =
-                head_update.expression_attribute_values(":pushed", n(pushed.epoch_millis()));
-        }
-        let head_update = head_update
-            .build()
-            .map_err(|e| PortError::new("dynamodb:TransactWriteItems", e.to_string()))?;
+            .map_err(build_error)?;
         let mut items = vec![
             TransactWriteItem::builder().put(put).build(),
-            TransactWriteItem::builder().update(head_update).build(),
+            TransactWriteItem::builder()
+                .update(self.head_claimed(&claim)?)
+                .build(),
         ];
         if let Some(old) = claim.supersedes {
-            let guard = Transition::Supersede.guard();
-            let (condition, mut values) = state_condition(guard.from);
-            values.insert(
-                ":superseded".to_owned(),
-                s(guard.to.unwrap_or(ReleaseState::Superseded).as_str()),
+            items.push(
+                TransactWriteItem::builder()
+                    .update(self.superseded(old, &release.id)?)
+                    .build(),
             );
-            values.insert(":id".to_owned(), s(release.id.as_str()));
-            values.insert(":now".to_owned(), n(now()));
-            let supersede = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(release_key(old)))
-                .update_expression(
-                    "SET #state = :superseded, superseded_by = :id, updated_at = :now",
-                )
-                .condition_expression(condition)
-                .expression_attribute_names("#state", "state")
-                .set_expression_attribute_values(Some(values))
-                .build()
-                .map_err(|e| PortError::new("dynamodb:TransactWriteItems", e.to_string()))?;
-            items.push(TransactWriteItem::builder().update(supersede).build());
         }
         match self
             .client
