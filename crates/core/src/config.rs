@@ -20,6 +20,7 @@
 //! bake = "10m"                       # optional; default derived from the alarms, "0s" opts out
 //! verify = { task_family = "shop-smoke", timeout = "5m" }         # optional smoke test
 //! unfreeze_on_new_digest = false     # optional
+//! heal_drift = false                 # optional: the reconcile pass puts drifted services back
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -80,6 +81,9 @@ pub struct Environment {
     /// The smoke-test task run once every service completed, before the bake.
     pub verify: Option<Migration>,
     pub unfreeze_on_new_digest: bool,
+    /// The reconcile pass puts a service that drifted (runs an image no release
+    /// of ferry's put there) back on the known-good revision; otherwise it reports.
+    pub heal_drift: bool,
 }
 
 /// The bake window of an environment.
@@ -281,6 +285,8 @@ struct RawEnvironment {
     verify: Option<RawMigration>,
     #[serde(default)]
     unfreeze_on_new_digest: bool,
+    #[serde(default)]
+    heal_drift: bool,
 }
 
 /// `"api"` or `{ name = "web", repository = "blog-web" }`.
@@ -625,6 +631,7 @@ impl RawEnvironment {
             bake,
             verify,
             unfreeze_on_new_digest: self.unfreeze_on_new_digest,
+            heal_drift: self.heal_drift,
         })
     }
 }

@@ -409,6 +409,58 @@ pub trait TaskDefinitionView {
 pub trait ServiceView {
     fn name(&self) -> &str;
     fn task_definition(&self) -> &str;
+    /// The service's deployments as DescribeServices lists them (PRIMARY first).
+    fn deployments(&self) -> Vec<DeploymentStatus>;
+}
+
+/// Where a deployment's rollout stands (`deployments[].rolloutState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutState {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+impl RolloutState {
+    /// ECS's spelling: `IN_PROGRESS`, `COMPLETED`, `FAILED`.
+    pub fn parse(value: &str) -> Option<RolloutState> {
+        match value {
+            "IN_PROGRESS" => Some(RolloutState::InProgress),
+            "COMPLETED" => Some(RolloutState::Completed),
+            "FAILED" => Some(RolloutState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One deployment of a service, as DescribeServices reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentStatus {
+    pub id: String,
+    /// The PRIMARY deployment: the one the service is moving to.
+    pub primary: bool,
+    pub task_definition: String,
+    /// `None` when ECS reports no rollout state (not the ECS deployment controller).
+    pub rollout: Option<RolloutState>,
+}
+
+/// A task as DescribeTasks reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskStatus {
+    pub arn: String,
+    pub started_by: Option<String>,
+    pub phase: TaskPhase,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskPhase {
+    /// Any `lastStatus` before STOPPED (PROVISIONING … RUNNING … DEPROVISIONING).
+    Running,
+    /// STOPPED, with what the gate judges.
+    Stopped(crate::release::StoppedTask),
+    /// DescribeTasks reports it under `failures` (MISSING): ECS forgets a
+    /// stopped task about an hour after it stopped.
+    Missing,
 }
 
 #[derive(Debug, Clone)]
@@ -481,6 +533,13 @@ pub trait Ecs: Send + Sync {
         task: &str,
         reason: &str,
     ) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// DescribeTasks: one status per requested task, in the order asked.
+    fn describe_tasks(
+        &self,
+        cluster: &str,
+        tasks: &[String],
+    ) -> impl Future<Output = PortResult<Vec<TaskStatus>>> + Send;
 }
 
 /// The SSM image-tag parameter: the public record of what an environment runs.
@@ -525,6 +584,12 @@ pub trait Registry: Send + Sync {
         repository: &str,
         image: &ImageSelector,
     ) -> impl Future<Output = PortResult<Option<ResolvedImage>>> + Send;
+
+    /// Every tagged image of the repository (DescribeImages, every page).
+    fn images(
+        &self,
+        repository: &str,
+    ) -> impl Future<Output = PortResult<Vec<ResolvedImage>>> + Send;
 }
 
 /// The audit trail: one `Release State Change` event per transition.
@@ -605,8 +670,54 @@ pub trait Timers: Send + Sync {
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
+/// What the reconcile pass reports besides release transitions: one event per
+/// finding, with what it found and what it did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notice {
+    #[serde(skip)]
+    pub kind: NoticeKind,
+    pub app: String,
+    pub environment: String,
+    pub repository: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release_id: Option<String>,
+    /// What the pass found, e.g. "deployment ecs-svc/123 of api COMPLETED, its event never arrived".
+    pub found: String,
+    /// What it did about it.
+    pub done: String,
+    /// Drift only: the service, the revision ferry expects and the one it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// `Reconciled`: a lost event or unfinished step made good.
+    Reconciled,
+    /// `Drift Detected`: a service runs what no release of ferry's put there.
+    DriftDetected,
+}
+
+impl NoticeKind {
+    /// The EventBridge `detail-type`.
+    pub fn detail_type(self) -> &'static str {
+        match self {
+            NoticeKind::Reconciled => "Reconciled",
+            NoticeKind::DriftDetected => "Drift Detected",
+        }
+    }
+}
+
 pub trait EventSink: Send + Sync {
     fn emit(&self, events: &[ReleaseEvent]) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// The reconcile pass's events (`Reconciled`, `Drift Detected`).
+    fn notify(&self, notices: &[Notice]) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 #[cfg(test)]

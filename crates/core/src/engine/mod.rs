@@ -7,6 +7,7 @@
 mod bake;
 mod deploy;
 mod gate;
+mod reconcile;
 mod rollback;
 mod rollout;
 mod watch;
@@ -27,6 +28,7 @@ use crate::release::{ReleaseState, Transition};
 pub use bake::BlessRequest;
 pub use deploy::{DeployRequest, Push};
 pub use gate::TaskStopped;
+pub use reconcile::ReconcileRequest;
 pub use rollback::{AlarmChange, AlarmState, RollbackRequest, UnfreezeRequest};
 pub use watch::{DeploymentChange, DeploymentOutcome};
 
@@ -145,6 +147,11 @@ pub enum Outcome {
     },
     /// The lane's freeze was lifted.
     Unfrozen,
+    /// The reconcile pass found the lane where its events left it.
+    InSync,
+    /// The reconcile pass made good what lost or late events left undone:
+    /// what it found and what it did, one line each.
+    Reconciled { corrections: Vec<String> },
 }
 
 impl Decision {

@@ -30,11 +30,11 @@ use ferry_core::engine::{
 use ferry_core::image::{ContainerImage, ImageChange, ReleaseTags};
 use ferry_core::names::PushTime;
 use ferry_core::ports::{
-    AlarmState, AlarmStatus, Alarms, Claim, ClaimOutcome, Ecs, EventSink, HeadChange, HeldPush,
-    ImageSelector, Lane, LaneHead, Ledger, Parameters, PortError, PortResult, Registry,
-    ReleaseEvent, ReleasePointer, ReleaseRecord, ReleaseUpdate, ResolvedImage, RollbackInProgress,
-    RollbackLedger, RollbackWrite, SecretsCheck, ServiceLookup, ServiceView, TaskDefinitionView,
-    Timers,
+    AlarmState, AlarmStatus, Alarms, Claim, ClaimOutcome, DeploymentStatus, Ecs, EventSink,
+    HeadChange, HeldPush, ImageSelector, Lane, LaneHead, Ledger, Notice, Parameters, PortError,
+    PortResult, Registry, ReleaseEvent, ReleasePointer, ReleaseRecord, ReleaseUpdate,
+    ResolvedImage, RollbackInProgress, RollbackLedger, RollbackWrite, RolloutState, SecretsCheck,
+    ServiceLookup, ServiceView, TaskDefinitionView, TaskPhase, TaskStatus, Timers,
 };
 use ferry_core::release::{
     Guard, ReleaseId, ReleaseState, StoppedContainer, StoppedTask, Transition,
@@ -324,6 +324,8 @@ pub struct FakeService {
     pub status: String,
     /// Deployment ids, oldest first; the last one is PRIMARY.
     pub deployments: Vec<String>,
+    /// deployment id → its rollout state, once it ended (else IN_PROGRESS).
+    pub rollouts: BTreeMap<String, RolloutState>,
 }
 
 impl ServiceView for FakeService {
@@ -332,6 +334,31 @@ impl ServiceView for FakeService {
     }
     fn task_definition(&self) -> &str {
         &self.task_definition
+    }
+    /// ECS lists the PRIMARY deployment and the ACTIVE ones still draining;
+    /// the fake lists the PRIMARY (on the service's task definition) and the one before.
+    fn deployments(&self) -> Vec<DeploymentStatus> {
+        self.deployments
+            .iter()
+            .rev()
+            .take(2)
+            .enumerate()
+            .map(|(i, id)| DeploymentStatus {
+                id: id.clone(),
+                primary: i == 0,
+                task_definition: if i == 0 {
+                    self.task_definition.clone()
+                } else {
+                    String::new()
+                },
+                rollout: Some(
+                    self.rollouts
+                        .get(id)
+                        .copied()
+                        .unwrap_or(RolloutState::InProgress),
+                ),
+            })
+            .collect()
     }
 }
 
@@ -411,6 +438,10 @@ pub struct State {
     /// (cluster, name) → service
     pub services: BTreeMap<(String, String), FakeService>,
     pub tasks: Vec<FakeTask>,
+    /// task ARN → how it stopped, as DescribeTasks reports it
+    pub task_ends: BTreeMap<String, StoppedTask>,
+    /// Tasks ECS no longer describes (it forgets a stopped task after about an hour).
+    pub forgotten_tasks: BTreeSet<String>,
     pub stopped: Vec<StoppedByFerry>,
     pub updates: Vec<ServiceUpdate>,
     // SSM
@@ -419,6 +450,8 @@ pub struct State {
     pub secrets: BTreeSet<String>,
     // ECR: repository → images
     pub images: BTreeMap<String, Vec<FakeImage>>,
+    /// The reconcile pass's `Reconciled` and `Drift Detected` events.
+    pub notices: Vec<Notice>,
     // EventBridge
     pub events: Vec<ReleaseEvent>,
     // CloudWatch: alarm name → status
@@ -535,6 +568,10 @@ impl FakeAws {
                 task_definition: task_definition.into(),
                 status: "ACTIVE".into(),
                 deployments: vec![format!("ecs-svc/initial-{name}")],
+                rollouts: BTreeMap::from([(
+                    format!("ecs-svc/initial-{name}"),
+                    RolloutState::Completed,
+                )]),
             },
         );
     }
@@ -818,6 +855,41 @@ impl FakeAws {
             .collect();
         assert_eq!(tasks.len(), 1, "tasks started by {started_by}: {tasks:?}");
         tasks[0].clone()
+    }
+
+    /// What ECS reports of a task that stopped, without its STOPPED event
+    /// reaching ferry (the router lost it).
+    pub fn task_stops_unseen(&self, stopped: &TaskStopped) {
+        self.state()
+            .task_ends
+            .insert(stopped.task_arn.clone(), stopped.task.clone());
+    }
+
+    /// ECS forgets the task (about an hour after it stopped).
+    pub fn forget_task(&self, arn: &str) {
+        self.state().forgotten_tasks.insert(arn.to_owned());
+    }
+
+    /// `service`'s latest deployment ends with `outcome`, its event lost.
+    pub fn deployment_ends_unseen(&self, cluster: &str, service: &str, outcome: RolloutState) {
+        let mut state = self.state();
+        let service = state
+            .services
+            .get_mut(&(cluster.to_owned(), service.to_owned()))
+            .expect("a service");
+        let primary = service.deployments.last().cloned().expect("a deployment");
+        service.rollouts.insert(primary, outcome);
+    }
+
+    /// Someone runs `aws ecs update-service` by hand (no event to ferry).
+    pub fn update_service_by_hand(&self, cluster: &str, service: &str, task_definition: &str) {
+        self.apply_service_update(cluster, service, task_definition, true)
+            .expect("an active service");
+        self.state().updates.pop();
+    }
+
+    pub fn notices(&self) -> Vec<Notice> {
+        self.state().notices.clone()
     }
 
     /// The deployment ferry's last UpdateService of `service` started.
@@ -1539,12 +1611,50 @@ impl Ecs for FakeAws {
 
     async fn stop_task(&self, cluster: &str, task: &str, reason: &str) -> PortResult<()> {
         self.enter("ecs:StopTask", task).await?;
-        self.state().stopped.push(StoppedByFerry {
+        let mut state = self.state();
+        state.stopped.push(StoppedByFerry {
             cluster: cluster.into(),
             task: task.into(),
             reason: reason.into(),
         });
+        // As ECS: the task stops (exit 137 after SIGTERM/SIGKILL), once.
+        state
+            .task_ends
+            .entry(task.to_owned())
+            .or_insert_with(|| StoppedTask {
+                stop_code: Some("UserInitiated".into()),
+                stopped_reason: Some(reason.to_owned()),
+                containers: vec![StoppedContainer {
+                    name: MIGRATION_CONTAINER.into(),
+                    exit_code: Some(137),
+                    reason: None,
+                }],
+                started_at: None,
+                stopped_at: None,
+            });
         Ok(())
+    }
+
+    async fn describe_tasks(&self, cluster: &str, tasks: &[String]) -> PortResult<Vec<TaskStatus>> {
+        self.enter("ecs:DescribeTasks", cluster).await?;
+        let state = self.state();
+        Ok(tasks
+            .iter()
+            .map(|arn| {
+                let known = state.tasks.iter().find(|t| &t.arn == arn);
+                let phase = match (known, state.task_ends.get(arn)) {
+                    _ if state.forgotten_tasks.contains(arn) => TaskPhase::Missing,
+                    (None, _) => TaskPhase::Missing,
+                    (Some(_), Some(end)) => TaskPhase::Stopped(end.clone()),
+                    (Some(_), None) => TaskPhase::Running,
+                };
+                TaskStatus {
+                    arn: arn.clone(),
+                    started_by: known.map(|t| t.started_by.clone()),
+                    phase,
+                }
+            })
+            .collect())
     }
 }
 
@@ -1624,12 +1734,32 @@ impl Registry for FakeAws {
                 ImageSelector::Digest(digest) => &i.digest == digest,
             })
         });
-        Ok(found.map(|i| ResolvedImage {
-            registry_id: ACCOUNT.into(),
-            digest: i.digest.clone(),
-            tags: i.tags.clone(),
-            pushed_at: PushTime::parse_rfc3339(&i.pushed_at).ok(),
-        }))
+        Ok(found.map(resolved))
+    }
+
+    async fn images(&self, repository: &str) -> PortResult<Vec<ResolvedImage>> {
+        self.enter("ecr:DescribeImages", repository).await?;
+        let state = self.state();
+        Ok(state
+            .images
+            .get(repository)
+            .map(|images| {
+                images
+                    .iter()
+                    .filter(|i| !i.tags.is_empty())
+                    .map(resolved)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+fn resolved(image: &FakeImage) -> ResolvedImage {
+    ResolvedImage {
+        registry_id: ACCOUNT.into(),
+        digest: image.digest.clone(),
+        tags: image.tags.clone(),
+        pushed_at: PushTime::parse_rfc3339(&image.pushed_at).ok(),
     }
 }
 
@@ -1679,6 +1809,12 @@ impl EventSink for FakeAws {
     async fn emit(&self, events: &[ReleaseEvent]) -> PortResult<()> {
         self.enter("events:PutEvents", "").await?;
         self.state().events.extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn notify(&self, notices: &[Notice]) -> PortResult<()> {
+        self.enter("events:PutEvents", "").await?;
+        self.state().notices.extend_from_slice(notices);
         Ok(())
     }
 }
