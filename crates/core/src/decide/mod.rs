@@ -5,6 +5,7 @@
 pub mod bake;
 pub mod deployment;
 pub mod push;
+pub mod reconcile;
 pub mod stopped;
 pub mod unfreeze;
 

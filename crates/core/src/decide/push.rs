@@ -790,6 +790,9 @@ migration = { task_family = "shop-migrate", timeout = "15m" }
         fn task_definition(&self) -> &str {
             API_REVISION
         }
+        fn deployments(&self) -> Vec<crate::ports::DeploymentStatus> {
+            Vec::new()
+        }
     }
 
     const API_REVISION: &str = "arn:aws:ecs:eu-west-1:123456789012:task-definition/shop-api:3";

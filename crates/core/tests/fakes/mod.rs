@@ -147,6 +147,8 @@ pub struct EstateOptions {
     pub bake: Option<&'static str>,
     /// `shop` runs the `shop-smoke` smoke test after its services completed.
     pub verify: bool,
+    /// The reconcile pass puts a drifted `shop` service back.
+    pub heal_drift: bool,
 }
 
 impl Default for EstateOptions {
@@ -156,6 +158,7 @@ impl Default for EstateOptions {
             unfreeze_on_new_digest: false,
             bake: Some("0s"),
             verify: false,
+            heal_drift: false,
         }
     }
 }
@@ -189,6 +192,7 @@ tags = {{ semver = ">=0.1.0" }}
 image_tag_parameter = "/shop/prod/compute/currentImageTag"
 {migration}{bake}{verify}alarms = ["shop-prod-5xx"]
 unfreeze_on_new_digest = {unfreeze}
+heal_drift = {heal_drift}
 
 [apps.blog.environments.prod]
 cluster = "blog-prod"
@@ -197,6 +201,7 @@ tags = {{ glob = "sha-*" }}
 image_tag_parameter = "/blog/prod/compute/currentImageTag"
 "#,
         unfreeze = options.unfreeze_on_new_digest,
+        heal_drift = options.heal_drift,
     )
 }
 
