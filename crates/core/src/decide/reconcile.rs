@@ -490,3 +490,134 @@ pub fn judge_drift(
             .iter()
             .any(|i| i.digest.as_deref() != Some(known_good_digest))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::DeploymentStatus;
+
+    struct Svc {
+        revision: &'static str,
+        deployments: Vec<DeploymentStatus>,
+    }
+
+    impl ServiceView for Svc {
+        fn name(&self) -> &str {
+            "api"
+        }
+        fn task_definition(&self) -> &str {
+            self.revision
+        }
+        fn deployments(&self) -> Vec<DeploymentStatus> {
+            self.deployments.clone()
+        }
+    }
+
+    fn primary(id: &str, revision: &str, rollout: RolloutState) -> DeploymentStatus {
+        DeploymentStatus {
+            id: id.into(),
+            primary: true,
+            task_definition: revision.into(),
+            rollout: Some(rollout),
+        }
+    }
+
+    #[test]
+    fn a_listed_deployment_ends_as_its_rollout_state_says() {
+        let release = "td/shop-api:7".to_string();
+        let svc = |rollout| Svc {
+            revision: "td/shop-api:7",
+            deployments: vec![primary("ecs-svc/1", "td/shop-api:7", rollout)],
+        };
+        assert_eq!(
+            ended(&svc(RolloutState::Completed), "ecs-svc/1", Some(&release)),
+            Some(DeploymentOutcome::Completed)
+        );
+        assert_eq!(
+            ended(&svc(RolloutState::Failed), "ecs-svc/1", Some(&release)),
+            Some(DeploymentOutcome::Failed)
+        );
+        assert_eq!(
+            ended(&svc(RolloutState::InProgress), "ecs-svc/1", Some(&release)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_deployment_ecs_no_longer_lists_counts_only_if_the_primary_runs_the_release() {
+        let release = "td/shop-api:7".to_string();
+        let on_release = Svc {
+            revision: "td/shop-api:7",
+            deployments: vec![primary(
+                "ecs-svc/2",
+                "td/shop-api:7",
+                RolloutState::Completed,
+            )],
+        };
+        assert_eq!(
+            ended(&on_release, "ecs-svc/1", Some(&release)),
+            Some(DeploymentOutcome::Completed)
+        );
+        let elsewhere = Svc {
+            revision: "td/shop-api:6",
+            deployments: vec![primary(
+                "ecs-svc/2",
+                "td/shop-api:6",
+                RolloutState::Completed,
+            )],
+        };
+        assert_eq!(ended(&elsewhere, "ecs-svc/1", Some(&release)), None);
+        let no_state = Svc {
+            revision: "td/shop-api:7",
+            deployments: vec![DeploymentStatus {
+                rollout: None,
+                ..primary("ecs-svc/1", "td/shop-api:7", RolloutState::Completed)
+            }],
+        };
+        assert_eq!(ended(&no_state, "ecs-svc/1", Some(&release)), None);
+    }
+
+    #[test]
+    fn drift_is_judged_on_the_image_of_the_lanes_repository() {
+        let digest = &format!("sha256:{}", "a".repeat(64));
+        let other = format!("sha256:{}", "b".repeat(64));
+        let container = |image: &str| ContainerImage {
+            name: "app".into(),
+            image: image.into(),
+        };
+        let registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+        let known = container(&format!("{registry}/shop@{digest}"));
+        let sidecar = container("public.ecr.aws/datadog/agent:7");
+        assert!(!judge_drift(
+            &[known.clone(), sidecar.clone()],
+            "shop",
+            digest
+        ));
+        assert!(judge_drift(
+            &[
+                container(&format!("{registry}/shop:hotfix")),
+                sidecar.clone()
+            ],
+            "shop",
+            digest
+        ));
+        assert!(judge_drift(
+            &[container(&format!("{registry}/shop@{other}"))],
+            "shop",
+            digest
+        ));
+        assert!(
+            judge_drift(&[sidecar], "shop", digest),
+            "a revision that no longer runs the repository at all is drift"
+        );
+    }
+
+    #[test]
+    fn a_release_is_stalled_only_after_the_longest_invocation_could_have_ended() {
+        let mut record = ReleaseRecord::example(ReleaseState::Claimed);
+        record.updated_at = 1_000;
+        assert!(!stalled(&record, 1_000 + STALLED_AFTER));
+        assert!(stalled(&record, 1_000 + STALLED_AFTER + 1));
+        assert!(STALLED_AFTER > 900, "Lambda runs an invocation up to 900 s");
+    }
+}
