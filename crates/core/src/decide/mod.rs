@@ -6,6 +6,7 @@ pub mod bake;
 pub mod deployment;
 pub mod push;
 pub mod reconcile;
+pub mod restart;
 pub mod stopped;
 pub mod unfreeze;
 

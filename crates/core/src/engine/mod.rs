@@ -8,6 +8,7 @@ mod bake;
 mod deploy;
 mod gate;
 mod reconcile;
+mod restart;
 mod rollback;
 mod rollout;
 mod watch;
@@ -29,6 +30,7 @@ pub use bake::BlessRequest;
 pub use deploy::{DeployRequest, Push};
 pub use gate::TaskStopped;
 pub use reconcile::ReconcileRequest;
+pub use restart::SecretChange;
 pub use rollback::{AlarmChange, AlarmState, RollbackRequest, UnfreezeRequest};
 pub use watch::{DeploymentChange, DeploymentOutcome};
 

@@ -149,6 +149,8 @@ pub struct EstateOptions {
     pub verify: bool,
     /// The reconcile pass puts a drifted `shop` service back.
     pub heal_drift: bool,
+    /// `shop` restarts when a secret its known-good revisions read changes.
+    pub restart_on_secret_change: bool,
 }
 
 impl Default for EstateOptions {
@@ -159,6 +161,7 @@ impl Default for EstateOptions {
             bake: Some("0s"),
             verify: false,
             heal_drift: false,
+            restart_on_secret_change: false,
         }
     }
 }
@@ -193,6 +196,7 @@ image_tag_parameter = "/shop/prod/compute/currentImageTag"
 {migration}{bake}{verify}alarms = ["shop-prod-5xx"]
 unfreeze_on_new_digest = {unfreeze}
 heal_drift = {heal_drift}
+restart_on_secret_change = {restart}
 
 [apps.blog.environments.prod]
 cluster = "blog-prod"
@@ -202,6 +206,7 @@ image_tag_parameter = "/blog/prod/compute/currentImageTag"
 "#,
         unfreeze = options.unfreeze_on_new_digest,
         heal_drift = options.heal_drift,
+        restart = options.restart_on_secret_change,
     )
 }
 
