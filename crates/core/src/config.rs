@@ -21,6 +21,7 @@
 //! verify = { task_family = "shop-smoke", timeout = "5m" }         # optional smoke test
 //! unfreeze_on_new_digest = false     # optional
 //! heal_drift = false                 # optional: the reconcile pass puts drifted services back
+//! restart_on_secret_change = false   # optional: a referenced secret's new value restarts the services
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -84,6 +85,9 @@ pub struct Environment {
     /// The reconcile pass puts a service that drifted (runs an image no release
     /// of ferry's put there) back on the known-good revision; otherwise it reports.
     pub heal_drift: bool,
+    /// A Secrets Manager secret that the known-good task definitions reference
+    /// gets a new current value: the services restart on their revisions.
+    pub restart_on_secret_change: bool,
 }
 
 /// The bake window of an environment.
@@ -287,6 +291,8 @@ struct RawEnvironment {
     unfreeze_on_new_digest: bool,
     #[serde(default)]
     heal_drift: bool,
+    #[serde(default)]
+    restart_on_secret_change: bool,
 }
 
 /// `"api"` or `{ name = "web", repository = "blog-web" }`.
@@ -632,6 +638,7 @@ impl RawEnvironment {
             verify,
             unfreeze_on_new_digest: self.unfreeze_on_new_digest,
             heal_drift: self.heal_drift,
+            restart_on_secret_change: self.restart_on_secret_change,
         })
     }
 }

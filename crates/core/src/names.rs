@@ -56,6 +56,18 @@ impl ReleaseId {
         ReleaseId(format!("{app}/{env}/{short}"))
     }
 
+    /// The restart of the release of `digest` for `cause` (e.g. a secret's new
+    /// version): deterministic in both, so a redelivered cause is a duplicate,
+    /// and distinct from every release of a push (a hash, not the digest's prefix).
+    pub fn restart(app: &str, env: &str, digest: &str, cause: &str) -> ReleaseId {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in digest.bytes().chain([b'@']).chain(cause.bytes()) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        ReleaseId::derive(app, env, &format!("{hash:016x}"))
+    }
+
     /// Parses and validates `<app>/<env>/<16 lowercase hex>`.
     pub fn parse(s: &str) -> Result<ReleaseId, ReleaseError> {
         let invalid = |why: &str| ReleaseError::InvalidId {

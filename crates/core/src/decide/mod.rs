@@ -5,6 +5,8 @@
 pub mod bake;
 pub mod deployment;
 pub mod push;
+pub mod reconcile;
+pub mod restart;
 pub mod stopped;
 pub mod unfreeze;
 

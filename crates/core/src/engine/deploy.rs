@@ -167,7 +167,7 @@ impl<P: Ports> Engine<P> {
         self.release_environment(&target, now).await
     }
 
-    async fn release_environment(
+    pub(super) async fn release_environment(
         &self,
         target: &Target<'_>,
         now: u64,

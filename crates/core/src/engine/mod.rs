@@ -8,6 +8,7 @@ mod bake;
 mod deploy;
 mod gate;
 mod reconcile;
+mod restart;
 mod rollback;
 mod rollout;
 mod watch;
@@ -29,6 +30,7 @@ pub use bake::BlessRequest;
 pub use deploy::{DeployRequest, Push};
 pub use gate::TaskStopped;
 pub use reconcile::ReconcileRequest;
+pub use restart::SecretChange;
 pub use rollback::{AlarmChange, AlarmState, RollbackRequest, UnfreezeRequest};
 pub use watch::{DeploymentChange, DeploymentOutcome};
 
@@ -152,6 +154,41 @@ pub enum Outcome {
     /// The reconcile pass made good what lost or late events left undone:
     /// what it found and what it did, one line each.
     Reconciled { corrections: Vec<String> },
+}
+
+impl Outcome {
+    /// One line for logs and the reconcile pass's events.
+    pub fn summary(&self) -> String {
+        match self {
+            Outcome::Ignored { reason } => format!("nothing to do: {reason}"),
+            Outcome::Refused { reason } => format!("refused: {reason}"),
+            Outcome::Duplicate { state } => {
+                format!("nothing to do: the release is {state} already")
+            }
+            Outcome::PreflightFailed { problems } => {
+                format!("preflight failed: {}", problems.join("; "))
+            }
+            Outcome::Migrating { task, .. } => format!("migration {task} started"),
+            Outcome::Deploying { deployments } => {
+                format!("rolled out ({})", deployments.join(", "))
+            }
+            Outcome::Verifying { task } => format!("smoke test {task} started"),
+            Outcome::Baking { until } => format!("baking until {until} (epoch seconds)"),
+            Outcome::Superseded => "the release was superseded".to_owned(),
+            Outcome::Failed { reason } => format!("release failed: {reason}"),
+            Outcome::Progress { completed, pending } => format!(
+                "completed {}; waiting for {}",
+                completed.join(", "),
+                pending.join(", ")
+            ),
+            Outcome::Succeeded => "the release succeeded".to_owned(),
+            Outcome::Held { tag } => format!("{tag} held: the lane is frozen"),
+            Outcome::RolledBack { from, to, .. } => format!("rolled back from {from} to {to}"),
+            Outcome::Unfrozen => "unfrozen".to_owned(),
+            Outcome::InSync => "in sync".to_owned(),
+            Outcome::Reconciled { corrections } => corrections.join("; "),
+        }
+    }
 }
 
 impl Decision {

@@ -147,6 +147,10 @@ pub struct EstateOptions {
     pub bake: Option<&'static str>,
     /// `shop` runs the `shop-smoke` smoke test after its services completed.
     pub verify: bool,
+    /// The reconcile pass puts a drifted `shop` service back.
+    pub heal_drift: bool,
+    /// `shop` restarts when a secret its known-good revisions read changes.
+    pub restart_on_secret_change: bool,
 }
 
 impl Default for EstateOptions {
@@ -156,6 +160,8 @@ impl Default for EstateOptions {
             unfreeze_on_new_digest: false,
             bake: Some("0s"),
             verify: false,
+            heal_drift: false,
+            restart_on_secret_change: false,
         }
     }
 }
@@ -189,6 +195,8 @@ tags = {{ semver = ">=0.1.0" }}
 image_tag_parameter = "/shop/prod/compute/currentImageTag"
 {migration}{bake}{verify}alarms = ["shop-prod-5xx"]
 unfreeze_on_new_digest = {unfreeze}
+heal_drift = {heal_drift}
+restart_on_secret_change = {restart}
 
 [apps.blog.environments.prod]
 cluster = "blog-prod"
@@ -197,6 +205,8 @@ tags = {{ glob = "sha-*" }}
 image_tag_parameter = "/blog/prod/compute/currentImageTag"
 "#,
         unfreeze = options.unfreeze_on_new_digest,
+        heal_drift = options.heal_drift,
+        restart = options.restart_on_secret_change,
     )
 }
 
