@@ -108,7 +108,7 @@ RECONCILE_APPS = {
     "rec-push": (["api", "worker"], True, False),
     "rec-fresh": (["api"], False, False),
     "rec-stop": (["api", "worker"], True, False),
-    "rec-done": (["api", "worker"], False, False),
+    "rec-done": (["api", "worker"], False, True),
     "rec-fail": (["api", "worker"], False, False),
     "rec-alarm": (["api"], False, True),
     "rec-stuck": (["api"], True, False),
