@@ -24,9 +24,9 @@
 //! definition under a new number, and a later rollback to that release copies
 //! again if the original is still INACTIVE then (docs/DESIGN.md, "Rollback").
 
-use serde::Deserialize;
-
 use std::collections::BTreeMap;
+
+use serde::Deserialize;
 
 use super::{
     event_for, fan_out, Decision, Engine, EngineError, Outcome, Ports, DESCRIBE_CONCURRENCY,
