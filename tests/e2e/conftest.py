@@ -63,6 +63,7 @@ ROLLBACK_APPS = {
     "dupalarm": (["api", "worker"], False, True),
     "flap": (["api", "worker"], False, True),
     "calm": (["api"], False, True),
+    "dereg": (["api", "worker"], False, True),
     "fresh": (["api", "worker"], False, True),
     "racegate": (["api", "worker"], True, True),
     "racessm": (["api"], True, True),

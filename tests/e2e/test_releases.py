@@ -190,7 +190,9 @@ def test_one_repository_per_service_releases_only_the_matching_service(stack, ma
     assert stack.revisions("blog-jobs") == jobs_revisions, "no jobs revision registered"
     assert mark.operations().get("ecs:UpdateService") == 1
     assert stack.release(release_id("blog", digest))["state"] == "SUCCEEDED"
-    assert stack.parameter_history("/blog/prod/compute/currentImageTag")[-1]["value"] == "sha-1111111"
+    # each lane records its own tag: web's parameter moved, jobs' did not
+    assert stack.parameter_history("/blog/prod/blog-web/currentImageTag")[-1]["value"] == "sha-1111111"
+    assert [p["value"] for p in stack.parameter_history("/blog/prod/blog-jobs/currentImageTag")] == ["sha-0000001"]
 
 
 CLOUDFORMATION_KEYS = ["aws:cloudformation:stack-name", "aws:cloudformation:stack-id", "aws:cloudformation:logical-id"]

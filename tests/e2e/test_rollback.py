@@ -628,3 +628,45 @@ def test_an_alarm_as_the_migration_starts_leaves_the_known_good_tag_in_ssm(stack
     require(decided[0]["ended"] < writes[0]["ended"], f"no race: the rollback was recorded at {decided[0]['ended']}, after the SSM write landed: {writes[0]}")
     # the parameter's current value is the known-good tag
     assert history(stack, app)[-1] == ("1.0.0", ["known-good"]), history(stack, app)
+
+
+# ------------------------------------- a known-good revision deregistered
+
+
+def test_an_alarm_rollback_to_deregistered_revisions_runs_re_registered_copies(stack, known_good, mark):
+    """Another tool (ecs-deploy does by default) deregistered 1.0.0's revisions:
+    ECS refuses them to UpdateService, so ferry copies each from its description
+    (nothing changed but its ferry tags) and puts the services on the copies."""
+    app, services = "dereg", ["api", "worker"]
+    good, good_tds = known_good[app]
+    ecs = stack.client("ecs")
+    for arn in good_tds.values():
+        ecs.deregister_task_definition(taskDefinition=arn)
+    m = Mark(stack)
+    bad = start_rollout(stack, m, app, services, "1.1.0")
+    set_alarm(stack, app, "ALARM")
+    stack.settle()
+    set_alarm(stack, app, "OK")
+
+    assert outcomes(m.decisions("ferry-rollback")) == ["rolled_back"], m.decisions()
+    now = running(stack, app, services)
+    for s in services:
+        copy = stack.task_definition(now[s])
+        assert now[s] != good_tds[s] and copy["status"] == "ACTIVE", (now[s], good_tds[s])
+        assert copy["family"] == f"{app}-{s}"
+        assert copy["containerDefinitions"][0]["image"] == f"{REGISTRY}/{app}@{good}"
+        original = stack.task_definition(good_tds[s])
+        assert original["status"] == "INACTIVE"
+        assert copy["containerDefinitions"] == original["containerDefinitions"], "the same definition"
+        assert {"key": "ferry:release", "value": release_id(app, good)} in copy["tags"], copy["tags"]
+    ops = [c["operation"] for c in m.calls("ferry-rollback")]
+    # refused once per service, described, copied, then UpdateService onto the copy
+    assert ops.count("ecs:UpdateService") == 2 * len(services), ops
+    assert ops.count("ecs:DescribeTaskDefinition") == len(services), ops
+    assert ops.count("ecs:RegisterTaskDefinition") == len(services), ops
+    refused = [c for c in m.calls("ferry-rollback") if c["operation"] == "ecs:UpdateService" and c["status"] >= 400]
+    assert len(refused) == len(services), refused
+    assert_rolled_back_now(stack, app, services, bad_digest=bad, good_tds=now, good_tag="1.0.0", cause=f"alarm {app}-prod-5xx")
+    # the lane still records 1.0.0's own revisions as its known-good release
+    history_tds = head(stack, app)["history"][0]
+    assert release_id(app, good) in json.dumps(history_tds) and all(arn in json.dumps(history_tds) for arn in good_tds.values()), history_tds

@@ -62,7 +62,12 @@ FERRY_STACK = "ferry-local"
 # the resources of template.yaml the local stack creates (the functions run in lambda_runtime.py)
 FERRY_RESOURCES = ["LedgerTable", "ConfigParameter"]
 FIRST_IMAGES = {"shop": "0.9.0", "blog-web": "sha-0000001", "blog-jobs": "sha-0000001"}
-IMAGE_TAG_PARAMETERS = {"/shop/prod/compute/currentImageTag": "0.9.0", "/blog/prod/compute/currentImageTag": "sha-0000001"}
+IMAGE_TAG_PARAMETERS = {
+    "/shop/prod/compute/currentImageTag": "0.9.0",
+    # one parameter per lane: infra/ferry.toml's `/blog/prod/{repository}/currentImageTag`
+    "/blog/prod/blog-web/currentImageTag": "sha-0000001",
+    "/blog/prod/blog-jobs/currentImageTag": "sha-0000001",
+}
 OPERATOR_KEY = "operator"
 
 

@@ -1,8 +1,9 @@
-//! ECS: describe, register a lossless copy, run the migration, roll out.
+//! ECS: describe, register a lossless copy, run the migration, roll out; list and
+//! deregister revisions (`keep`).
 
 use aws_sdk_ecs::types::{
     ContainerDefinition, Deployment, DeploymentControllerType, LaunchType, Service, Tag, Task,
-    TaskDefinition, TaskDefinitionField,
+    TaskDefinition, TaskDefinitionField, TaskDefinitionStatus,
 };
 use aws_sdk_ecs::Client;
 
@@ -184,6 +185,13 @@ impl TaskDefinitionView for EcsTaskDefinition {
             .iter()
             .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
             .collect()
+    }
+    fn is_active(&self) -> bool {
+        // A description without a status is taken as ACTIVE: ferry then treats
+        // an UpdateService refusal as what it says, not as a deregistration.
+        self.definition
+            .status()
+            .is_none_or(|s| s == &TaskDefinitionStatus::Active)
     }
 }
 
@@ -500,6 +508,43 @@ impl Ecs for EcsAdapter {
             .iter()
             .map(|task| task_status(task, &described, &missing))
             .collect()
+    }
+
+    async fn list_revisions(&self, family: &str) -> PortResult<Vec<String>> {
+        // `familyPrefix` is documented as "the full family name"; its name says
+        // prefix, so the family of every ARN is checked too (`shop-api` must not
+        // take `shop-api-canary`'s revisions).
+        let mut pages = self
+            .client
+            .list_task_definitions()
+            .family_prefix(family)
+            .status(TaskDefinitionStatus::Active)
+            .into_paginator()
+            .send();
+        let mut revisions = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| port_error("ecs:ListTaskDefinitions", e))?;
+            revisions.extend(
+                page.task_definition_arns()
+                    .iter()
+                    .filter(|arn| {
+                        ferry_core::decide::prune::family_and_revision(arn)
+                            .is_some_and(|(f, _)| f == family)
+                    })
+                    .cloned(),
+            );
+        }
+        Ok(revisions)
+    }
+
+    async fn deregister(&self, task_definition: &str) -> PortResult<()> {
+        self.client
+            .deregister_task_definition()
+            .task_definition(task_definition)
+            .send()
+            .await
+            .map_err(|e| port_error("ecs:DeregisterTaskDefinition", e))?;
+        Ok(())
     }
 }
 

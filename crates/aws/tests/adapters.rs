@@ -4,13 +4,17 @@
 //! RunTask → UpdateService → the SSM label) and the secrets existence check
 //! (DescribeSecret / GetParameters without decryption); the bake's two adapters on
 //! their own: the guarding alarms (DescribeAlarms, after PutMetricAlarm and
-//! SetAlarmState) and the timer that ends a bake (CreateSchedule, idempotent).
+//! SetAlarmState) and the timer that ends a bake (CreateSchedule, idempotent);
+//! the revisions `keep` prunes (ListTaskDefinitions, DeregisterTaskDefinition) and
+//! the status a rollback reads from DescribeTaskDefinition.
 //! The engine's scenarios are proved on fakes (`crates/core/tests`), the ledger
 //! by its contract suite, and what needs the whole system end to end (`tests/e2e`).
 
 mod support;
 
+use ferry_aws::ecs::EcsAdapter;
 use ferry_aws::handlers;
+use ferry_core::ports::{Ecs, TaskDefinitionView};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -613,4 +617,64 @@ async fn deployments_lists_the_primary_first_with_its_revision_and_rollout_state
     );
     assert_eq!(done[0].id, rolling[0].id);
     assert_eq!(done[0].rollout, Some(RolloutState::Completed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_revisions_lists_one_familys_active_revisions_and_deregister_retires_one() {
+    let shop = Shop::start().await;
+    let client = shop.emulator.ecs();
+    let ecs = EcsAdapter::new(client.clone());
+    let image = format!("{}/shop:0.9.0", registry());
+    // shop-api:1 runs api; :2 and :3 follow, and a family whose name starts the same.
+    for _ in 0..2 {
+        register(&client, shop.task_definition("shop-api", "api", &image)).await;
+    }
+    let canary = register(
+        &client,
+        shop.task_definition("shop-api-canary", "api", &image),
+    )
+    .await;
+    let api = |revision: u32| {
+        format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/shop-api:{revision}")
+    };
+
+    let mut listed = ecs.list_revisions("shop-api").await.expect("listed");
+    listed.sort();
+    assert_eq!(listed, [api(1), api(2), api(3)]);
+    assert!(!listed.contains(&canary));
+
+    ecs.deregister(&api(2)).await.expect("deregistered");
+
+    let mut listed = ecs.list_revisions("shop-api").await.expect("listed");
+    listed.sort();
+    assert_eq!(listed, [api(1), api(3)], "only ACTIVE revisions are listed");
+    let retired = ecs
+        .describe_task_definition(&api(2))
+        .await
+        .expect("described");
+    assert!(!retired.is_active(), "a deregistered revision is INACTIVE");
+    assert!(ecs
+        .describe_task_definition(&api(3))
+        .await
+        .expect("described")
+        .is_active());
+
+    // What a rollback reads as "deregistered": UpdateService's refusal.
+    let refused = ecs
+        .restore_service(CLUSTER, "api", &api(2))
+        .await
+        .expect_err("ECS refuses an INACTIVE revision");
+    assert_eq!(
+        refused.code.as_deref(),
+        Some("ClientException"),
+        "{refused}"
+    );
+    assert!(refused.message.contains("inactive"), "{refused}");
+
+    let unknown = ecs
+        .deregister(&api(99))
+        .await
+        .expect_err("no such revision");
+    assert_eq!(unknown.operation, "ecs:DeregisterTaskDefinition");
+    assert!(!unknown.retryable, "{unknown}");
 }

@@ -14,7 +14,7 @@
 //! services = ["api", "worker", { name = "web", repository = "shop-web" }]
 //! tags = { semver = ">=1.0.0" }      # exactly one of glob / regex / semver
 //! mutable_tags = ["stable"]          # optional
-//! image_tag_parameter = "/shop/prod/compute/currentImageTag"
+//! image_tag_parameter = "/shop/prod/{repository}/currentImageTag"
 //! migration = { task_family = "shop-migrate", timeout = "15m" }   # optional
 //! alarms = ["shop-prod-5xx"]         # optional
 //! bake = "10m"                       # optional; default derived from the alarms, "0s" opts out
@@ -22,7 +22,18 @@
 //! unfreeze_on_new_digest = false     # optional
 //! heal_drift = false                 # optional: the reconcile pass puts drifted services back
 //! restart_on_secret_change = false   # optional: a referenced secret's new value restarts the services
+//! keep = 5                           # optional: revisions of the last 5 known-good releases kept
 //! ```
+//!
+//! **One image-tag parameter per lane.** Releases are serialised per lane (one
+//! repository's services in one environment), and each lane records the tag it
+//! runs in its own SSM parameter. `image_tag_parameter` may contain `{repository}`,
+//! which ferry replaces with the lane's repository: above, `shop` and `shop-web`
+//! write `/shop/prod/shop/currentImageTag` and `/shop/prod/shop-web/currentImageTag`.
+//! An environment that runs one repository may name a fixed parameter; one that
+//! runs several must use the placeholder (a fixed name would be overwritten by
+//! every lane), and no two lanes of the document may resolve to the same name.
+//! [`Environment::image_tag_parameter`] gives a lane's name.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -74,7 +85,9 @@ pub struct Environment {
     /// Always contains `latest`, plus the configured extras (global, then this
     /// environment's), de-duplicated ignoring case.
     pub mutable_tags: Vec<String>,
-    pub image_tag_parameter: String,
+    /// The SSM image-tag parameter of each lane, by repository: the configured
+    /// `image_tag_parameter` with `{repository}` replaced (see the module doc).
+    pub image_tag_parameters: BTreeMap<String, String>,
     pub migration: Option<Migration>,
     pub alarms: Vec<String>,
     /// How long the guarding alarms are watched after every service completed.
@@ -88,6 +101,10 @@ pub struct Environment {
     /// A Secrets Manager secret that the known-good task definitions reference
     /// gets a new current value: the services restart on their revisions.
     pub restart_on_secret_change: bool,
+    /// `keep = N`: the task-definition revisions of the lane's families older than
+    /// those of its last N known-good releases may be deregistered (never one of a
+    /// known-good release ferry remembers). `None`: ferry deregisters nothing.
+    pub keep: Option<usize>,
 }
 
 /// The bake window of an environment.
@@ -200,6 +217,14 @@ impl Environment {
             .collect()
     }
 
+    /// The SSM image-tag parameter of the lane that runs `repository` (`None`:
+    /// the environment runs no such repository).
+    pub fn image_tag_parameter(&self, repository: &str) -> Option<&str> {
+        self.image_tag_parameters
+            .get(repository)
+            .map(String::as_str)
+    }
+
     /// `<app>/<env>`
     pub fn qualified_name(&self) -> String {
         format!("{}/{}", self.app, self.name)
@@ -293,6 +318,7 @@ struct RawEnvironment {
     heal_drift: bool,
     #[serde(default)]
     restart_on_secret_change: bool,
+    keep: Option<i64>,
 }
 
 /// `"api"` or `{ name = "web", repository = "blog-web" }`.
@@ -577,25 +603,6 @@ impl RawEnvironment {
             &mut mutable_tags,
         )?;
 
-        let parameter_key = format!("{key}.image_tag_parameter");
-        let image_tag_parameter = self.image_tag_parameter.unwrap_or_default();
-        if let Some(problem) = ssm_parameter_problem(&image_tag_parameter) {
-            return Err(invalid(&parameter_key, problem));
-        }
-        let qualified = format!("{app}/{name}");
-        if let Some(other) = seen
-            .parameters
-            .insert(image_tag_parameter.clone(), qualified.clone())
-        {
-            return Err(invalid(
-                &parameter_key,
-                format!(
-                    "`{image_tag_parameter}` is also the image tag parameter of environment {other}; \
-                     two environments cannot record their image in the same parameter, give each its own"
-                ),
-            ));
-        }
-
         let migration = self
             .migration
             .map(|m| validate_one_off(&key, OneOff::Migration, m, app_repository, &app_key))
@@ -605,6 +612,21 @@ impl RawEnvironment {
             .map(|m| validate_one_off(&key, OneOff::Verify, m, app_repository, &app_key))
             .transpose()?;
         let bake = validate_bake(&key, self.bake.as_deref())?;
+        let keep = validate_keep(&key, self.keep)?;
+
+        let qualified = format!("{app}/{name}");
+        let repositories: BTreeSet<&str> = services
+            .iter()
+            .map(|s| s.repository.as_str())
+            .chain(migration.iter().map(|m| m.repository.as_str()))
+            .collect();
+        let image_tag_parameters = resolve_image_tag_parameters(
+            &format!("{key}.image_tag_parameter"),
+            &qualified,
+            self.image_tag_parameter.unwrap_or_default(),
+            &repositories,
+            seen,
+        )?;
 
         let mut alarms = Vec::with_capacity(self.alarms.len());
         for (i, alarm) in self.alarms.into_iter().enumerate() {
@@ -631,7 +653,7 @@ impl RawEnvironment {
             services,
             tag_policy,
             mutable_tags,
-            image_tag_parameter,
+            image_tag_parameters,
             migration,
             alarms,
             bake,
@@ -639,7 +661,93 @@ impl RawEnvironment {
             unfreeze_on_new_digest: self.unfreeze_on_new_digest,
             heal_drift: self.heal_drift,
             restart_on_secret_change: self.restart_on_secret_change,
+            keep,
         })
+    }
+}
+
+/// The placeholder `image_tag_parameter` may contain: the lane's repository.
+pub const REPOSITORY_PLACEHOLDER: &str = "{repository}";
+
+/// Each lane's image-tag parameter (repository → name), checked as SSM names
+/// and against every lane seen so far.
+fn resolve_image_tag_parameters(
+    key: &str,
+    environment: &str,
+    template: String,
+    repositories: &BTreeSet<&str>,
+    seen: &mut Seen,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    if let Some(problem) = ssm_parameter_problem(&template) {
+        if template.is_empty() || !template.contains(REPOSITORY_PLACEHOLDER) {
+            return Err(invalid(key, problem));
+        }
+    }
+    if template
+        .replace(REPOSITORY_PLACEHOLDER, "")
+        .contains(['{', '}'])
+    {
+        return Err(invalid(
+            key,
+            format!(
+                "`{template}` has a placeholder other than `{REPOSITORY_PLACEHOLDER}`, the only one ferry fills in; \
+                 write e.g. \"/shop/prod/{REPOSITORY_PLACEHOLDER}/currentImageTag\""
+            ),
+        ));
+    }
+    let per_lane = template.contains(REPOSITORY_PLACEHOLDER);
+    if !per_lane && repositories.len() > 1 {
+        let listed: Vec<String> = repositories.iter().map(|r| format!("`{r}`")).collect();
+        return Err(invalid(
+            key,
+            format!(
+                "`{template}` is one parameter, but environment {environment} runs {} repositories ({}), each its own \
+                 lane with its own image tag: every lane would overwrite the others' value; write \
+                 `{REPOSITORY_PLACEHOLDER}` into the name, e.g. \"/{}/{REPOSITORY_PLACEHOLDER}/currentImageTag\"",
+                repositories.len(),
+                listed.join(", "),
+                environment,
+            ),
+        ));
+    }
+    let mut parameters = BTreeMap::new();
+    for repository in repositories {
+        let name = template.replace(REPOSITORY_PLACEHOLDER, repository);
+        if let Some(problem) = ssm_parameter_problem(&name) {
+            return Err(invalid(
+                key,
+                format!("for repository `{repository}` the name becomes `{name}`, which {problem}"),
+            ));
+        }
+        let lane = format!("{environment} (repository {repository})");
+        if let Some(other) = seen.parameters.insert(name.clone(), lane) {
+            return Err(invalid(
+                key,
+                format!(
+                    "`{name}` is also the image tag parameter of {other}; two lanes cannot record their image \
+                     in the same parameter, give each its own (e.g. with `{REPOSITORY_PLACEHOLDER}` in the name)"
+                ),
+            ));
+        }
+        parameters.insert((*repository).to_owned(), name);
+    }
+    Ok(parameters)
+}
+
+fn validate_keep(key: &str, keep: Option<i64>) -> Result<Option<usize>, ConfigError> {
+    let Some(keep) = keep else {
+        return Ok(None);
+    };
+    let limit = crate::decide::HISTORY_KEPT;
+    match usize::try_from(keep) {
+        Ok(n) if (1..=limit).contains(&n) => Ok(Some(n)),
+        _ => Err(invalid(
+            format!("{key}.keep"),
+            format!(
+                "is {keep}; keep the revisions of 1 to {limit} known-good releases (ferry remembers the last \
+                 {limit}), or leave `keep` out to deregister nothing"
+            ),
+        )),
     }
 }
 
@@ -923,7 +1031,7 @@ unfreeze_on_new_digest = true
 cluster = "blog-prod"
 services = [{ name = "web", repository = "blog-web" }, { name = "jobs", repository = "blog-jobs" }]
 tags = { regex = "v[0-9]+" }
-image_tag_parameter = "blog-prod-image"
+image_tag_parameter = "/blog/prod/{repository}/image"
 "#;
 
     /// An environment, valid but for what `tweak` adds, to try one error at a time.
@@ -946,7 +1054,7 @@ repository = "shop"
             ("tags", "tags = { semver = \">=1.0.0\" }"),
             (
                 "image_tag_parameter",
-                "image_tag_parameter = \"/shop/prod/image\"",
+                "image_tag_parameter = \"/shop/prod/{repository}/image\"",
             ),
         ]
         .into_iter()
@@ -1027,7 +1135,15 @@ repository = "shop"
             prod.repositories(),
             BTreeSet::from(["blog-jobs", "blog-web"])
         );
-        assert_eq!(prod.image_tag_parameter, "blog-prod-image");
+        assert_eq!(
+            prod.image_tag_parameter("blog-web"),
+            Some("/blog/prod/blog-web/image")
+        );
+        assert_eq!(
+            prod.image_tag_parameter("blog-jobs"),
+            Some("/blog/prod/blog-jobs/image")
+        );
+        assert_eq!(prod.image_tag_parameter("shop"), None);
     }
 
     #[test]
@@ -1484,8 +1600,8 @@ repository = "shop"
                 config
                     .environment("shop", "prod")
                     .unwrap()
-                    .image_tag_parameter,
-                name
+                    .image_tag_parameter("shop"),
+                Some(name)
             );
         }
     }
@@ -1499,8 +1615,128 @@ repository = "shop"
         assert_invalid(
             &text,
             "apps.shop.environments.staging.image_tag_parameter",
-            "also the image tag parameter of environment shop/prod",
+            "also the image tag parameter of shop/prod (repository shop)",
         );
+    }
+
+    /// The blog environment (web on `blog-web`, jobs on `blog-jobs`) with `line`.
+    fn blog_with(parameter_line: &str) -> String {
+        format!(
+            r#"
+[apps.blog.environments.prod]
+cluster = "blog-prod"
+services = [{{ name = "web", repository = "blog-web" }}, {{ name = "jobs", repository = "blog-jobs" }}]
+tags = {{ glob = "sha-*" }}
+{parameter_line}
+"#
+        )
+    }
+
+    #[test]
+    fn each_lane_gets_its_own_parameter_from_the_repository_placeholder() {
+        let config = Config::from_toml(&blog_with(
+            r#"image_tag_parameter = "/blog/prod/{repository}/currentImageTag""#,
+        ))
+        .unwrap();
+        let prod = config.environment("blog", "prod").unwrap();
+        assert_eq!(
+            prod.image_tag_parameters,
+            BTreeMap::from([
+                (
+                    "blog-jobs".to_owned(),
+                    "/blog/prod/blog-jobs/currentImageTag".to_owned()
+                ),
+                (
+                    "blog-web".to_owned(),
+                    "/blog/prod/blog-web/currentImageTag".to_owned()
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn a_migration_repository_is_a_lane_with_its_own_parameter() {
+        let text = env_with(
+            r#"cluster = "shop-prod"
+services = ["api"]
+tags = { semver = ">=1.0.0" }
+image_tag_parameter = "/shop/prod/{repository}/tag"
+migration = { task_family = "shop-migrate", repository = "shop-migrations" }"#,
+        );
+        let config = Config::from_toml(&text).unwrap();
+        let prod = config.environment("shop", "prod").unwrap();
+        assert_eq!(
+            prod.image_tag_parameter("shop-migrations"),
+            Some("/shop/prod/shop-migrations/tag")
+        );
+        assert_eq!(
+            prod.image_tag_parameter("shop"),
+            Some("/shop/prod/shop/tag")
+        );
+    }
+
+    #[test]
+    fn a_fixed_parameter_for_an_environment_of_several_repositories_is_refused() {
+        assert_invalid(
+            &blog_with(r#"image_tag_parameter = "/blog/prod/compute/currentImageTag""#),
+            "apps.blog.environments.prod.image_tag_parameter",
+            "runs 2 repositories (`blog-jobs`, `blog-web`), each its own lane with its own image tag: every \
+             lane would overwrite the others' value; write `{repository}` into the name, e.g. \
+             \"/blog/prod/{repository}/currentImageTag\"",
+        );
+    }
+
+    #[test]
+    fn two_lanes_of_two_environments_resolving_to_one_parameter_are_refused() {
+        let text = format!(
+            "{}\n[apps.blog.environments.staging]\ncluster = \"blog-staging\"\nservices = [\"web\"]\n\
+             tags = {{ glob = \"sha-*\" }}\nimage_tag_parameter = \"/blog/prod/blog-web/currentImageTag\"\n\
+             [apps.blog]\nrepository = \"blog-web\"\n",
+            blog_with(r#"image_tag_parameter = "/blog/prod/{repository}/currentImageTag""#)
+        );
+        assert_invalid(
+            &text,
+            "apps.blog.environments.staging.image_tag_parameter",
+            "`/blog/prod/blog-web/currentImageTag` is also the image tag parameter of blog/prod (repository blog-web)",
+        );
+    }
+
+    #[test]
+    fn a_placeholder_other_than_repository_is_refused() {
+        assert_invalid(
+            &blog_with(r#"image_tag_parameter = "/blog/{env}/{repository}/tag""#),
+            "apps.blog.environments.prod.image_tag_parameter",
+            "has a placeholder other than `{repository}`",
+        );
+    }
+
+    #[test]
+    fn a_placeholder_that_makes_an_invalid_name_names_the_repository() {
+        assert_invalid(
+            &blog_with(r#"image_tag_parameter = "blog-{repository}/tag""#),
+            "apps.blog.environments.prod.image_tag_parameter",
+            "for repository `blog-jobs` the name becomes `blog-blog-jobs/tag`, which",
+        );
+    }
+
+    #[test]
+    fn keep_is_read_and_absent_by_default() {
+        let config = with_prod_line("keep = 3").unwrap();
+        assert_eq!(config.environment("shop", "prod").unwrap().keep, Some(3));
+        let config = with_prod_line("").unwrap();
+        assert_eq!(config.environment("shop", "prod").unwrap().keep, None);
+    }
+
+    #[test]
+    fn keep_must_be_between_one_and_the_history_ferry_remembers() {
+        for keep in ["0", "-1", "11"] {
+            let err = with_prod_line(&format!("keep = {keep}")).unwrap_err();
+            assert_eq!(err.key(), Some("apps.shop.environments.prod.keep"), "{err}");
+            assert!(
+                err.to_string().contains("1 to 10 known-good releases"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -404,6 +404,9 @@ pub trait TaskDefinitionView {
     /// Every `secrets[].valueFrom` and `repositoryCredentials.credentialsParameter`.
     fn secret_refs(&self) -> Vec<String>;
     fn tags(&self) -> Vec<(String, String)>;
+    /// ACTIVE: it can run tasks and services. A deregistered (INACTIVE) revision
+    /// can still be described, but ECS refuses it to UpdateService and RunTask.
+    fn is_active(&self) -> bool;
 }
 
 pub trait ServiceView {
@@ -540,6 +543,13 @@ pub trait Ecs: Send + Sync {
         cluster: &str,
         tasks: &[String],
     ) -> impl Future<Output = PortResult<Vec<TaskStatus>>> + Send;
+
+    /// The ACTIVE revisions of exactly `family` (ARNs, any order), every page.
+    fn list_revisions(&self, family: &str) -> impl Future<Output = PortResult<Vec<String>>> + Send;
+
+    /// Deregisters one revision (it becomes INACTIVE: what runs it goes on, nothing
+    /// new can be started on it).
+    fn deregister(&self, task_definition: &str) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// The SSM image-tag parameter: the public record of what an environment runs.

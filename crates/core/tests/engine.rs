@@ -608,7 +608,7 @@ async fn a_glob_lane_refuses_a_push_older_than_the_newest_push_it_acted_on() {
     assert!(reason.contains("older than the newest push"), "{reason}");
     assert_eq!(fake.mutation_calls(), mutations, "no mutation");
     assert_eq!(
-        fake.parameter(BLOG_PARAMETER).as_deref(),
+        fake.parameter(BLOG_WEB_PARAMETER).as_deref(),
         Some("sha-bbbbbbb")
     );
 
@@ -1092,6 +1092,55 @@ async fn a_push_to_one_repository_of_a_per_service_app_releases_only_its_service
             .unwrap()
             .tag,
         "sha-1111111"
+    );
+}
+
+#[tokio::test]
+async fn a_blog_web_push_and_a_blog_jobs_push_each_write_only_their_own_parameter() {
+    let (fake, engine) = estate();
+    let web_before = fake.parameter_history(BLOG_WEB_PARAMETER);
+    let jobs_before = fake.parameter_history(BLOG_JOBS_PARAMETER);
+
+    deliver(&engine, &fake.push("blog-web", "sha-1111111", &at(10)), 10).await;
+
+    assert_eq!(
+        fake.parameter(BLOG_WEB_PARAMETER).as_deref(),
+        Some("sha-1111111")
+    );
+    assert_eq!(
+        fake.parameter_history(BLOG_JOBS_PARAMETER),
+        jobs_before,
+        "the jobs lane's parameter is not written by a web release"
+    );
+
+    deliver(&engine, &fake.push("blog-jobs", "sha-2222222", &at(20)), 20).await;
+
+    assert_eq!(
+        fake.parameter(BLOG_JOBS_PARAMETER).as_deref(),
+        Some("sha-2222222")
+    );
+    let web: Vec<String> = fake
+        .parameter_history(BLOG_WEB_PARAMETER)
+        .into_iter()
+        .map(|v| v.value)
+        .collect();
+    assert_eq!(web.len(), web_before.len() + 1, "{web:?}");
+    assert_eq!(
+        web.last().map(String::as_str),
+        Some("sha-1111111"),
+        "the web lane still records its own tag"
+    );
+    let blog_parameters: Vec<String> = fake
+        .state()
+        .parameters
+        .keys()
+        .filter(|name| name.starts_with("/blog/"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        blog_parameters,
+        [BLOG_JOBS_PARAMETER, BLOG_WEB_PARAMETER],
+        "no parameter but the two lanes' own"
     );
 }
 

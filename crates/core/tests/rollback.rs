@@ -1,6 +1,7 @@
 //! Rollback as the operator and the alarms ask for it: which lanes go back,
 //! which requests are refused, and what an alarm that concerns no release
-//! does. Scenarios on in-memory AWS.
+//! does; a known-good revision another tool deregistered, and `keep`'s
+//! pruning of revisions. Scenarios on in-memory AWS.
 
 mod fakes;
 
@@ -9,6 +10,8 @@ use ferry_core::engine::{
     AlarmChange, AlarmState, Decision, DeploymentOutcome, EngineError, Outcome, RollbackRequest,
     UnfreezeRequest,
 };
+use ferry_core::image::{ENV_TAG, RELEASE_TAG};
+use ferry_core::ports::TaskDefinitionView;
 use ferry_core::release::ReleaseId;
 
 fn only(decisions: Vec<Decision>) -> Decision {
@@ -258,4 +261,194 @@ async fn unfreezing_a_frozen_lane_lets_the_next_push_release() {
         matches!(released.outcome, Outcome::Migrating { .. }),
         "{released:?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Known-good revisions stay usable
+
+#[tokio::test]
+async fn a_rollback_to_a_deregistered_revision_registers_a_copy_and_the_service_runs_it() {
+    let (fake, engine) = estate();
+    blog_release(&engine, &fake, "blog-web", "sha-1111111", 10, true).await;
+    blog_release(&engine, &fake, "blog-web", "sha-2222222", 30, false).await;
+    let good = blog_id("blog-web", "sha-1111111");
+    let good_revision = fake.record(&good).task_definitions["web"].clone();
+    // Another tool (ecs-deploy, by default) deregistered the known-good revision.
+    fake.deregister_outside(&good_revision);
+    let before = fake.calls();
+
+    let decision = only(
+        engine
+            .rollback(&blog_rollback(Some("blog-web")))
+            .await
+            .expect("rolled back onto a copy"),
+    );
+
+    assert!(
+        matches!(&decision.outcome, Outcome::RolledBack { to, .. } if to == "sha-1111111"),
+        "{decision:?}"
+    );
+    let running = fake.service(BLOG_CLUSTER, "web").task_definition;
+    assert_ne!(running, good_revision, "ECS refuses the INACTIVE revision");
+    let copy = fake.task_definition(&running);
+    let original = fake.task_definition(&good_revision);
+    assert!(copy.is_active());
+    assert_eq!(copy.family, "blog-web");
+    assert_eq!(
+        copy.containers, original.containers,
+        "the same definition: the known-good digest, nothing changed"
+    );
+    assert_eq!(
+        copy.containers[0].image,
+        pinned("blog-web", &digest_of("blog-web", "sha-1111111"))
+    );
+    assert!(copy
+        .tags
+        .contains(&(RELEASE_TAG.to_owned(), good.to_string())));
+    assert!(copy
+        .tags
+        .contains(&(ENV_TAG.to_owned(), "blog/prod".to_owned())));
+    assert!(copy
+        .tags
+        .contains(&("team".to_owned(), "payments".to_owned())));
+    let registration = fake.registrations().pop().expect("the copy's registration");
+    assert_eq!(
+        (registration.base.as_str(), registration.changes.len()),
+        (good_revision.as_str(), 0)
+    );
+    // The rare path's price: the refused UpdateService, one describe, one
+    // registration, the UpdateService onto the copy.
+    let made = |op: &str| fake.count(op) - before.get(op).copied().unwrap_or(0);
+    assert_eq!(made("ecs:RestoreService"), 2);
+    assert_eq!(made("ecs:DescribeTaskDefinition"), 1);
+    assert_eq!(made("ecs:RegisterTaskDefinition"), 1);
+    // The lane still records the release's original revision as known-good.
+    let head = fake.lane_head(&blog_lane("blog-web"));
+    assert_eq!(head.history[0].id, good);
+    assert_eq!(head.history[0].task_definitions["web"], good_revision);
+    assert!(head.rolling_back.is_none() && head.frozen);
+    assert_eq!(
+        fake.parameter(BLOG_WEB_PARAMETER).as_deref(),
+        Some("sha-1111111")
+    );
+}
+
+#[tokio::test]
+async fn a_rollback_to_active_revisions_describes_and_registers_nothing() {
+    let (fake, engine) = estate();
+    blog_release(&engine, &fake, "blog-web", "sha-1111111", 10, true).await;
+    blog_release(&engine, &fake, "blog-web", "sha-2222222", 30, false).await;
+    let good_revision = fake
+        .record(&blog_id("blog-web", "sha-1111111"))
+        .task_definitions["web"]
+        .clone();
+    let before = fake.calls();
+
+    engine
+        .rollback(&blog_rollback(Some("blog-web")))
+        .await
+        .expect("rolled back");
+
+    assert_eq!(
+        fake.service(BLOG_CLUSTER, "web").task_definition,
+        good_revision
+    );
+    let made = |op: &str| fake.count(op) - before.get(op).copied().unwrap_or(0);
+    assert_eq!(made("ecs:RestoreService"), 1);
+    assert_eq!(made("ecs:DescribeTaskDefinition"), 0);
+    assert_eq!(made("ecs:RegisterTaskDefinition"), 0);
+}
+
+/// blog-web's revisions: `:1` seeded; `sha-1111111` → `:2`; `:3` registered by
+/// another tool; `sha-2222222` → `:4`; `sha-3333333` → `:5` (all known-good);
+/// `sha-4444444` → `:6`, in flight.
+async fn blog_web_with_history(engine: &FakeEngine, fake: &FakeAws) {
+    blog_release(engine, fake, "blog-web", "sha-1111111", 10, true).await;
+    fake.add_task_definition(
+        "blog-web",
+        vec![fakes::FakeContainer::new(
+            "web",
+            &image("blog-web", "sha-hand"),
+        )],
+    );
+    blog_release(engine, fake, "blog-web", "sha-2222222", 20, true).await;
+    blog_release(engine, fake, "blog-web", "sha-3333333", 30, true).await;
+    blog_release(engine, fake, "blog-web", "sha-4444444", 40, false).await;
+}
+
+#[tokio::test]
+async fn prune_keeps_the_last_known_good_and_never_deregisters_a_known_good_revision() {
+    let (fake, engine) = estate_with(EstateOptions {
+        keep: Some(1),
+        ..EstateOptions::default()
+    });
+    blog_web_with_history(&engine, &fake).await;
+    let lane = blog_lane("blog-web");
+    let head = fake.lane_head(&lane);
+    let web = |revision| task_definition_arn("blog-web", revision);
+    assert_eq!(
+        fake.active_revisions("blog-web"),
+        (1..=6).map(web).collect::<Vec<_>>()
+    );
+
+    let deregistered = engine.prune_revisions(&lane, &head).await.expect("pruned");
+
+    // Older than the last known-good (:5): :1 and :3 go; :2 and :4 belong to
+    // known-good releases the lane remembers, :6 to the release in flight.
+    assert_eq!(deregistered, [web(1), web(3)]);
+    assert_eq!(
+        fake.active_revisions("blog-web"),
+        [web(2), web(4), web(5), web(6)]
+    );
+    for release in &head.history {
+        for arn in release.task_definitions.values() {
+            assert!(fake.task_definition(arn).is_active(), "{arn} is known-good");
+        }
+    }
+    assert_eq!(
+        fake.active_revisions("blog-jobs"),
+        [task_definition_arn("blog-jobs", 1)]
+    );
+    assert_eq!(
+        fake.count("ecs:ListTaskDefinitions"),
+        1,
+        "one family in the lane"
+    );
+    assert_eq!(fake.count("ecs:DeregisterTaskDefinition"), 2);
+
+    // Pruning again finds nothing more to deregister.
+    let again = engine.prune_revisions(&lane, &head).await.expect("pruned");
+    assert!(again.is_empty(), "{again:?}");
+}
+
+#[tokio::test]
+async fn prune_keeps_every_revision_of_the_last_n_known_good_releases() {
+    let (fake, engine) = estate_with(EstateOptions {
+        keep: Some(3),
+        ..EstateOptions::default()
+    });
+    blog_web_with_history(&engine, &fake).await;
+    let lane = blog_lane("blog-web");
+    let head = fake.lane_head(&lane);
+
+    let deregistered = engine.prune_revisions(&lane, &head).await.expect("pruned");
+
+    // The last three known-good run :2, :4 and :5: the floor is :2, so only :1 goes
+    // (the hand-registered :3 is newer than the floor).
+    assert_eq!(deregistered, [task_definition_arn("blog-web", 1)]);
+}
+
+#[tokio::test]
+async fn prune_without_keep_deregisters_nothing_and_calls_nothing() {
+    let (fake, engine) = estate();
+    blog_web_with_history(&engine, &fake).await;
+    let lane = blog_lane("blog-web");
+    let head = fake.lane_head(&lane);
+    let before = fake.total_calls();
+
+    let deregistered = engine.prune_revisions(&lane, &head).await.expect("nothing");
+
+    assert!(deregistered.is_empty());
+    assert_eq!(fake.total_calls(), before);
+    assert_eq!(fake.active_revisions("blog-web").len(), 6);
 }

@@ -4,6 +4,7 @@
 
 pub mod bake;
 pub mod deployment;
+pub mod prune;
 pub mod push;
 pub mod reconcile;
 pub mod restart;

@@ -779,6 +779,9 @@ migration = { task_family = "shop-migrate", timeout = "15m" }
         fn tags(&self) -> Vec<(String, String)> {
             Vec::new()
         }
+        fn is_active(&self) -> bool {
+            true
+        }
     }
 
     struct Running;

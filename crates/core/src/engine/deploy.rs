@@ -406,7 +406,10 @@ impl<P: Ports> Engine<P> {
                 .release(old)
                 .await
                 .map(|r| r.and_then(|r| r.previous_tag)),
-            (None, None) => self.params.get(&target.env.image_tag_parameter).await,
+            (None, None) => {
+                let parameter = self.parameter_of(&target.lane())?;
+                self.params.get(&parameter).await
+            }
         }
     }
 
@@ -600,8 +603,9 @@ impl<P: Ports> Engine<P> {
         } = started;
         let env = target.env;
         let id = &record.id;
+        let parameter = self.parameter_of(&record.lane)?;
         let (put, run) = futures_util::join!(
-            self.params.put(&env.image_tag_parameter, &record.tag),
+            self.params.put(&parameter, &record.tag),
             self.run_for_release(&record, &migration_arn, &like),
         );
         let (version, task) = match (put, run) {

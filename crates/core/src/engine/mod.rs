@@ -7,6 +7,7 @@
 mod bake;
 mod deploy;
 mod gate;
+mod prune;
 mod reconcile;
 mod restart;
 mod rollback;
@@ -365,16 +366,20 @@ impl<P: Ports> Engine<P> {
         })
     }
 
+    /// The lane's own SSM image-tag parameter (`image_tag_parameter` with
+    /// `{repository}` filled in): lanes of one environment never share one.
     fn parameter_of(&self, lane: &Lane) -> Result<String, PortError> {
         self.config
             .environment(&lane.app, &lane.env)
-            .map(|env| env.image_tag_parameter.clone())
+            .and_then(|env| env.image_tag_parameter(&lane.repository))
+            .map(str::to_owned)
             .ok_or_else(|| {
                 PortError::new(
                     "config",
                     format!(
-                        "environment {}/{} is no longer configured",
-                        lane.app, lane.env
+                        "lane {lane} is no longer configured: its environment is gone or no longer runs \
+                         repository {}; put it back in ferry's config to finish what the lane started",
+                        lane.repository
                     ),
                 )
             })

@@ -13,19 +13,31 @@
 //! ends the rollback (ROLLED_BACK), and the event. A failure in 3 leaves the
 //! rollback recorded and marked interrupted: the redelivered event finishes it,
 //! to the same target.
+//!
+//! A target revision another tool deregistered (ecs-deploy does by default) is
+//! refused by UpdateService (`ClientException` "TaskDefinition is inactive"). Only
+//! then, for the services refused: DescribeTaskDefinition of their targets, a copy
+//! of each registered (nothing changed but ferry's tags, naming the target
+//! release), and UpdateService again onto the copy — three more round trips on
+//! that path, none on the usual one. The lane head keeps recording the target's
+//! original revisions: they are what was verified known-good, the copy is the same
+//! definition under a new number, and a later rollback to that release copies
+//! again if the original is still INACTIVE then (docs/DESIGN.md, "Rollback").
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
 use super::{
-    event_for, fan_out, Decision, Engine, EngineError, Outcome, Ports, KNOWN_GOOD_LABEL,
-    UPDATE_SERVICE_CONCURRENCY,
+    event_for, fan_out, Decision, Engine, EngineError, Outcome, Ports, DESCRIBE_CONCURRENCY,
+    KNOWN_GOOD_LABEL, REGISTER_CONCURRENCY, UPDATE_SERVICE_CONCURRENCY,
 };
 use crate::config::Environment;
 use crate::decide::unfreeze::{decide_unfreeze, UnfreezePlan};
 pub use crate::ports::AlarmState;
 use crate::ports::{
     Ecs, KnownGoodRelease, Lane, Ledger, Parameters, PortError, RollbackInProgress, RollbackLedger,
-    RollbackWrite,
+    RollbackWrite, TaskDefinitionView,
 };
 use crate::release::{ReleaseState, Transition};
 use crate::rollback::{choose_rollback, RollbackCause, RollbackChoice};
@@ -264,12 +276,30 @@ impl<P: Ports> Engine<P> {
         let (updated, put, left) = futures_util::join!(
             fan_out(services, UPDATE_SERVICE_CONCURRENCY, |(service, arn)| {
                 let cluster = &cluster;
-                async move { self.ecs.restore_service(cluster, &service, &arn).await }
+                async move {
+                    let result = self.ecs.restore_service(cluster, &service, &arn).await;
+                    (service, arn, result)
+                }
             }),
             self.params.put(&parameter, &to.tag),
             self.ledger.release(&rollback.release.id),
         );
-        let first_failure = updated.into_iter().find_map(Result::err);
+        let mut inactive = Vec::new();
+        let mut first_failure = None;
+        for (service, arn, result) in updated {
+            match result {
+                Ok(_) => {}
+                Err(e) if refuses_inactive_revision(&e) => inactive.push((service, arn, e)),
+                Err(e) => {
+                    first_failure.get_or_insert(e);
+                }
+            }
+        }
+        if first_failure.is_none() && !inactive.is_empty() {
+            if let Err(e) = self.restore_onto_copies(lane, to, &cluster, inactive).await {
+                first_failure = Some(e);
+            }
+        }
         let version = match (put, first_failure) {
             (Ok(version), None) => version,
             (Err(e), _) | (Ok(_), Some(e)) => {
@@ -305,6 +335,65 @@ impl<P: Ports> Engine<P> {
         })
     }
 
+    /// The services whose target revision ECS refused as INACTIVE go back on a
+    /// copy of it: DescribeTaskDefinition ×(distinct targets) → RegisterTaskDefinition
+    /// of each, unchanged but for ferry's tags naming the target release →
+    /// UpdateService onto the copy. A target ECS describes as ACTIVE was refused
+    /// for another reason: that refusal is the error.
+    async fn restore_onto_copies(
+        &self,
+        lane: &Lane,
+        to: &KnownGoodRelease,
+        cluster: &str,
+        refused: Vec<(String, String, PortError)>,
+    ) -> Result<(), PortError> {
+        let mut refusals: BTreeMap<String, PortError> = BTreeMap::new();
+        let mut services = Vec::with_capacity(refused.len());
+        for (service, arn, error) in refused {
+            services.push((service, arn.clone()));
+            refusals.entry(arn).or_insert(error);
+        }
+        let targets: Vec<String> = refusals.keys().cloned().collect();
+        let described = fan_out(targets, DESCRIBE_CONCURRENCY, |arn| async move {
+            let description = self.ecs.describe_task_definition(&arn).await;
+            (arn, description)
+        })
+        .await;
+        let mut bases = Vec::with_capacity(described.len());
+        for (arn, description) in described {
+            let base = description?;
+            if base.is_active() {
+                return Err(refusals.remove(&arn).unwrap_or_else(|| {
+                    PortError::new("ecs:UpdateService", format!("{arn} was refused"))
+                }));
+            }
+            bases.push((arn, base));
+        }
+        let registered = fan_out(bases, REGISTER_CONCURRENCY, |(arn, base)| async move {
+            let tags =
+                crate::image::release_tags(&base.tags(), to.id.as_str(), &lane.app, &lane.env)
+                    .map_err(|e| PortError::new("ecs:RegisterTaskDefinition", e.to_string()))?;
+            let copy = self.ecs.register_copy(&base, &[], &tags).await?;
+            Ok::<_, PortError>((arn, copy))
+        })
+        .await;
+        let mut copies = BTreeMap::new();
+        for result in registered {
+            let (arn, copy) = result?;
+            copies.insert(arn, copy);
+        }
+        tracing::warn!(%lane, target = %to.id, ?copies, "target revisions were deregistered (INACTIVE): rolling back onto copies");
+        let restored = fan_out(services, UPDATE_SERVICE_CONCURRENCY, |(service, arn)| {
+            let copy = copies.get(&arn).cloned().unwrap_or(arn);
+            async move { self.ecs.restore_service(cluster, &service, &copy).await }
+        })
+        .await;
+        restored
+            .into_iter()
+            .find_map(Result::err)
+            .map_or(Ok(()), Err)
+    }
+
     async fn rollback_interrupted(
         &self,
         lane: &Lane,
@@ -320,5 +409,42 @@ impl<P: Ports> Engine<P> {
             tracing::error!(%lane, %mark_error, "could not mark the rollback interrupted; the reconcile pass must finish it");
         }
         EngineError::Aws(error)
+    }
+}
+
+/// ECS's refusal of a deregistered revision: UpdateService answers
+/// `ClientException` "TaskDefinition is inactive" ("DeregisterTaskDefinition",
+/// Amazon ECS API Reference: "you can't update an existing service to reference
+/// an INACTIVE task definition").
+fn refuses_inactive_revision(error: &PortError) -> bool {
+    error.code.as_deref() == Some("ClientException")
+        && error.message.to_ascii_lowercase().contains("inactive")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_client_exception_about_an_inactive_revision_is_the_deregistered_refusal() {
+        let refusal = |code: &str, message: &str| {
+            PortError::new("ecs:UpdateService", message).with_code(code)
+        };
+        assert!(refuses_inactive_revision(&refusal(
+            "ClientException",
+            "TaskDefinition is inactive"
+        )));
+        assert!(!refuses_inactive_revision(&refusal(
+            "ClientException",
+            "Unable to describe task definition."
+        )));
+        assert!(!refuses_inactive_revision(&refusal(
+            "InvalidParameterException",
+            "TaskDefinition is inactive"
+        )));
+        assert!(!refuses_inactive_revision(&PortError::new(
+            "ecs:UpdateService",
+            "TaskDefinition is inactive"
+        )));
     }
 }

@@ -55,7 +55,9 @@ pub const SMOKE_FAMILY: &str = "shop-smoke";
 pub const SIDECAR_IMAGE: &str = "public.ecr.aws/datadog/agent:7";
 
 pub const BLOG_CLUSTER: &str = "blog-prod";
-pub const BLOG_PARAMETER: &str = "/blog/prod/compute/currentImageTag";
+/// Each blog lane records its tag in its own parameter (`{repository}` in the config).
+pub const BLOG_WEB_PARAMETER: &str = "/blog/prod/blog-web/currentImageTag";
+pub const BLOG_JOBS_PARAMETER: &str = "/blog/prod/blog-jobs/currentImageTag";
 
 /// 2026-01-01T00:00:00Z, the tests' clock.
 pub const T0: u64 = 1_767_225_600;
@@ -117,7 +119,7 @@ pub fn shop_release(tag: &str) -> ReleaseId {
 
 /// Operations that change AWS or the ledger. `ecs:RestoreService` is UpdateService
 /// without forceNewDeployment (a rollback putting a service back).
-pub const MUTATIONS: [&str; 13] = [
+pub const MUTATIONS: [&str; 14] = [
     "ledger:Claim",
     "ledger:Update",
     "ledger:Settle",
@@ -125,6 +127,7 @@ pub const MUTATIONS: [&str; 13] = [
     "ledger:Hold",
     "ledger:Unfreeze",
     "ecs:RegisterTaskDefinition",
+    "ecs:DeregisterTaskDefinition",
     "ecs:RunTask",
     "ecs:UpdateService",
     "ecs:RestoreService",
@@ -151,6 +154,8 @@ pub struct EstateOptions {
     pub heal_drift: bool,
     /// `shop` restarts when a secret its known-good revisions read changes.
     pub restart_on_secret_change: bool,
+    /// `blog`'s `keep` key (revisions of the last N known-good releases kept).
+    pub keep: Option<usize>,
 }
 
 impl Default for EstateOptions {
@@ -162,6 +167,7 @@ impl Default for EstateOptions {
             verify: false,
             heal_drift: false,
             restart_on_secret_change: false,
+            keep: None,
         }
     }
 }
@@ -183,6 +189,10 @@ pub fn estate_toml(options: EstateOptions) -> String {
     } else {
         ""
     };
+    let keep = options
+        .keep
+        .map(|n| format!("keep = {n}\n"))
+        .unwrap_or_default();
     format!(
         r#"
 [apps.shop]
@@ -202,8 +212,8 @@ restart_on_secret_change = {restart}
 cluster = "blog-prod"
 services = [{{ name = "web", repository = "blog-web" }}, {{ name = "jobs", repository = "blog-jobs" }}]
 tags = {{ glob = "sha-*" }}
-image_tag_parameter = "/blog/prod/compute/currentImageTag"
-"#,
+image_tag_parameter = "/blog/prod/{{repository}}/currentImageTag"
+{keep}"#,
         unfreeze = options.unfreeze_on_new_digest,
         heal_drift = options.heal_drift,
         restart = options.restart_on_secret_change,
@@ -280,6 +290,8 @@ pub struct FakeTaskDefinition {
     pub revision: usize,
     pub containers: Vec<FakeContainer>,
     pub tags: Vec<(String, String)>,
+    /// ACTIVE; false once deregistered (INACTIVE).
+    pub active: bool,
 }
 
 impl FakeTaskDefinition {
@@ -322,6 +334,9 @@ impl TaskDefinitionView for FakeTaskDefinition {
     }
     fn tags(&self) -> Vec<(String, String)> {
         self.tags.clone()
+    }
+    fn is_active(&self) -> bool {
+        self.active
     }
 }
 
@@ -550,7 +565,8 @@ impl FakeAws {
             self.add_service(BLOG_CLUSTER, name, &arn);
             self.add_image(repository, "sha-0000000", &at(0));
         }
-        self.set_parameter(BLOG_PARAMETER, "sha-0000000");
+        self.set_parameter(BLOG_WEB_PARAMETER, "sha-0000000");
+        self.set_parameter(BLOG_JOBS_PARAMETER, "sha-0000000");
     }
 
     /// Registers revision n + 1 of `family` (outside ferry); returns its ARN.
@@ -565,8 +581,38 @@ impl FakeAws {
             revision,
             containers,
             tags: vec![("team".into(), "payments".into())],
+            active: true,
         });
         arn
+    }
+
+    /// Deregisters a revision outside ferry (another tool; not counted as a call).
+    pub fn deregister_outside(&self, arn: &str) {
+        let mut state = self.state();
+        let found = state
+            .task_definitions
+            .values_mut()
+            .flatten()
+            .find(|td| td.arn == arn);
+        match found {
+            Some(td) => td.active = false,
+            None => panic!("no task definition {arn} to deregister"),
+        }
+    }
+
+    /// The ACTIVE revisions of `family`, oldest first.
+    pub fn active_revisions(&self, family: &str) -> Vec<String> {
+        self.state()
+            .task_definitions
+            .get(family)
+            .map(|revisions| {
+                revisions
+                    .iter()
+                    .filter(|td| td.active)
+                    .map(|td| td.arn.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn add_service(&self, cluster: &str, name: &str, task_definition: &str) {
@@ -925,6 +971,19 @@ impl FakeAws {
     ) -> PortResult<String> {
         let id = self.next_id();
         let mut state = self.state();
+        // As ECS: "you can't update an existing service to reference an INACTIVE
+        // task definition" (DeregisterTaskDefinition).
+        let inactive = state
+            .task_definitions
+            .values()
+            .flatten()
+            .any(|td| td.arn == task_definition && !td.active);
+        if inactive {
+            return Err(
+                PortError::new("ecs:UpdateService", "TaskDefinition is inactive")
+                    .with_code("ClientException"),
+            );
+        }
         let Some(existing) = state
             .services
             .get_mut(&(cluster.to_owned(), service.to_owned()))
@@ -1511,10 +1570,11 @@ impl Ecs for FakeAws {
                 .flatten()
                 .find(|td| td.arn == reference)
         } else {
+            // A family alone is its latest ACTIVE revision, as ECS resolves it.
             state
                 .task_definitions
                 .get(reference)
-                .and_then(|revisions| revisions.last())
+                .and_then(|revisions| revisions.iter().rev().find(|td| td.active))
         };
         found.cloned().ok_or_else(|| {
             PortError::new(
@@ -1553,6 +1613,7 @@ impl Ecs for FakeAws {
             revision,
             containers,
             tags: tags.to_vec(),
+            active: true,
         });
         state.registrations.push(Registration {
             arn: arn.clone(),
@@ -1575,17 +1636,21 @@ impl Ecs for FakeAws {
         self.enter("ecs:RunTask", cluster).await?;
         let id = self.next_id();
         let mut state = self.state();
-        if !state
+        let Some(revision) = state
             .task_definitions
             .values()
             .flatten()
-            .any(|td| td.arn == task_definition)
-        {
+            .find(|td| td.arn == task_definition)
+        else {
             return Err(PortError::new(
                 "ecs:RunTask",
                 format!("task definition {task_definition} does not exist"),
             )
             .with_code("ClientException"));
+        };
+        if !revision.active {
+            return Err(PortError::new("ecs:RunTask", "TaskDefinition is inactive")
+                .with_code("InvalidParameterException"));
         }
         let arn = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster}/{id:032x}");
         state.tasks.push(FakeTask {
@@ -1665,6 +1730,33 @@ impl Ecs for FakeAws {
                 }
             })
             .collect())
+    }
+
+    async fn list_revisions(&self, family: &str) -> PortResult<Vec<String>> {
+        self.enter("ecs:ListTaskDefinitions", family).await?;
+        Ok(self.active_revisions(family))
+    }
+
+    async fn deregister(&self, task_definition: &str) -> PortResult<()> {
+        self.enter("ecs:DeregisterTaskDefinition", task_definition)
+            .await?;
+        let mut state = self.state();
+        match state
+            .task_definitions
+            .values_mut()
+            .flatten()
+            .find(|td| td.arn == task_definition)
+        {
+            Some(td) => {
+                td.active = false;
+                Ok(())
+            }
+            None => Err(PortError::new(
+                "ecs:DeregisterTaskDefinition",
+                "The specified task definition does not exist.",
+            )
+            .with_code("ClientException")),
+        }
     }
 }
 
