@@ -5,6 +5,7 @@
 pub mod bake;
 pub mod deployment;
 pub mod push;
+pub mod retry;
 pub mod stopped;
 pub mod unfreeze;
 

@@ -4,10 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{Environment, Migration};
+use crate::decide::retry::Retry;
 use crate::image::{plan_image_changes, ImageChange, PushedImage};
 use crate::names::PushTime;
 use crate::ports::{
-    HeldPush, Lane, LaneHead, PortError, ReleaseRecord, ServiceLookup, ServiceView,
+    HeldPush, Lane, LaneHead, PortError, ReleaseRecord, Retried, ServiceLookup, ServiceView,
     TaskDefinitionView,
 };
 use crate::release::{ReleaseId, ReleaseState};
@@ -27,6 +28,8 @@ pub struct Target<'a> {
     pub image: PushedImage,
     pub pushed_at: Option<PushTime>,
     pub origin: Origin,
+    /// An operator's retry: the release is the digest's next generation.
+    pub retry: Option<Retry>,
 }
 
 impl Target<'_> {
@@ -39,7 +42,10 @@ impl Target<'_> {
     }
 
     pub fn id(&self) -> ReleaseId {
-        ReleaseId::derive(&self.env.app, &self.env.name, &self.image.digest)
+        match &self.retry {
+            Some(retry) => retry.id.clone(),
+            None => ReleaseId::derive(&self.env.app, &self.env.name, &self.image.digest),
+        }
     }
 
     pub fn service_names(&self) -> Vec<String> {
@@ -73,6 +79,8 @@ pub enum ClaimPlan {
         supersedes: Option<ReleaseId>,
         latest_pushed_at: Option<PushTime>,
         unfreeze: bool,
+        /// An operator's retry: the release it deploys again.
+        retries: Option<Retried>,
     },
     /// An earlier delivery was interrupted by a retryable failure: this one
     /// takes the resumption (one conditional write) and goes on from its state.
@@ -89,6 +97,11 @@ pub fn decide_claim(
     let env = target.env;
     let image = &target.image;
     let id = target.id();
+    // An operator retried this release: the digest lives on as a later
+    // generation, and a late or redelivered push of it changes nothing.
+    if let Some(retried) = existing.filter(|e| e.retried_as.is_some()) {
+        return ClaimPlan::Duplicate(retried.state);
+    }
     if head.bad_releases.contains(&id)
         || existing.is_some_and(|e| {
             matches!(
@@ -140,6 +153,7 @@ pub fn decide_claim(
         supersedes: head.in_flight.as_ref().map(|p| p.id.clone()),
         latest_pushed_at,
         unfreeze,
+        retries: target.retry.as_ref().and_then(|r| r.of.clone()),
     }
 }
 
@@ -448,6 +462,7 @@ image_tag_parameter = "/shop/prod/compute/currentImageTag"
                 .expect("an image"),
             pushed_at: Some(PushTime::from_epoch_millis(second * 1_000)),
             origin,
+            retry: None,
         }
     }
 
@@ -473,6 +488,7 @@ image_tag_parameter = "/shop/prod/compute/currentImageTag"
             supersedes,
             latest_pushed_at,
             unfreeze,
+            retries,
         } = plan
         else {
             panic!("expected a claim: {plan:?}");
@@ -483,6 +499,7 @@ image_tag_parameter = "/shop/prod/compute/currentImageTag"
         assert_eq!(record.previous_tag, None, "read from SSM after the claim");
         assert_eq!(supersedes, None);
         assert_eq!(latest_pushed_at, Some(PushTime::from_epoch_millis(10_000)));
+        assert_eq!(retries, None, "a push retries nothing");
         assert!(!unfreeze);
     }
 

@@ -7,6 +7,7 @@
 mod bake;
 mod deploy;
 mod gate;
+mod retry;
 mod rollback;
 mod rollout;
 mod watch;
@@ -27,6 +28,7 @@ use crate::release::{ReleaseState, Transition};
 pub use bake::BlessRequest;
 pub use deploy::{DeployRequest, Push};
 pub use gate::TaskStopped;
+pub use retry::RetryRequest;
 pub use rollback::{AlarmChange, AlarmState, RollbackRequest, UnfreezeRequest};
 pub use watch::{DeploymentChange, DeploymentOutcome};
 
