@@ -643,6 +643,54 @@ image_tag_parameter = "/shop/prod/compute/currentImageTag"
         );
     }
 
+    #[test]
+    fn a_push_of_a_digest_an_operator_retried_is_a_duplicate_whatever_its_state() {
+        let config = config();
+        for state in [ReleaseState::Failed, ReleaseState::RolledBack] {
+            let mut retried = existing(state, false);
+            retried.retried_as = Some(retried.id.next_generation().expect("fits"));
+            let head = LaneHead {
+                bad_releases: [retried.id.clone()].into(),
+                ..LaneHead::default()
+            };
+            let plan = decide_claim(
+                &target(&config, "1.0.0", 'a', Origin::Push, 10),
+                &head,
+                Some(&retried),
+                0,
+            );
+            assert_eq!(plan, ClaimPlan::Duplicate(state));
+        }
+    }
+
+    #[test]
+    fn a_retry_claims_the_next_generation_and_names_the_release_it_retries() {
+        let config = config();
+        let failed = existing(ReleaseState::Failed, false);
+        let retried = Retried {
+            id: failed.id.clone(),
+            state: ReleaseState::Failed,
+            unmark_bad: false,
+        };
+        let second = failed.id.next_generation().expect("fits");
+        let retry = Target {
+            retry: Some(Retry {
+                id: second.clone(),
+                of: Some(retried.clone()),
+            }),
+            ..target(&config, "1.0.0", 'a', Origin::Operator, 10)
+        };
+        let ClaimPlan::Claim {
+            record, retries, ..
+        } = decide_claim(&retry, &LaneHead::default(), None, 5)
+        else {
+            panic!("expected a claim");
+        };
+        assert_eq!(record.id, second);
+        assert_eq!(record.digest, failed.digest);
+        assert_eq!(retries, Some(retried));
+    }
+
     fn existing(state: ReleaseState, interrupted: bool) -> ReleaseRecord {
         let config = config();
         let mut record = new_record(
