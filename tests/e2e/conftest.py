@@ -52,6 +52,8 @@ E2E_APPS = {
     "slow": ["api"],
     "flaky": ["api"],
     "again": ["api", "worker"],
+    "retry": ["api", "worker"],  # test_migrations.py: an operator's retry
+    "redrive": ["api", "worker"],  # test_redrive.py: dead letters redriven
 }
 
 # test_rollback.py: app -> (services, has a migration, guarded by alarm `<app>-prod-5xx`)

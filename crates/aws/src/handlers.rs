@@ -89,6 +89,7 @@ pub async fn deploy(
         DeployInput::Skip(reason) => return Ok(ignored(reason)),
         DeployInput::Push(push) => engine.on_push(&push, now).await?,
         DeployInput::Deploy(request) => vec![engine.deploy(&request, region, now).await?],
+        DeployInput::Retry(request) => vec![engine.retry(&request, region, now).await?],
     };
     log(&decisions);
     Ok(reply(decisions))

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use ferry_core::engine::BlessRequest;
 use ferry_core::engine::{
     AlarmChange, DeployRequest, DeploymentChange, DeploymentOutcome, Push, ReconcileRequest,
-    RollbackRequest, TaskStopped, UnfreezeRequest,
+    RetryRequest, RollbackRequest, TaskStopped, UnfreezeRequest,
 };
 use ferry_core::names::PushTime;
 use ferry_core::release::ReleaseId;
@@ -26,6 +26,9 @@ fn bad(message: impl Into<String>) -> BadEvent {
 
 /// What a direct invoke of ferry-deploy looks like.
 const DEPLOY_LIKE: &str = r#"{"app": "shop", "environment": "prod", "tag": "1.1.0"}"#;
+/// What an operator's retry looks like (every field but app and environment optional).
+const RETRY_LIKE: &str =
+    r#"{"app": "shop", "environment": "prod", "tag": "1.1.0", "force": false}"#;
 /// What a direct invoke of ferry-rollback looks like.
 const ROLLBACK_LIKE: &str =
     r#"{"app": "shop", "environment": "prod", "reason": "checkout errors", "to": "1.0.0"}"#;
@@ -49,7 +52,7 @@ fn watch_expected() -> String {
 
 fn deploy_expected() -> String {
     format!(
-        "ferry-deploy takes an ECR Image Action event or {{\"deploy\": {DEPLOY_LIKE}}} (\"digest\" instead of \"tag\" also works)"
+        "ferry-deploy takes an ECR Image Action event, {{\"deploy\": {DEPLOY_LIKE}}} (\"digest\" instead of \"tag\" also works) or {{\"retry\": {RETRY_LIKE}}} (without \"tag\" or \"digest\": the lane's last failed release)"
     )
 }
 
@@ -345,6 +348,8 @@ pub enum DeployInput {
     /// A push event ferry deliberately does nothing with (logged).
     Skip(String),
     Deploy(DeployRequest),
+    /// An operator's retry of a digest whose release did not succeed.
+    Retry(RetryRequest),
 }
 
 pub fn deploy_input(payload: Value) -> Result<DeployInput, BadEvent> {
@@ -387,9 +392,19 @@ pub fn deploy_input(payload: Value) -> Result<DeployInput, BadEvent> {
             pushed_at: PushTime::from_epoch_millis(time.timestamp_millis()),
         }));
     }
-    let (_, body) = request(object, &[("deploy", DEPLOY_LIKE)], &expected)?;
-    let deploy = parse(body, "malformed `deploy` request", "deploy")?;
-    Ok(DeployInput::Deploy(deploy))
+    let requests = [("deploy", DEPLOY_LIKE), ("retry", RETRY_LIKE)];
+    match request(object, &requests, &expected)? {
+        ("retry", body) => Ok(DeployInput::Retry(parse(
+            body,
+            "malformed `retry` request",
+            "retry",
+        )?)),
+        (_, body) => Ok(DeployInput::Deploy(parse(
+            body,
+            "malformed `deploy` request",
+            "deploy",
+        )?)),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -1074,6 +1089,71 @@ mod tests {
                 repository: Some("shop-worker".to_owned()),
             }))
         );
+    }
+
+    #[test]
+    fn a_retry_request_naming_only_the_environment_retries_the_last_failed_release() {
+        let payload = json!({ "retry": { "app": "shop", "environment": "prod" } });
+        assert_eq!(
+            deploy_input(payload),
+            Ok(DeployInput::Retry(RetryRequest {
+                app: "shop".to_owned(),
+                environment: "prod".to_owned(),
+                repository: None,
+                tag: None,
+                digest: None,
+                force: false,
+            }))
+        );
+    }
+
+    #[test]
+    fn a_forced_retry_of_a_digest_in_one_repository_becomes_a_retry_request() {
+        let payload = json!({ "retry": {
+            "app": "shop", "environment": "prod", "repository": "shop-worker",
+            "digest": DIGEST, "force": true,
+        } });
+        assert_eq!(
+            deploy_input(payload),
+            Ok(DeployInput::Retry(RetryRequest {
+                app: "shop".to_owned(),
+                environment: "prod".to_owned(),
+                repository: Some("shop-worker".to_owned()),
+                tag: None,
+                digest: Some(DIGEST.to_owned()),
+                force: true,
+            }))
+        );
+    }
+
+    #[test]
+    fn a_retry_request_whose_force_is_not_a_boolean_is_bad_input_naming_the_field() {
+        let payload = json!({ "retry": { "app": "shop", "environment": "prod", "force": "yes" } });
+        refused(
+            deploy_input(payload),
+            &[
+                "malformed `retry` request",
+                "`retry.force`",
+                "expected a boolean",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_retry_request_with_an_unknown_field_or_missing_its_app_is_bad_input_naming_it() {
+        let unknown = json!({ "retry": { "app": "shop", "environment": "prod", "generation": 2 } });
+        refused(
+            deploy_input(unknown),
+            &["`retry`", "unknown field `generation`"],
+        );
+        let no_app = json!({ "retry": { "environment": "prod" } });
+        refused(deploy_input(no_app), &["`retry`", "missing field `app`"]);
+        let array = json!({ "retry": ["shop", "prod"] });
+        let message = refused(
+            deploy_input(array),
+            &["`retry` must be a JSON object like", "got an array"],
+        );
+        assert!(message.contains(RETRY_LIKE), "{message}");
     }
 
     #[test]

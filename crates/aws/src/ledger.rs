@@ -16,8 +16,8 @@ use aws_sdk_dynamodb::Client;
 use ferry_core::names::PushTime;
 use ferry_core::ports::{
     Claim, ClaimOutcome, HeadChange, HeldPush, KnownGoodRelease, Lane, LaneHead, Ledger, PortError,
-    PortResult, ReleasePointer, ReleaseRecord, ReleaseUpdate, RollbackInProgress, RollbackLedger,
-    RollbackWrite,
+    PortResult, ReleasePointer, ReleaseRecord, ReleaseUpdate, Retried, RollbackInProgress,
+    RollbackLedger, RollbackWrite,
 };
 use ferry_core::release::{Guard, ReleaseId, ReleaseState, Transition};
 
@@ -49,6 +49,10 @@ impl DynamoLedger {
         if claim.unfreeze {
             expression += " REMOVE held_tag, held_digest, held_pushed_at_ms";
         }
+        let unmark = claim.retries.filter(|r| r.unmark_bad);
+        if unmark.is_some() {
+            expression += " DELETE bad_releases :retried";
+        }
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(head_key(&release.lane)))
@@ -63,7 +67,30 @@ impl DynamoLedger {
         if let Some(pushed) = claim.latest_pushed_at {
             update = update.expression_attribute_values(":pushed", n(pushed.epoch_millis()));
         }
+        if let Some(retried) = unmark {
+            update = update.expression_attribute_values(
+                ":retried",
+                AttributeValue::Ss(vec![retried.id.to_string()]),
+            );
+        }
         update.build().map_err(build_error)
+    }
+
+    /// The retried release's part of a retry's claim: linked to the new
+    /// generation, conditional on its still being in the state read and not
+    /// retried yet (two retries of one release claim once).
+    fn retried(&self, retried: &Retried, by: &ReleaseId) -> PortResult<Update> {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(release_key(&retried.id)))
+            .update_expression("SET retried_as = :id, updated_at = :now")
+            .condition_expression("#state = :state AND attribute_not_exists(retried_as)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":state", s(retried.state.as_str()))
+            .expression_attribute_values(":id", s(by.as_str()))
+            .expression_attribute_values(":now", n(now()))
+            .build()
+            .map_err(build_error)
     }
 
     /// The superseded release's part of a claim: SUPERSEDED by `by`, conditional
@@ -228,6 +255,7 @@ fn decode_head(item: &Item) -> PortResult<LaneHead> {
             .and_then(|v| v.as_m().ok())
             .map(decode_rollback)
             .transpose()?,
+        last_failed: pointer("last_failed")?,
     })
 }
 
@@ -323,6 +351,7 @@ fn encode_release(r: &ReleaseRecord) -> Item {
         ("verify_task", r.verify_task.clone()),
         ("reason", r.reason.clone()),
         ("interrupted", r.interrupted.clone()),
+        ("retried_as", r.retried_as.as_ref().map(ToString::to_string)),
         (
             "rolled_back_from",
             r.rolled_back_from.map(|s| s.as_str().to_owned()),
@@ -403,6 +432,9 @@ fn decode_release(item: &Item) -> PortResult<ReleaseRecord> {
         reason: get_s(item, "reason"),
         interrupted: get_s(item, "interrupted"),
         rolled_back_from: get_s(item, "rolled_back_from").and_then(|v| ReleaseState::parse(&v)),
+        retried_as: get_s(item, "retried_as")
+            .map(|v| ReleaseId::parse(&v).map_err(|_| corrupt("retried_as")))
+            .transpose()?,
         created_at: get_n(item, "created_at").unwrap_or_default(),
         updated_at: get_n(item, "updated_at").unwrap_or_default(),
     })
@@ -638,6 +670,13 @@ impl Ledger for DynamoLedger {
                     .build(),
             );
         }
+        if let Some(retried) = claim.retries {
+            items.push(
+                TransactWriteItem::builder()
+                    .update(self.retried(retried, &release.id)?)
+                    .build(),
+            );
+        }
         match self
             .client
             .transact_write_items()
@@ -708,9 +747,12 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":id", s(release.id.as_str()))
             .expression_attribute_values(":one", n(1));
         let head_update = match head {
-            HeadChange::ClearInFlight => head_update.update_expression(
-                "SET version = version + :one REMOVE in_flight_id, in_flight_tag, in_flight_digest",
-            ),
+            HeadChange::ClearInFlight => head_update
+                .update_expression(
+                    "SET version = version + :one, last_failed_id = :id, last_failed_tag = :failed_tag, last_failed_digest = :failed_digest REMOVE in_flight_id, in_flight_tag, in_flight_digest",
+                )
+                .expression_attribute_values(":failed_tag", s(&release.tag))
+                .expression_attribute_values(":failed_digest", s(&release.digest)),
             // The history arrives trimmed (the retention rule is the domain's),
             // so the item stays bounded whatever the number of releases.
             HeadChange::KnownGood { pointer, history } => head_update

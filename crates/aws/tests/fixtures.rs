@@ -267,6 +267,18 @@ fn expectations() -> BTreeMap<&'static str, Expectation> {
         );
         assert_eq!(request.repository, None);
     });
+    expect("invoke-retry.json", "ferry-deploy", |e| {
+        let DeployInput::Retry(request) = deploy_input(e).expect("a retry request") else {
+            panic!("a retry request");
+        };
+        assert_eq!(
+            (request.app.as_str(), request.environment.as_str()),
+            ("shop", "prod")
+        );
+        assert_eq!(request.tag.as_deref(), Some("1.0.0"));
+        assert_eq!((request.digest, request.repository), (None, None));
+        assert!(!request.force);
+    });
     expect("invoke-promote.json", "ferry-deploy", |e| {
         // designed, not built: this build answers it as bad input
         let BadEvent(message) = deploy_input(e).expect_err("`promote` is refused");

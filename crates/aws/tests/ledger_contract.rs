@@ -26,8 +26,8 @@ use ferry_aws::ledger::DynamoLedger;
 use ferry_core::names::PushTime;
 use ferry_core::ports::{
     Claim, ClaimOutcome, HeadChange, HeldPush, KnownGoodRelease, Lane, LaneHead, Ledger,
-    PortResult, ReleasePointer, ReleaseRecord, ReleaseUpdate, RollbackInProgress, RollbackLedger,
-    RollbackWrite,
+    PortResult, ReleasePointer, ReleaseRecord, ReleaseUpdate, Retried, RollbackInProgress,
+    RollbackLedger, RollbackWrite,
 };
 use ferry_core::release::{Guard, ReleaseId, ReleaseState, Transition};
 
@@ -115,6 +115,9 @@ contracts!(
     superseding_a_release_that_left_flight_is_head_moved,
     the_newest_push_time_round_trips_and_a_claim_without_one_keeps_it,
     a_claim_that_unfreezes_clears_frozen_and_held,
+    a_retry_claim_links_the_release_it_retries_which_is_retried_once,
+    a_retry_claim_fails_on_a_release_no_longer_in_the_state_read,
+    a_forced_retry_claim_takes_the_release_off_the_bad_releases,
     // update
     a_transition_applies_only_from_its_from_states_and_sets_its_state,
     a_write_that_stays_keeps_the_state,
@@ -209,6 +212,7 @@ fn claim_of(r: &ReleaseRecord, expected: Option<u64>) -> Claim<'_> {
         supersedes: None,
         latest_pushed_at: None,
         unfreeze: false,
+        retries: None,
     }
 }
 
@@ -606,6 +610,159 @@ mod contract {
         );
     }
 
+    /// Claims the first generation of `tag` and fails it (its migration exited 1).
+    async fn failed<L: Ledger + RollbackLedger>(ledger: &L, tag: &str) -> ReleaseRecord {
+        let r = claimed(ledger, tag).await;
+        let settled = ledger
+            .settle(
+                &r,
+                Transition::Fail.guard(),
+                update_of(|u| u.reason = Some("migration exited 1".into())),
+                HeadChange::ClearInFlight,
+            )
+            .await
+            .expect("settle");
+        assert!(settled, "{tag} fails");
+        record(ledger, &r.id).await
+    }
+
+    /// `of`'s next generation, as a retry's claim records it.
+    fn next_generation(of: &ReleaseRecord) -> ReleaseRecord {
+        ReleaseRecord {
+            id: of.id.next_generation().expect("fits"),
+            ..release(&of.tag)
+        }
+    }
+
+    fn retried(of: &ReleaseRecord, unmark_bad: bool) -> Retried {
+        Retried {
+            id: of.id.clone(),
+            state: of.state,
+            unmark_bad,
+        }
+    }
+
+    pub async fn a_retry_claim_links_the_release_it_retries_which_is_retried_once<
+        L: Ledger + RollbackLedger,
+    >(
+        ledger: &L,
+    ) {
+        let first = failed(ledger, "1.0.0").await;
+        assert_eq!(head(ledger).await.last_failed, Some(pointer(&first)));
+        let second = next_generation(&first);
+        let retry = retried(&first, false);
+        let version = head(ledger).await.version;
+        let outcome = ledger
+            .claim(Claim {
+                retries: Some(&retry),
+                ..claim_of(&second, Some(version))
+            })
+            .await
+            .expect("claim");
+        assert_eq!(outcome, ClaimOutcome::Claimed);
+        let linked = record(ledger, &first.id).await;
+        assert_eq!(linked.retried_as.as_ref(), Some(&second.id));
+        assert_eq!(
+            unstamped(ReleaseRecord {
+                retried_as: None,
+                ..linked
+            }),
+            unstamped(first.clone()),
+            "only the link is written to the retried release"
+        );
+        assert_eq!(record(ledger, &second.id).await, second);
+        assert_eq!(head(ledger).await.in_flight, Some(pointer(&second)));
+
+        // Another retry of the same release, at the head's current version: refused.
+        let other = ReleaseRecord {
+            id: second.id.next_generation().expect("fits"),
+            ..release("1.0.0")
+        };
+        let before = head(ledger).await;
+        let outcome = ledger
+            .claim(Claim {
+                retries: Some(&retry),
+                ..claim_of(&other, Some(before.version))
+            })
+            .await
+            .expect("claim");
+        assert_eq!(outcome, ClaimOutcome::HeadMoved);
+        assert_eq!(record_of(ledger, &other.id).await, None);
+        assert_eq!(head(ledger).await, before, "the head is untouched");
+        assert_eq!(
+            record(ledger, &first.id).await.retried_as,
+            Some(second.id.clone())
+        );
+    }
+
+    pub async fn a_retry_claim_fails_on_a_release_no_longer_in_the_state_read<
+        L: Ledger + RollbackLedger,
+    >(
+        ledger: &L,
+    ) {
+        let first = failed(ledger, "1.0.0").await;
+        let second = next_generation(&first);
+        let stale = Retried {
+            state: ReleaseState::Superseded,
+            ..retried(&first, false)
+        };
+        let before = head(ledger).await;
+        let outcome = ledger
+            .claim(Claim {
+                retries: Some(&stale),
+                ..claim_of(&second, Some(before.version))
+            })
+            .await
+            .expect("claim");
+        assert_eq!(outcome, ClaimOutcome::HeadMoved);
+        assert_eq!(record_of(ledger, &second.id).await, None);
+        assert_eq!(head(ledger).await, before);
+        assert_eq!(record(ledger, &first.id).await.retried_as, None);
+    }
+
+    pub async fn a_forced_retry_claim_takes_the_release_off_the_bad_releases<
+        L: Ledger + RollbackLedger,
+    >(
+        ledger: &L,
+    ) {
+        let (_, bad, rollback) = rolling_back(ledger).await;
+        let finished = ledger
+            .finish_rollback(&lane(), &rollback, Transition::FinishRollback.guard())
+            .await
+            .expect("finish");
+        assert!(finished);
+        let bad = record(ledger, &bad.id).await;
+        assert_eq!(bad.state, ReleaseState::RolledBack);
+        let before = head(ledger).await;
+        assert!(before.bad_releases.contains(&bad.id));
+
+        let second = next_generation(&bad);
+        let retry = retried(&bad, true);
+        let outcome = ledger
+            .claim(Claim {
+                retries: Some(&retry),
+                ..claim_of(&second, Some(before.version))
+            })
+            .await
+            .expect("claim");
+
+        assert_eq!(outcome, ClaimOutcome::Claimed);
+        let after = head(ledger).await;
+        assert_eq!(
+            after,
+            LaneHead {
+                version: before.version + 1,
+                in_flight: Some(pointer(&second)),
+                bad_releases: BTreeSet::new(),
+                ..before
+            },
+            "off the bad releases, still frozen; nothing else moved"
+        );
+        let linked = record(ledger, &bad.id).await;
+        assert_eq!(linked.state, ReleaseState::RolledBack);
+        assert_eq!(linked.retried_as, Some(second.id));
+    }
+
     // -- update -----------------------------------------------------------
 
     pub async fn a_transition_applies_only_from_its_from_states_and_sets_its_state<
@@ -996,9 +1153,10 @@ mod contract {
             LaneHead {
                 version: before.version + 1,
                 in_flight: None,
+                last_failed: Some(pointer(&b)),
                 ..before.clone()
             },
-            "the lane is free; nothing else moved"
+            "the lane is free and remembers its failed release; nothing else moved"
         );
         let failed = record(ledger, &b.id).await;
         assert_eq!(failed.state, ReleaseState::Failed);
@@ -1243,6 +1401,7 @@ mod contract {
                 bad_releases: BTreeSet::from([bad.id.clone()]),
                 held: None,
                 rolling_back: Some(rollback.clone()),
+                last_failed: None,
             }
         );
         let left = record(ledger, &bad.id).await;
@@ -1555,6 +1714,9 @@ mod contract {
             reason: Some("alarm shop-prod-5xx".into()),
             interrupted: Some("ThrottlingException: slow down".into()),
             rolled_back_from: Some(ReleaseState::Deploying),
+            retried_as: Some(
+                ReleaseId::parse("shop/prod/3f2a9c1b7e40d5a1-2").expect("a retry's id"),
+            ),
             created_at: fakes::T0 + 1,
             updated_at: fakes::T0 + 2,
             // Services in an order that is not sorted: a list keeps its order.

@@ -25,17 +25,28 @@ pub const MAX_RELEASE_ID_LEN: usize = MAX_STARTED_BY_LEN - STARTED_BY_PREFIX.len
 /// How many hex characters of the digest a release id carries.
 pub const DIGEST_PREFIX_LEN: usize = 16;
 
-/// A release's identity: `<app>/<env>/<first 16 hex characters of the digest>`.
+/// Separates a retry's generation from the digest part: `<16 hex>-<generation>`.
+/// Not `.`: ECS's `startedBy` takes only letters, digits, `-`, `/` and `_`.
+const GENERATION_SEPARATOR: char = '-';
+/// The most digits a generation is written with (it fits a `u32`).
+const MAX_GENERATION_DIGITS: usize = 9;
+
+/// A release's identity: `<app>/<env>/<first 16 hex characters of the digest>`,
+/// and for an operator's retry of that digest `…-<generation>` (2, 3, …).
 ///
-/// It is deterministic in (app, env, digest), so a re-delivered push finds the release
-/// it already started instead of starting another.
+/// The first generation is deterministic in (app, env, digest), so a re-delivered
+/// push finds the release it already started instead of starting another; a retry
+/// deploys the digest again under the next generation. Generation 1 has no suffix
+/// (and `-1` is refused), so every release has exactly one spelling, and the hex
+/// part never holds `-`, so the id parses back from `startedBy`, ledger keys and
+/// events alike.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ReleaseId(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReleaseError {
     #[error(
-        "`{id}` is not a release id ({why}); a release id looks like `shop/prod/3f2a9c1b7e40d5a1`"
+        "`{id}` is not a release id ({why}); a release id looks like `shop/prod/3f2a9c1b7e40d5a1` (a retry's: `shop/prod/3f2a9c1b7e40d5a1-2`)"
     )]
     InvalidId { id: String, why: String },
 }
@@ -68,7 +79,7 @@ impl ReleaseId {
         ReleaseId::derive(app, env, &format!("{hash:016x}"))
     }
 
-    /// Parses and validates `<app>/<env>/<16 lowercase hex>`.
+    /// Parses and validates `<app>/<env>/<16 lowercase hex>[-<generation ≥ 2>]`.
     pub fn parse(s: &str) -> Result<ReleaseId, ReleaseError> {
         let invalid = |why: &str| ReleaseError::InvalidId {
             id: s.to_owned(),
@@ -88,6 +99,10 @@ impl ReleaseId {
                 "the environment name must be 1 to 64 letters, digits, `_` or `-`",
             ));
         }
+        let (hash, generation) = match hash.split_once(GENERATION_SEPARATOR) {
+            Some((hash, generation)) => (hash, Some(generation)),
+            None => (*hash, None),
+        };
         if hash.len() != DIGEST_PREFIX_LEN
             || !hash
                 .bytes()
@@ -96,6 +111,13 @@ impl ReleaseId {
             return Err(invalid(
                 "the last part must be the first 16 lowercase hex characters of the image digest",
             ));
+        }
+        if let Some(generation) = generation {
+            if parse_generation(generation).is_none() {
+                return Err(invalid(
+                    "a retry's generation after the `-` must be a number from 2, without leading zeros",
+                ));
+            }
         }
         if s.len() > MAX_RELEASE_ID_LEN {
             return Err(invalid(&format!(
@@ -123,6 +145,43 @@ impl ReleaseId {
         &self.0
     }
 
+    /// 1 for the release a push derives, 2, 3, … for an operator's retries of it.
+    pub fn generation(&self) -> u32 {
+        let last = self.0.rsplit('/').next().unwrap_or_default();
+        last.split_once(GENERATION_SEPARATOR)
+            .and_then(|(_, generation)| parse_generation(generation))
+            .unwrap_or(1)
+    }
+
+    /// The first generation of the same (app, environment, digest): the id a push derives.
+    pub fn first_generation(&self) -> ReleaseId {
+        match self.generation() {
+            1 => self.clone(),
+            n => ReleaseId(
+                self.0
+                    .strip_suffix(&format!("{GENERATION_SEPARATOR}{n}"))
+                    .unwrap_or(&self.0)
+                    .to_owned(),
+            ),
+        }
+    }
+
+    /// The id a retry of this release deploys the same digest under; refused when
+    /// it would no longer fit ECS's `startedBy`.
+    pub fn next_generation(&self) -> Result<ReleaseId, ReleaseError> {
+        let next = self
+            .generation()
+            .checked_add(1)
+            .ok_or_else(|| ReleaseError::InvalidId {
+                id: self.0.clone(),
+                why: "it has no next generation".to_owned(),
+            })?;
+        ReleaseId::parse(&format!(
+            "{}{GENERATION_SEPARATOR}{next}",
+            self.first_generation()
+        ))
+    }
+
     pub fn app(&self) -> &str {
         self.0.split('/').next().unwrap_or("")
     }
@@ -130,6 +189,18 @@ impl ReleaseId {
     pub fn env(&self) -> &str {
         self.0.split('/').nth(1).unwrap_or("")
     }
+}
+
+/// A generation written after the id's `-`: 2 or more, no leading zero.
+fn parse_generation(text: &str) -> Option<u32> {
+    if text.is_empty()
+        || text.len() > MAX_GENERATION_DIGITS
+        || text.starts_with('0')
+        || !text.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    text.parse().ok().filter(|g| *g >= 2)
 }
 
 impl fmt::Display for ReleaseId {

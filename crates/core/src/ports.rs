@@ -107,6 +107,9 @@ pub struct LaneHead {
     pub held: Option<HeldPush>,
     /// A rollback whose services are not all back yet.
     pub rolling_back: Option<RollbackInProgress>,
+    /// The lane's latest release that FAILED: what an operator's retry retries
+    /// when it names no digest.
+    pub last_failed: Option<ReleasePointer>,
 }
 
 /// A release that completed on every service, with what a rollback needs to
@@ -168,6 +171,10 @@ pub struct ReleaseRecord {
     pub interrupted: Option<String>,
     /// The state a rollback took the release from.
     pub rolled_back_from: Option<ReleaseState>,
+    /// The next generation an operator's retry deployed this digest as: set by
+    /// that retry's claim, once, so a release is retried at most once and the
+    /// latest generation is found by following the links.
+    pub retried_as: Option<ReleaseId>,
     pub created_at: u64,
     pub updated_at: u64,
 }
@@ -210,6 +217,7 @@ impl ReleaseRecord {
             reason: None,
             interrupted: None,
             rolled_back_from: None,
+            retried_as: None,
             created_at: now,
             updated_at: now,
         }
@@ -270,7 +278,8 @@ pub struct ReleaseUpdate {
 /// What a settling transition does to the lane head, in the same transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeadChange {
-    /// The release left flight without becoming known-good (failed).
+    /// The release left flight without becoming known-good (failed): the head
+    /// records it as the lane's last failed release.
     ClearInFlight,
     /// The release succeeded: it is the lane's known-good release now, and
     /// `history` the lane's known-good list (newest first, already trimmed).
@@ -300,6 +309,21 @@ pub struct Claim<'a> {
     pub latest_pushed_at: Option<PushTime>,
     /// The claim lifts the lane's freeze (a new digest, when the config says so).
     pub unfreeze: bool,
+    /// An operator's retry: the release it deploys again, linked to the new one
+    /// in the same transaction.
+    pub retries: Option<&'a Retried>,
+}
+
+/// The release an operator's retry deploys again under the next generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retried {
+    pub id: ReleaseId,
+    /// The state it was read in: the claim's condition on it (with no
+    /// `retried_as` yet), so two retries of one release claim once.
+    pub state: ReleaseState,
+    /// A forced retry of a rolled-back release: the claim takes it off the
+    /// lane's bad releases.
+    pub unmark_bad: bool,
 }
 
 /// The start of a rollback, applied atomically: the lane head (conditional on

@@ -491,6 +491,86 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_is_the_next_generation_of_the_same_digest_and_parses_back() {
+        let first = ReleaseId::derive("shop", "prod", DIGEST);
+        assert_eq!(first.generation(), 1);
+        let second = first.next_generation().expect("fits");
+        assert_eq!(second.as_str(), "shop/prod/3f2a9c1b7e40d5a1-2");
+        assert_eq!(second.generation(), 2);
+        assert_eq!(second.first_generation(), first);
+        let third = second.next_generation().expect("fits");
+        assert_eq!(third.as_str(), "shop/prod/3f2a9c1b7e40d5a1-3");
+        assert_eq!(third.first_generation(), first);
+        assert_eq!((third.app(), third.env()), ("shop", "prod"));
+        for id in [&second, &third] {
+            assert_eq!(ReleaseId::parse(id.as_str()).as_ref(), Ok(id));
+            assert_eq!(
+                ReleaseId::from_started_by(&id.started_by()).as_ref(),
+                Some(id)
+            );
+            assert!(id
+                .started_by()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/')));
+        }
+        let tenth = ReleaseId::parse("shop/prod/3f2a9c1b7e40d5a1-10").expect("an id");
+        assert_eq!(tenth.next_generation().expect("fits").generation(), 11);
+    }
+
+    #[test]
+    fn hyphens_in_app_and_environment_names_are_not_generations() {
+        let id = ReleaseId::derive("my-shop", "prod-2", DIGEST);
+        assert_eq!(id.generation(), 1);
+        assert_eq!(id.first_generation(), id);
+        assert_eq!(
+            id.next_generation().expect("fits").as_str(),
+            "my-shop/prod-2/3f2a9c1b7e40d5a1-2"
+        );
+    }
+
+    #[test]
+    fn a_generation_has_one_spelling() {
+        for bad in [
+            "shop/prod/3f2a9c1b7e40d5a1-1",
+            "shop/prod/3f2a9c1b7e40d5a1-0",
+            "shop/prod/3f2a9c1b7e40d5a1-02",
+            "shop/prod/3f2a9c1b7e40d5a1-",
+            "shop/prod/3f2a9c1b7e40d5a1-x",
+            "shop/prod/3f2a9c1b7e40d5a1-2-3",
+            "shop/prod/3f2a9c1b7e40d5a1.2",
+            "shop/prod/3f2a9c1b7e40d5a1-1234567890",
+        ] {
+            let err = ReleaseId::parse(bad).expect_err(bad);
+            assert!(
+                err.to_string().contains("shop/prod/3f2a9c1b7e40d5a1-2"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_retry_that_would_not_fit_started_by_is_refused() {
+        let fits = ReleaseId::parse(&format!(
+            "{}/{}/3f2a9c1b7e40d5a1",
+            "a".repeat(64),
+            "b".repeat(40)
+        ))
+        .expect("fits at generation 1");
+        let err = fits.next_generation().expect_err("one character too many");
+        assert!(err.to_string().contains("startedBy"), "{err}");
+        let room = ReleaseId::parse(&format!(
+            "{}/{}/3f2a9c1b7e40d5a1",
+            "a".repeat(64),
+            "b".repeat(38)
+        ))
+        .expect("an id");
+        assert_eq!(
+            room.next_generation().expect("fits").started_by().len(),
+            MAX_STARTED_BY_LEN
+        );
+    }
+
+    #[test]
     fn started_by_round_trips_to_the_release() {
         let id = ReleaseId::derive("shop", "prod", DIGEST);
         assert_eq!(id.started_by(), "ferry/shop/prod/3f2a9c1b7e40d5a1");

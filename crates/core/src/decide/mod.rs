@@ -8,6 +8,7 @@ pub mod prune;
 pub mod push;
 pub mod reconcile;
 pub mod restart;
+pub mod retry;
 pub mod stopped;
 pub mod unfreeze;
 

@@ -4,10 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{Environment, Migration};
+use crate::decide::retry::Retry;
 use crate::image::{plan_image_changes, ImageChange, PushedImage};
 use crate::names::PushTime;
 use crate::ports::{
-    HeldPush, Lane, LaneHead, PortError, ReleaseRecord, ServiceLookup, ServiceView,
+    HeldPush, Lane, LaneHead, PortError, ReleaseRecord, Retried, ServiceLookup, ServiceView,
     TaskDefinitionView,
 };
 use crate::release::{ReleaseId, ReleaseState};
@@ -27,6 +28,8 @@ pub struct Target<'a> {
     pub image: PushedImage,
     pub pushed_at: Option<PushTime>,
     pub origin: Origin,
+    /// An operator's retry: the release is the digest's next generation.
+    pub retry: Option<Retry>,
 }
 
 impl Target<'_> {
@@ -39,7 +42,10 @@ impl Target<'_> {
     }
 
     pub fn id(&self) -> ReleaseId {
-        ReleaseId::derive(&self.env.app, &self.env.name, &self.image.digest)
+        match &self.retry {
+            Some(retry) => retry.id.clone(),
+            None => ReleaseId::derive(&self.env.app, &self.env.name, &self.image.digest),
+        }
     }
 
     pub fn service_names(&self) -> Vec<String> {
@@ -73,6 +79,8 @@ pub enum ClaimPlan {
         supersedes: Option<ReleaseId>,
         latest_pushed_at: Option<PushTime>,
         unfreeze: bool,
+        /// An operator's retry: the release it deploys again.
+        retries: Option<Retried>,
     },
     /// An earlier delivery was interrupted by a retryable failure: this one
     /// takes the resumption (one conditional write) and goes on from its state.
@@ -89,6 +97,11 @@ pub fn decide_claim(
     let env = target.env;
     let image = &target.image;
     let id = target.id();
+    // An operator retried this release: the digest lives on as a later
+    // generation, and a late or redelivered push of it changes nothing.
+    if let Some(retried) = existing.filter(|e| e.retried_as.is_some()) {
+        return ClaimPlan::Duplicate(retried.state);
+    }
     if head.bad_releases.contains(&id)
         || existing.is_some_and(|e| {
             matches!(
@@ -140,6 +153,7 @@ pub fn decide_claim(
         supersedes: head.in_flight.as_ref().map(|p| p.id.clone()),
         latest_pushed_at,
         unfreeze,
+        retries: target.retry.as_ref().and_then(|r| r.of.clone()),
     }
 }
 
@@ -448,6 +462,7 @@ image_tag_parameter = "/shop/prod/compute/currentImageTag"
                 .expect("an image"),
             pushed_at: Some(PushTime::from_epoch_millis(second * 1_000)),
             origin,
+            retry: None,
         }
     }
 
@@ -473,6 +488,7 @@ image_tag_parameter = "/shop/prod/compute/currentImageTag"
             supersedes,
             latest_pushed_at,
             unfreeze,
+            retries,
         } = plan
         else {
             panic!("expected a claim: {plan:?}");
@@ -483,6 +499,7 @@ image_tag_parameter = "/shop/prod/compute/currentImageTag"
         assert_eq!(record.previous_tag, None, "read from SSM after the claim");
         assert_eq!(supersedes, None);
         assert_eq!(latest_pushed_at, Some(PushTime::from_epoch_millis(10_000)));
+        assert_eq!(retries, None, "a push retries nothing");
         assert!(!unfreeze);
     }
 
@@ -624,6 +641,54 @@ image_tag_parameter = "/shop/prod/compute/currentImageTag"
             matches!(plan, ClaimPlan::Refuse(ref r) if r.contains("marked bad")),
             "{plan:?}"
         );
+    }
+
+    #[test]
+    fn a_push_of_a_digest_an_operator_retried_is_a_duplicate_whatever_its_state() {
+        let config = config();
+        for state in [ReleaseState::Failed, ReleaseState::RolledBack] {
+            let mut retried = existing(state, false);
+            retried.retried_as = Some(retried.id.next_generation().expect("fits"));
+            let head = LaneHead {
+                bad_releases: [retried.id.clone()].into(),
+                ..LaneHead::default()
+            };
+            let plan = decide_claim(
+                &target(&config, "1.0.0", 'a', Origin::Push, 10),
+                &head,
+                Some(&retried),
+                0,
+            );
+            assert_eq!(plan, ClaimPlan::Duplicate(state));
+        }
+    }
+
+    #[test]
+    fn a_retry_claims_the_next_generation_and_names_the_release_it_retries() {
+        let config = config();
+        let failed = existing(ReleaseState::Failed, false);
+        let retried = Retried {
+            id: failed.id.clone(),
+            state: ReleaseState::Failed,
+            unmark_bad: false,
+        };
+        let second = failed.id.next_generation().expect("fits");
+        let retry = Target {
+            retry: Some(Retry {
+                id: second.clone(),
+                of: Some(retried.clone()),
+            }),
+            ..target(&config, "1.0.0", 'a', Origin::Operator, 10)
+        };
+        let ClaimPlan::Claim {
+            record, retries, ..
+        } = decide_claim(&retry, &LaneHead::default(), None, 5)
+        else {
+            panic!("expected a claim");
+        };
+        assert_eq!(record.id, second);
+        assert_eq!(record.digest, failed.digest);
+        assert_eq!(retries, Some(retried));
     }
 
     fn existing(state: ReleaseState, interrupted: bool) -> ReleaseRecord {

@@ -110,6 +110,7 @@ impl<P: Ports> Engine<P> {
                 image: image.clone(),
                 pushed_at: Some(push.pushed_at),
                 origin: Origin::Push,
+                retry: None,
             })
             .collect();
         let results = futures_util::future::join_all(
@@ -163,6 +164,7 @@ impl<P: Ports> Engine<P> {
             image,
             pushed_at: resolved.pushed_at,
             origin: Origin::Operator,
+            retry: None,
         };
         self.release_environment(&target, now).await
     }
@@ -227,6 +229,7 @@ impl<P: Ports> Engine<P> {
                 supersedes,
                 latest_pushed_at,
                 unfreeze,
+                retries,
             } => {
                 let claim = Claim {
                     release: &record,
@@ -234,6 +237,7 @@ impl<P: Ports> Engine<P> {
                     supersedes: supersedes.as_ref(),
                     latest_pushed_at,
                     unfreeze,
+                    retries: retries.as_ref(),
                 };
                 self.claim_and_release(target, *record.clone(), claim, read, now)
                     .await
@@ -745,7 +749,7 @@ struct StartMigration<S> {
 }
 
 /// The repository an operator's deploy names, or the environment's only one.
-fn requested_repository(
+pub(super) fn requested_repository(
     env: &crate::config::Environment,
     requested: Option<&str>,
 ) -> Result<String, EngineError> {

@@ -10,6 +10,7 @@ mod gate;
 mod prune;
 mod reconcile;
 mod restart;
+mod retry;
 mod rollback;
 mod rollout;
 mod watch;
@@ -32,6 +33,7 @@ pub use deploy::{DeployRequest, Push};
 pub use gate::TaskStopped;
 pub use reconcile::ReconcileRequest;
 pub use restart::SecretChange;
+pub use retry::RetryRequest;
 pub use rollback::{AlarmChange, AlarmState, RollbackRequest, UnfreezeRequest};
 pub use watch::{DeploymentChange, DeploymentOutcome};
 

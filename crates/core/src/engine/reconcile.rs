@@ -15,13 +15,14 @@ use super::{fan_out, Decision, Engine, EngineError, Outcome, Ports};
 use crate::config::Environment;
 use crate::decide::push::{Origin, Target};
 use crate::decide::reconcile::{judge_drift, reconcile_lane, Finding, LaneView};
+use crate::decide::retry::Retry;
 use crate::image::PushedImage;
 use crate::ports::{
     Alarms, Ecs, EventSink, ImageSelector, Lane, LaneHead, Ledger, Notice, NoticeKind, PortError,
     Registry, ReleaseRecord, ReleaseUpdate, ResolvedImage, RollbackLedger, TaskDefinitionView,
     TaskStatus,
 };
-use crate::release::{Guard, ReleaseState, StoppedTask};
+use crate::release::{Guard, ReleaseId, ReleaseState, StoppedTask};
 use crate::rollback::RollbackCause;
 
 use super::{DeploymentChange, TaskStopped};
@@ -280,7 +281,7 @@ impl<P: Ports> Engine<P> {
         match finding {
             Finding::LostPush { tag, image } => {
                 let outcome = self
-                    .push_again(lane, image, tag, image.pushed_at, region, now)
+                    .push_again(lane, image, tag, image.pushed_at, None, (region, now))
                     .await?;
                 reconciled(outcome)
             }
@@ -308,7 +309,14 @@ impl<P: Ports> Engine<P> {
                     return reconciled(self.fail_release(record, reason, true).await?);
                 };
                 let outcome = self
-                    .push_again(lane, &image, &record.tag, record.pushed_at, region, now)
+                    .push_again(
+                        lane,
+                        &image,
+                        &record.tag,
+                        record.pushed_at,
+                        Some(&record.id),
+                        (region, now),
+                    )
                     .await?;
                 reconciled(outcome)
             }
@@ -436,8 +444,8 @@ impl<P: Ports> Engine<P> {
         image: &ResolvedImage,
         tag: &str,
         pushed_at: Option<crate::names::PushTime>,
-        region: &str,
-        now: u64,
+        release: Option<&ReleaseId>,
+        (region, now): (&str, u64),
     ) -> Result<Outcome, EngineError> {
         let pushed = PushedImage::new(
             &image.registry_id,
@@ -453,6 +461,14 @@ impl<P: Ports> Engine<P> {
             image: pushed,
             pushed_at,
             origin: Origin::Push,
+            // A later generation (an operator's retry) or a restart resumes
+            // under its own id; the push's own id is the digest's first generation.
+            retry: release
+                .filter(|id| **id != ReleaseId::derive(&lane.app, &lane.env, &image.digest))
+                .map(|id| Retry {
+                    id: id.clone(),
+                    of: None,
+                }),
         };
         Ok(self.release_environment(&target, now).await?.outcome)
     }

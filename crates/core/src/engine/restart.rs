@@ -157,6 +157,7 @@ impl<P: Ports> Engine<P> {
                 supersedes: None,
                 latest_pushed_at: head.latest_pushed_at,
                 unfreeze: false,
+                retries: None,
             };
             match self.ledger.claim(claim).await? {
                 ClaimOutcome::Claimed => {}

@@ -1309,6 +1309,7 @@ impl Ledger for FakeAws {
             supersedes,
             latest_pushed_at,
             unfreeze,
+            retries,
         } = claim;
         let mut state = self.state();
         // Item 1: put the release, if it does not exist.
@@ -1329,6 +1330,13 @@ impl Ledger for FakeAws {
                 _ => return Ok(ClaimOutcome::HeadMoved),
             }
         }
+        // Item 4: the retried release, if it is in the state read and not retried yet.
+        if let Some(retried) = retries {
+            match state.releases.get(&retried.id) {
+                Some(r) if r.state == retried.state && r.retried_as.is_none() => {}
+                _ => return Ok(ClaimOutcome::HeadMoved),
+            }
+        }
         state.releases.insert(release.id.clone(), release.clone());
         let head = state.heads.entry(release.lane.clone()).or_default();
         head.version = expected + 1;
@@ -1344,9 +1352,19 @@ impl Ledger for FakeAws {
             head.frozen = false;
             head.held = None;
         }
+        if let Some(retried) = retries {
+            if retried.unmark_bad {
+                head.bad_releases.remove(&retried.id);
+            }
+        }
         if let Some(old) = supersedes {
             if let Some(r) = state.releases.get_mut(old) {
                 r.state = ReleaseState::Superseded;
+            }
+        }
+        if let Some(retried) = retries {
+            if let Some(r) = state.releases.get_mut(&retried.id) {
+                r.retried_as = Some(release.id.clone());
             }
         }
         state.claims_applied += 1;
@@ -1396,9 +1414,18 @@ impl Ledger for FakeAws {
         if let Some(lane_head) = state.heads.get_mut(&release.lane) {
             lane_head.version += 1;
             lane_head.in_flight = None;
-            if let HeadChange::KnownGood { pointer, history } = head {
-                lane_head.known_good = Some(pointer);
-                lane_head.history = history;
+            match head {
+                HeadChange::KnownGood { pointer, history } => {
+                    lane_head.known_good = Some(pointer);
+                    lane_head.history = history;
+                }
+                HeadChange::ClearInFlight => {
+                    lane_head.last_failed = Some(ReleasePointer {
+                        id: release.id.clone(),
+                        tag: release.tag.clone(),
+                        digest: release.digest.clone(),
+                    });
+                }
             }
         }
         Ok(true)
