@@ -411,7 +411,13 @@ def test_describe_alarms_after_set_alarm_state(stack):
 
 def test_the_sample_alarm_keeps_period_and_evaluation_periods(stack):
     ssm = client(stack, "ssm")
-    ssm.put_parameter(Name="/shop/prod/compute/currentImageTag", Value="0.9.0", Type="String", Overwrite=True)
+    # the template reads each lane's image tag from its SSM parameter
+    for name, value in (
+        ("/shop/prod/compute/currentImageTag", "0.9.0"),
+        ("/blog/prod/blog-web/currentImageTag", "sha-0000001"),
+        ("/blog/prod/blog-jobs/currentImageTag", "sha-0000001"),
+    ):
+        ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
     cfn.apply(
         cfn.load_template(str(ROOT / "infra" / "sample-environment.yaml")),
         lambda service: client(stack, service),
