@@ -118,6 +118,7 @@ RECONCILE_APPS = {
     "rec-drift": (["api", "worker"], False, False),
     "rec-heal": (["api", "worker"], False, False),
     "rec-race": (["api", "worker"], True, False),
+    "rec-keep": (["api"], False, False),
 }
 
 

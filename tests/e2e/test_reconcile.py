@@ -416,3 +416,24 @@ def test_a_pass_racing_the_live_event_has_one_effect(stack, mark):
     assert mark.operations().get("ecs:UpdateService") == len(SERVICES[app]), mark.operations()
     values = [v for v, _ in history(stack, app)[versions:]]
     assert values == ["1.0.0"], f"one SSM version: {history(stack, app)}"
+
+
+# ------------------------------------------------------------- keep = N
+
+
+def test_with_keep_the_pass_deregisters_the_revisions_no_known_good_release_needs(stack, mark):
+    app = "rec-keep"
+    settle(stack)
+    seeded = stack.revisions(f"{app}-api")
+    stack.push(app, "1.0.0")
+    settle(stack)
+    released = running(stack, app)["api"]
+    assert released not in seeded, "1.0.0 registered a copy"
+
+    decision = lane_decision(stack.reconcile(app, "prod"), app)
+
+    assert decision["outcome"] == "reconciled", decision
+    assert stack.revisions(f"{app}-api") == [released], "only the known-good revision stays ACTIVE"
+    (event,) = reconciled_events(mark, app)
+    assert all(arn in event["done"] for arn in seeded), event
+    assert running(stack, app)["api"] == released

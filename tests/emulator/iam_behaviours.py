@@ -528,7 +528,8 @@ def _ecs(call: Call, estate: Estate) -> list[Authorization]:
     """ECS (DOC_ECS). Services and tasks are authorised on their ARNs
     (``service/<cluster>/<service>``, ``task/<cluster>/<id>``) with
     ``ecs:cluster`` the cluster's ARN; ``RunTask`` on the task definition's ARN;
-    ``DescribeTaskDefinition`` and ``RegisterTaskDefinition`` support no
+    ``DescribeTaskDefinition``, ``RegisterTaskDefinition``,
+    ``ListTaskDefinitions`` and ``DeregisterTaskDefinition`` support no
     resource-level permissions (``"*"``).
 
     Dependent authorizations:
@@ -557,8 +558,9 @@ def _ecs(call: Call, estate: Estate) -> list[Authorization]:
     op, body = call.operation, call.body
     name, cluster_arn = _cluster(call, body.get("cluster"))
     in_cluster = {"ecs:cluster": [cluster_arn]}
-    if op == "DescribeTaskDefinition":
-        return [Authorization("ecs:DescribeTaskDefinition", "*")]
+    if op in ("DescribeTaskDefinition", "ListTaskDefinitions", "DeregisterTaskDefinition"):
+        # None of the three supports resource-level permissions.
+        return [Authorization(f"ecs:{op}", "*")]
     if op == "ListTagsForResource":
         return [Authorization("ecs:ListTagsForResource", str(body.get("resourceArn", "")))]
     if op == "RegisterTaskDefinition":

@@ -573,3 +573,53 @@ async fn a_pass_over_every_lane_names_each_and_a_request_for_an_unknown_lane_is_
     assert!(error.to_string().contains("no lane"), "{error}");
     assert!(!error.is_retryable());
 }
+
+/// `tag` of blog-web pushed at `t` and its deployment completed: known-good.
+async fn blog_web_known_good(engine: &FakeEngine, fake: &FakeAws, tag: &str, t: u64) {
+    let push = fake.push("blog-web", tag, &at(t));
+    engine.on_push(&push, T0 + t).await.expect("claimed");
+    let id = fake.last_deployment(BLOG_CLUSTER, "web");
+    let change = deployment(BLOG_CLUSTER, "web", &id, DeploymentOutcome::Completed);
+    engine
+        .on_deployment(&change, T0 + t + 5)
+        .await
+        .expect("done");
+}
+
+#[tokio::test]
+async fn with_keep_an_idle_lane_pass_deregisters_the_revisions_no_known_good_release_needs() {
+    let (fake, engine) = estate_with(EstateOptions {
+        keep: Some(1),
+        ..EstateOptions::default()
+    });
+    for (tag, t) in [
+        ("sha-1111111", 10),
+        ("sha-2222222", 20),
+        ("sha-3333333", 30),
+    ] {
+        blog_web_known_good(&engine, &fake, tag, t).await;
+    }
+    let web = |revision| task_definition_arn("blog-web", revision);
+    let request = ReconcileRequest {
+        app: Some("blog".into()),
+        environment: Some("prod".into()),
+        repository: Some("blog-web".into()),
+    };
+
+    let decisions = engine
+        .reconcile(&request, REGION, T0 + 100)
+        .await
+        .expect("pass");
+
+    // :1 is the seeded revision no release of ferry's ran; :2–:4 are known-good.
+    assert!(
+        corrections(&decisions[0])[0].contains(&format!("deregistered {}", web(1))),
+        "{decisions:?}"
+    );
+    assert_eq!(fake.active_revisions("blog-web"), [web(2), web(3), web(4)]);
+    let again = engine
+        .reconcile(&request, REGION, T0 + 400)
+        .await
+        .expect("pass");
+    assert_eq!(again[0].outcome, Outcome::InSync);
+}

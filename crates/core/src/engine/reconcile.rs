@@ -185,6 +185,26 @@ impl<P: Ports> Engine<P> {
                 actual,
             });
         }
+        // Only a lane the pass left as it found it is idle for certain.
+        let pruned = match corrections.is_empty() {
+            true => self.prune_idle(env, lane, &read).await?,
+            false => None,
+        };
+        if let Some((found, done)) = pruned {
+            corrections.push(format!("{found} → {done}"));
+            notices.push(Notice {
+                kind: NoticeKind::Reconciled,
+                app: lane.app.clone(),
+                environment: lane.env.clone(),
+                repository: lane.repository.clone(),
+                release_id: None,
+                found,
+                done,
+                service: None,
+                expected: None,
+                actual: None,
+            });
+        }
         if corrections.is_empty() {
             return Ok(Decision::about(
                 &lane.app,
@@ -487,6 +507,36 @@ impl<P: Ports> Engine<P> {
             task: stopped,
         };
         Ok(Box::pin(self.on_task_stopped(&event, now)).await?.outcome)
+    }
+
+    /// `keep = N`: on an idle lane, the revisions no known-good release needs
+    /// are deregistered (an environment without `keep` costs no call).
+    async fn prune_idle(
+        &self,
+        env: &Environment,
+        lane: &Lane,
+        read: &LaneRead<P>,
+    ) -> Result<Option<(String, String)>, EngineError> {
+        let Some(keep) = env.keep else {
+            return Ok(None);
+        };
+        let Some(head) = read.head.as_ref() else {
+            return Ok(None);
+        };
+        if head.in_flight.is_some() || head.rolling_back.is_some() {
+            return Ok(None);
+        }
+        let retired = self.prune_revisions(lane, head).await?;
+        if retired.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((
+            format!(
+                "{} task-definition revision(s) older than the last {keep} known-good releases",
+                retired.len()
+            ),
+            format!("deregistered {}", retired.join(", ")),
+        )))
     }
 
     /// Marks a release whose invocation died without marking it, so the
