@@ -106,6 +106,22 @@ RESTART_SECRET = "restart/prod/db"
 # test_iam.py: app -> services (each with a migration)
 IAM_APPS = {"iam-gate": ["api", "worker"]}
 
+# test_reconcile.py: app -> (services, has a migration, guarded by alarm `<app>-prod-5xx`);
+# rec-push's containers reference a Secrets Manager secret and a SecureString
+# parameter (the preflight of a lost push checks both exist)
+RECONCILE_APPS = {
+    "rec-push": (["api", "worker"], True, False),
+    "rec-fresh": (["api"], False, False),
+    "rec-stop": (["api", "worker"], True, False),
+    "rec-done": (["api", "worker"], False, False),
+    "rec-fail": (["api", "worker"], False, False),
+    "rec-alarm": (["api"], False, True),
+    "rec-stuck": (["api"], True, False),
+    "rec-drift": (["api", "worker"], False, False),
+    "rec-heal": (["api", "worker"], False, False),
+    "rec-race": (["api", "worker"], True, False),
+}
+
 
 def _binaries() -> Path:
     if os.environ.get("FERRY_BIN_DIR"):
@@ -278,6 +294,19 @@ def _create_estates(stack: Stack) -> None:
         for definition in definitions.values():
             definition["containerDefinitions"][0]["secrets"] = [{"name": "DATABASE_URL", "valueFrom": f"{restart_secret}:url::"}]
         estate.create_app(stack, app, services, migration=migration, definitions=definitions)
+    api_key = f"arn:aws:ssm:{stack.info['emulator']['region']}:{estate.ACCOUNT}:parameter/shop/prod/api-key"
+    for app, (services, migration, alarm) in RECONCILE_APPS.items():
+        definitions = None
+        if app == "rec-push":
+            definitions = {s: estate.task_definition(f"{app}-{s}", s, estate.image(app, "0.9.0")) for s in services}
+            for definition in definitions.values():
+                definition["containerDefinitions"][0]["secrets"] = [
+                    {"name": "DATABASE_URL", "valueFrom": secret_arn},
+                    {"name": "API_KEY", "valueFrom": api_key},
+                ]
+        estate.create_app(stack, app, services, migration=migration, definitions=definitions)
+        if alarm:
+            estate.create_alarm(stack, f"{app}-prod-5xx")
     estate.create_app(
         stack,
         "full",

@@ -6,8 +6,8 @@ Launch::
     .venv/bin/python tests/emulator/ferry_emulator.py --port 0 \\
         --ready-file /tmp/ferry-emulator.json [--region eu-west-1]
 
-1. applies :mod:`ecs_behaviours`, :mod:`scheduler_behaviours` and
-   :mod:`cloudwatch_behaviours` (the one place, per service, where ferry's
+1. applies :mod:`ecs_behaviours`, :mod:`ecr_behaviours`, :mod:`scheduler_behaviours`
+   and :mod:`cloudwatch_behaviours` (the one place, per service, where ferry's
    harness adds behaviour moto lacks); :mod:`iam_behaviours` authorises the
    calls of every principal whose policy is loaded (``POST /_ferry/iam``);
 2. serves moto on 127.0.0.1 (``--port 0`` picks a free port), wrapped in a
@@ -584,8 +584,10 @@ def main(argv: list[str] | None = None) -> int:
 
     ecs_behaviours.install()
     import cloudwatch_behaviours
+    import ecr_behaviours
     import scheduler_behaviours
 
+    ecr_behaviours.install()
     scheduler_behaviours.install()
     cloudwatch_behaviours.install()
     if args.scenario:

@@ -531,6 +531,18 @@ class Stack:
         status, parsed, headers = self._http(self.functions_url, f"/2015-03-31/functions/{function}/invocations", body)
         return status, parsed, headers.get("X-Amz-Function-Error")
 
+    def reconcile(self, app: str | None = None, environment: str | None = None, repository: str | None = None) -> list[dict[str, Any]]:
+        """Invokes ferry-reconcile synchronously, as an operator would (the
+        local stack never fires its schedule: template.yaml's ``Schedule``
+        event has no pattern for the router to match), for the lanes named
+        (none: every lane); returns its decisions. A function error or an
+        ``{"ok": false}`` answer is a :class:`StackError` carrying the reply."""
+        request = {k: v for k, v in (("app", app), ("environment", environment), ("repository", repository)) if v is not None}
+        status, reply, error = self.invoke("ferry-reconcile", {"reconcile": request})
+        if status != 200 or error or not isinstance(reply, dict) or reply.get("ok") is not True:
+            raise StackError(f"ferry-reconcile {request} -> {status} {error or ''}: {reply}")
+        return list(reply.get("decisions") or [])
+
     def function_configuration(self, function: str, variables: dict[str, str] | None = None) -> dict[str, Any]:
         path = f"/2015-03-31/functions/{function}/configuration"
         if variables is None:

@@ -138,3 +138,27 @@ def test_redeliver_sends_the_same_event_again_to_the_matching_functions():
             r.redeliver("not-an-event")
     finally:
         server.shutdown()
+
+
+SCHEDULED = {
+    "version": "0",
+    "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2026-11-23T10:05:00Z",
+    "region": "eu-west-1",
+    "resources": ["arn:aws:events:eu-west-1:123456789012:rule/ferry-ReconcileFunctionSchedule-1A2B3C4D5E6F"],
+    "detail": {},
+}
+
+
+def test_the_reconcile_schedule_is_no_rule_of_the_router_so_no_pass_runs_by_itself():
+    rules = router.load_rules(str(TEMPLATE))
+    assert "ferry-reconcile" not in {r.binary for r in rules}
+    assert not [r for r in rules if router.matches(r.pattern, SCHEDULED)], "nothing receives a Scheduled Event"
+    # ... while the template does schedule it, for AWS
+    import cfn
+
+    reconcile = cfn.load_template(str(TEMPLATE))["Resources"]["ReconcileFunction"]
+    assert reconcile["Properties"]["Events"]["Schedule"]["Type"] == "Schedule"

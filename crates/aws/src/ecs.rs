@@ -1,17 +1,22 @@
 //! ECS: describe, register a lossless copy, run the migration, roll out.
 
 use aws_sdk_ecs::types::{
-    ContainerDefinition, DeploymentControllerType, LaunchType, Service, Tag, TaskDefinition,
-    TaskDefinitionField,
+    ContainerDefinition, Deployment, DeploymentControllerType, LaunchType, Service, Tag, Task,
+    TaskDefinition, TaskDefinitionField,
 };
 use aws_sdk_ecs::Client;
 
 use ferry_core::image::{ContainerImage, ImageChange, ReleaseTags};
 use ferry_core::ports::{
-    Ecs, PortError, PortResult, ServiceLookup, ServiceView, TaskDefinitionView,
+    DeploymentStatus, Ecs, PortError, PortResult, RolloutState, ServiceLookup, ServiceView,
+    TaskDefinitionView, TaskPhase, TaskStatus,
 };
 
 use crate::error::port_error;
+use crate::inbound::{self, EcsContainer, EcsTaskStateChange};
+
+/// DescribeTasks takes at most 100 tasks per call.
+pub const DESCRIBE_TASKS_LIMIT: usize = 100;
 
 #[derive(Clone)]
 pub struct EcsAdapter {
@@ -41,6 +46,99 @@ impl ServiceView for EcsService {
     fn task_definition(&self) -> &str {
         self.0.task_definition().unwrap_or_default()
     }
+    fn deployments(&self) -> Vec<DeploymentStatus> {
+        let mut deployments: Vec<DeploymentStatus> =
+            self.0.deployments().iter().map(deployment_status).collect();
+        // PRIMARY first, the others in the order ECS listed them.
+        deployments.sort_by_key(|d| !d.primary);
+        deployments
+    }
+}
+
+/// One entry of DescribeServices' `deployments[]`: `status` PRIMARY (the
+/// deployment the service is moving to; ACTIVE and INACTIVE are older ones),
+/// `taskDefinition`, and `rolloutState`, which ECS sets only for the ECS
+/// deployment controller (an unknown spelling counts as none).
+pub fn deployment_status(deployment: &Deployment) -> DeploymentStatus {
+    DeploymentStatus {
+        id: deployment.id().unwrap_or_default().to_owned(),
+        primary: deployment.status() == Some("PRIMARY"),
+        task_definition: deployment.task_definition().unwrap_or_default().to_owned(),
+        rollout: deployment
+            .rollout_state()
+            .and_then(|state| RolloutState::parse(state.as_str())),
+    }
+}
+
+/// A described task in the shape of the `ECS Task State Change` event's
+/// detail, which is the task as DescribeTasks describes it (ECS Developer
+/// Guide, "Amazon ECS task state change events"), so the gate's reading of a
+/// stopped task ([`inbound::stopped_task`]) is the same for both.
+pub fn task_state(task: &Task) -> EcsTaskStateChange {
+    let time = |t: Option<&aws_smithy_types::DateTime>| {
+        t.and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+    };
+    EcsTaskStateChange {
+        task_arn: task.task_arn().unwrap_or_default().to_owned(),
+        cluster_arn: task.cluster_arn().map(str::to_owned),
+        last_status: task.last_status().unwrap_or_default().to_owned(),
+        started_by: task.started_by().map(str::to_owned),
+        stop_code: task.stop_code().map(|c| c.as_str().to_owned()),
+        stopped_reason: task.stopped_reason().map(str::to_owned),
+        containers: task
+            .containers()
+            .iter()
+            .map(|c| EcsContainer {
+                name: c.name().map(str::to_owned),
+                exit_code: c.exit_code(),
+                reason: c.reason().map(str::to_owned),
+            })
+            .collect(),
+        started_at: time(task.started_at()),
+        stopped_at: time(task.stopped_at()),
+    }
+}
+
+/// Whether a task is past running: STOPPED, or DELETED (after STOPPED, for
+/// tasks with persisted storage). Every other `lastStatus` (PROVISIONING …
+/// DEPROVISIONING) is a task ferry still waits for ("Amazon ECS task lifecycle").
+fn has_stopped(last_status: &str) -> bool {
+    matches!(last_status, "STOPPED" | "DELETED")
+}
+
+/// What DescribeTasks said about one requested task (an ARN or a task id).
+pub fn task_status(
+    requested: &str,
+    tasks: &[Task],
+    missing: &[String],
+) -> Result<TaskStatus, PortError> {
+    let is = |arn: &str| arn == requested || arn.rsplit('/').next() == Some(requested);
+    if let Some(task) = tasks.iter().find(|t| t.task_arn().is_some_and(is)) {
+        let state = task_state(task);
+        let arn = state.task_arn.clone();
+        let started_by = state.started_by.clone();
+        let phase = if has_stopped(&state.last_status) {
+            TaskPhase::Stopped(inbound::stopped_task(state))
+        } else {
+            TaskPhase::Running
+        };
+        return Ok(TaskStatus {
+            arn,
+            started_by,
+            phase,
+        });
+    }
+    if missing.iter().any(|arn| is(arn)) {
+        return Ok(TaskStatus {
+            arn: requested.to_owned(),
+            started_by: None,
+            phase: TaskPhase::Missing,
+        });
+    }
+    Err(PortError::new(
+        "ecs:DescribeTasks",
+        format!("task {requested} is neither described nor reported missing"),
+    ))
 }
 
 impl TaskDefinitionView for EcsTaskDefinition {
@@ -358,6 +456,50 @@ impl Ecs for EcsAdapter {
             .await
             .map_err(|e| port_error("ecs:StopTask", e))?;
         Ok(())
+    }
+
+    async fn describe_tasks(&self, cluster: &str, tasks: &[String]) -> PortResult<Vec<TaskStatus>> {
+        let chunks: Vec<Vec<String>> = tasks
+            .chunks(DESCRIBE_TASKS_LIMIT)
+            .map(<[String]>::to_vec)
+            .collect();
+        let results = futures_util::future::join_all(chunks.into_iter().map(|chunk| {
+            self.client
+                .describe_tasks()
+                .cluster(cluster)
+                .set_tasks(Some(chunk))
+                .send()
+        }))
+        .await;
+        let mut described = Vec::new();
+        let mut missing = Vec::new();
+        for result in results {
+            let out = result.map_err(|e| port_error("ecs:DescribeTasks", e))?;
+            described.extend(out.tasks().iter().cloned());
+            for failure in out.failures() {
+                let arn = failure.arn().unwrap_or_default();
+                match failure.reason() {
+                    Some("MISSING") => missing.push(arn.to_owned()),
+                    reason => {
+                        return Err(PortError::new(
+                            "ecs:DescribeTasks",
+                            format!(
+                                "task {arn} was not described: {}{}",
+                                reason.unwrap_or("no reason given"),
+                                failure
+                                    .detail()
+                                    .map(|d| format!(" ({d})"))
+                                    .unwrap_or_default()
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
+        tasks
+            .iter()
+            .map(|task| task_status(task, &described, &missing))
+            .collect()
     }
 }
 

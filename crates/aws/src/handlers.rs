@@ -141,3 +141,15 @@ pub async fn rollback(
     log(&decisions);
     Ok(reply(decisions))
 }
+
+pub async fn reconcile(
+    engine: &AwsEngine,
+    region: &str,
+    payload: Value,
+    now: u64,
+) -> Result<Value, HandlerError> {
+    let request = inbound::reconcile_input(payload)?;
+    let decisions = engine.reconcile(&request, region, now).await?;
+    log(&decisions);
+    Ok(reply(decisions))
+}

@@ -6,8 +6,8 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use ferry_core::engine::BlessRequest;
 use ferry_core::engine::{
-    AlarmChange, DeployRequest, DeploymentChange, DeploymentOutcome, Push, RollbackRequest,
-    SecretChange, TaskStopped, UnfreezeRequest,
+    AlarmChange, DeployRequest, DeploymentChange, DeploymentOutcome, Push, ReconcileRequest,
+    RollbackRequest, SecretChange, TaskStopped, UnfreezeRequest,
 };
 use ferry_core::names::PushTime;
 use ferry_core::release::ReleaseId;
@@ -32,6 +32,14 @@ const ROLLBACK_LIKE: &str =
 const UNFREEZE_LIKE: &str = r#"{"app": "shop", "environment": "prod"}"#;
 const BLESS_LIKE: &str = r#"{"app": "shop", "environment": "prod"}"#;
 const BAKE_ENDED_LIKE: &str = r#"{"release_id": "shop/prod/3f2a9c1b7e40d5a1"}"#;
+
+const RECONCILE_LIKE: &str = r#"{"app": "shop", "environment": "prod", "repository": "shop"}"#;
+
+fn reconcile_expected() -> String {
+    format!(
+        "ferry-reconcile takes its schedule's EventBridge Scheduled Event (every lane) or {{\"reconcile\": {RECONCILE_LIKE}}} (each field optional: left out, every app, environment or repository)"
+    )
+}
 
 fn watch_expected() -> String {
     format!(
@@ -476,26 +484,34 @@ pub fn task_stopped(payload: Value) -> Result<Option<TaskStopped>, BadEvent> {
     if d.last_status != "STOPPED" {
         return Ok(None);
     }
-    let epoch = |t: Option<DateTime<Utc>>| t.and_then(|t| u64::try_from(t.timestamp()).ok());
     Ok(Some(TaskStopped {
-        task_arn: d.task_arn,
-        started_by: d.started_by,
-        task: StoppedTask {
-            stop_code: d.stop_code,
-            stopped_reason: d.stopped_reason,
-            containers: d
-                .containers
-                .into_iter()
-                .map(|c| StoppedContainer {
-                    name: c.name.unwrap_or_default(),
-                    exit_code: c.exit_code,
-                    reason: c.reason,
-                })
-                .collect(),
-            started_at: epoch(d.started_at),
-            stopped_at: epoch(d.stopped_at),
-        },
+        task_arn: d.task_arn.clone(),
+        started_by: d.started_by.clone(),
+        task: stopped_task(d),
     }))
+}
+
+/// What the gate judges of a stopped task: its stop code and reason, each
+/// container's exit code and reason, when it started and stopped (epoch
+/// seconds). The one reading of a stopped task, for the STOPPED event and for
+/// DescribeTasks alike (`crate::ecs::task_state` gives a described task this shape).
+pub fn stopped_task(d: EcsTaskStateChange) -> StoppedTask {
+    let epoch = |t: Option<DateTime<Utc>>| t.and_then(|t| u64::try_from(t.timestamp()).ok());
+    StoppedTask {
+        stop_code: d.stop_code,
+        stopped_reason: d.stopped_reason,
+        containers: d
+            .containers
+            .into_iter()
+            .map(|c| StoppedContainer {
+                name: c.name.unwrap_or_default(),
+                exit_code: c.exit_code,
+                reason: c.reason,
+            })
+            .collect(),
+        started_at: epoch(d.started_at),
+        stopped_at: epoch(d.stopped_at),
+    }
 }
 
 /// `ECS Deployment State Change` detail.
@@ -649,6 +665,149 @@ pub fn rollback_input(payload: Value) -> Result<RollbackInput, BadEvent> {
             "malformed `unfreeze` request",
             "unfreeze",
         )?)),
+    }
+}
+
+/// What the reconcile function was asked to do: the lanes to reconcile.
+///
+/// Its schedule delivers EventBridge's `Scheduled Event` (source `aws.events`,
+/// detail-type `Scheduled Event`, the rule's ARN in `resources`, `detail` `{}`:
+/// EventBridge User Guide, "Creating a rule that runs on a schedule" and the
+/// event structure reference), which reconciles every lane; a direct invoke
+/// `{"reconcile": {...}}` names the lanes.
+pub fn reconcile_input(payload: Value) -> Result<ReconcileRequest, BadEvent> {
+    let expected = reconcile_expected();
+    let object = payload_object(&payload, &expected)?;
+    if is_event(object) {
+        let _: EventBridgeEvent<Map<String, Value>> =
+            envelope(payload, "aws.events", "Scheduled Event", &[])?;
+        return Ok(ReconcileRequest::default());
+    }
+    let (_, body) = request(object, &[("reconcile", RECONCILE_LIKE)], &expected)?;
+    parse(body, "malformed `reconcile` request", "reconcile")
+}
+
+#[cfg(test)]
+mod reconcile_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn scheduled_event() -> Value {
+        json!({
+            "version": "0",
+            "id": "89d1a02d-5ec7-412e-82f5-13505f849b41",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": "2026-11-23T10:05:00Z",
+            "region": "eu-west-1",
+            "resources": ["arn:aws:events:eu-west-1:123456789012:rule/ferry-ReconcileFunctionSchedule-1A2B3C"],
+            "detail": {}
+        })
+    }
+
+    #[track_caller]
+    fn refused(payload: Value, parts: &[&str]) {
+        match reconcile_input(payload) {
+            Ok(request) => panic!("expected bad input mentioning {parts:?}, got {request:?}"),
+            Err(BadEvent(message)) => {
+                for part in parts {
+                    assert!(message.contains(part), "{part:?} not in: {message}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_schedules_event_reconciles_every_lane() {
+        assert_eq!(
+            reconcile_input(scheduled_event()),
+            Ok(ReconcileRequest::default())
+        );
+    }
+
+    #[test]
+    fn a_reconcile_request_names_the_lane() {
+        let request = reconcile_input(
+            json!({"reconcile": {"app": "shop", "environment": "prod", "repository": "shop"}}),
+        );
+        assert_eq!(
+            request,
+            Ok(ReconcileRequest {
+                app: Some("shop".into()),
+                environment: Some("prod".into()),
+                repository: Some("shop".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn a_reconcile_request_without_fields_reconciles_every_lane() {
+        assert_eq!(
+            reconcile_input(json!({"reconcile": {}})),
+            Ok(ReconcileRequest::default())
+        );
+        assert_eq!(
+            reconcile_input(json!({"reconcile": {"app": "shop"}})),
+            Ok(ReconcileRequest {
+                app: Some("shop".into()),
+                ..ReconcileRequest::default()
+            })
+        );
+    }
+
+    #[test]
+    fn a_reconcile_request_with_an_unknown_field_is_bad_input_naming_it() {
+        refused(
+            json!({"reconcile": {"app": "shop", "env": "prod"}}),
+            &["malformed `reconcile` request", "`env`"],
+        );
+    }
+
+    #[test]
+    fn a_reconcile_request_whose_app_is_a_number_is_bad_input_naming_the_field() {
+        refused(json!({"reconcile": {"app": 7}}), &["reconcile.app"]);
+    }
+
+    #[test]
+    fn a_reconcile_request_given_as_an_array_or_a_string_is_bad_input() {
+        refused(
+            json!({"reconcile": ["shop", "prod"]}),
+            &["`reconcile` must be a JSON object", "an array"],
+        );
+        refused(json!({"reconcile": "shop"}), &["a string"]);
+    }
+
+    #[test]
+    fn another_request_or_payload_is_bad_input_saying_what_ferry_reconcile_takes() {
+        refused(
+            json!({"deploy": {"app": "shop", "environment": "prod", "tag": "1.0.0"}}),
+            &["unknown request `deploy`", "ferry-reconcile takes"],
+        );
+        refused(
+            json!([]),
+            &["the payload must be a JSON object", "an array"],
+        );
+        refused(json!({}), &["empty object"]);
+        refused(
+            json!({"reconcile": {}, "bless": {}}),
+            &["exactly one request"],
+        );
+    }
+
+    #[test]
+    fn an_event_that_is_not_the_schedules_is_bad_input_naming_source_and_detail_type() {
+        let mut event = scheduled_event();
+        event["source"] = json!("aws.ecr");
+        event["detail-type"] = json!("ECR Image Action");
+        refused(event, &["`aws.events`", "`Scheduled Event`", "aws.ecr"]);
+    }
+
+    #[test]
+    fn a_scheduled_event_whose_detail_is_not_an_object_is_bad_input() {
+        let mut event = scheduled_event();
+        event["detail"] = json!([]);
+        refused(event, &["`detail`", "must be a JSON object"]);
     }
 }
 

@@ -386,3 +386,231 @@ async fn end_bake_at_creates_one_self_deleting_schedule_per_release_and_again_is
         .expect("ListSchedules");
     assert_eq!(listed.schedules().len(), 2);
 }
+
+/// A one-off task of the migration family, as ferry starts one.
+async fn run_migration_task(shop: &Shop, started_by: &str) -> String {
+    shop.emulator
+        .ecs()
+        .run_task()
+        .cluster(CLUSTER)
+        .task_definition(MIGRATION_FAMILY)
+        .started_by(started_by)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+        .network_configuration(shop.network())
+        .send()
+        .await
+        .expect("RunTask")
+        .tasks()
+        .first()
+        .and_then(|t| t.task_arn())
+        .expect("a task")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_tasks_tells_running_stopped_and_missing_tasks_apart_in_the_order_asked() {
+    use ferry_aws::ecs::EcsAdapter;
+    use ferry_core::ports::{Ecs, TaskPhase};
+
+    let shop = Shop::start().await;
+    let started_by = "ferry/shop/prod/3f2a9c1b7e40d5a1";
+    let running = run_migration_task(&shop, started_by).await;
+    let stopped = run_migration_task(&shop, started_by).await;
+    // the event ECS emits for the stopped task, read by the STOPPED event parser
+    let event = shop.stop_task(&stopped, "ferry-emulator:exit=1").await;
+    let from_event = ferry_aws::inbound::task_stopped(event)
+        .expect("a task state change")
+        .expect("stopped");
+    let missing =
+        format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/{CLUSTER}/00000000000000000000000000000000");
+
+    let ecs = EcsAdapter::new(shop.emulator.ecs());
+    let asked = [missing.clone(), stopped.clone(), running.clone()];
+    let statuses = ecs
+        .describe_tasks(CLUSTER, &asked)
+        .await
+        .expect("DescribeTasks");
+
+    let arns: Vec<&str> = statuses.iter().map(|s| s.arn.as_str()).collect();
+    assert_eq!(arns, asked.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(statuses[0].phase, TaskPhase::Missing);
+    assert_eq!(statuses[0].started_by, None);
+    assert_eq!(
+        statuses[1].phase,
+        TaskPhase::Stopped(from_event.task),
+        "a described stopped task reads exactly as its STOPPED event"
+    );
+    assert_eq!(statuses[1].started_by.as_deref(), Some(started_by));
+    let TaskPhase::Stopped(task) = &statuses[1].phase else {
+        panic!("stopped");
+    };
+    assert_eq!(task.containers[0].exit_code, Some(1));
+    assert_eq!(statuses[2].phase, TaskPhase::Running);
+    assert_eq!(statuses[2].started_by.as_deref(), Some(started_by));
+
+    // A task id (the ARN's last part) is found as its ARN.
+    let id = running.rsplit('/').next().expect("an id").to_owned();
+    let by_id = ecs
+        .describe_tasks(CLUSTER, std::slice::from_ref(&id))
+        .await
+        .expect("DescribeTasks");
+    assert_eq!(by_id[0].arn, running);
+    assert_eq!(by_id[0].phase, TaskPhase::Running);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_tasks_asks_for_at_most_100_tasks_per_call() {
+    use ferry_aws::ecs::EcsAdapter;
+    use ferry_core::ports::{Ecs, TaskPhase};
+
+    let shop = Shop::start().await;
+    let running = run_migration_task(&shop, "ferry/shop/prod/3f2a9c1b7e40d5a1").await;
+    let mut asked: Vec<String> = (0..100)
+        .map(|i| format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/{CLUSTER}/{i:032x}"))
+        .collect();
+    asked.push(running.clone());
+    let calls = CallLog::default();
+    let observed = aws_sdk_ecs::Client::from_conf(
+        aws_sdk_ecs::config::Builder::from(&shop.emulator.sdk)
+            .interceptor(calls.clone())
+            .build(),
+    );
+    let statuses = EcsAdapter::new(observed)
+        .describe_tasks(CLUSTER, &asked)
+        .await
+        .expect("DescribeTasks");
+    assert_eq!(statuses.len(), 101);
+    assert!(statuses[..100]
+        .iter()
+        .all(|s| s.phase == TaskPhase::Missing));
+    assert_eq!(statuses[100].phase, TaskPhase::Running);
+    let operations: Vec<String> = calls.take().into_iter().map(|c| c.operation).collect();
+    assert_eq!(
+        operations,
+        vec!["ecs:DescribeTasks", "ecs:DescribeTasks"],
+        "101 tasks: 100, then 1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_lists_every_tagged_image_over_every_page() {
+    use ferry_aws::ecr::EcrRegistry;
+    use ferry_core::ports::Registry;
+
+    let shop = Shop::start().await; // 0.9.0 pushed
+    let mut pushed = vec![("0.9.0".to_owned(), shop.image_digest("0.9.0").await)];
+    for tag in ["1.0.0", "1.1.0", "1.2.0", "1.3.0"] {
+        pushed.push((tag.to_owned(), shop.push(tag).await));
+    }
+    // An untagged image (PutImage without a tag) is not a release candidate.
+    shop.emulator
+        .ecr()
+        .put_image()
+        .repository_name("shop")
+        .image_manifest(
+            serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1,
+                           "digest": format!("sha256:{}", "ab".repeat(32))},
+                "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 2,
+                            "digest": format!("sha256:{}", "cd".repeat(32))}]
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("untagged push");
+
+    let calls = CallLog::default();
+    let observed = aws_sdk_ecr::Client::from_conf(
+        aws_sdk_ecr::config::Builder::from(&shop.emulator.sdk)
+            .interceptor(calls.clone())
+            .build(),
+    );
+    let registry = EcrRegistry::new(observed).with_page_size(2);
+    let mut images = registry.images("shop").await.expect("DescribeImages");
+    images.sort_by(|a, b| a.tags.cmp(&b.tags));
+    let found: Vec<(String, String)> = images
+        .iter()
+        .map(|i| (i.tags.join(","), i.digest.clone()))
+        .collect();
+    assert_eq!(
+        found, pushed,
+        "every tagged image, none twice, no untagged one"
+    );
+    assert!(images
+        .iter()
+        .all(|i| i.registry_id == ACCOUNT && i.pushed_at.is_some()));
+    let operations: Vec<String> = calls.take().into_iter().map(|c| c.operation).collect();
+    assert_eq!(
+        operations,
+        vec!["ecr:DescribeImages"; 3],
+        "5 images, 2 a page"
+    );
+
+    assert_eq!(
+        EcrRegistry::new(shop.emulator.ecr())
+            .images("no-such-repository")
+            .await
+            .expect("a missing repository"),
+        vec![],
+        "a repository that does not exist has no images"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_lists_the_primary_first_with_its_revision_and_rollout_state() {
+    use ferry_aws::ecs::EcsAdapter;
+    use ferry_core::ports::{Ecs, RolloutState, ServiceView};
+
+    let shop = Shop::start().await;
+    let ecs = EcsAdapter::new(shop.emulator.ecs());
+    let before = shop.services_task_definitions().await["api"].clone();
+    let next = register(
+        &shop.emulator.ecs(),
+        shop.task_definition("shop-api", "api", &format!("{}/shop:0.9.1", registry())),
+    )
+    .await;
+    shop.emulator
+        .ecs()
+        .update_service()
+        .cluster(CLUSTER)
+        .service("api")
+        .task_definition(&next)
+        .send()
+        .await
+        .expect("UpdateService");
+
+    let deployments = |lookup: ferry_core::ports::ServiceLookup<ferry_aws::ecs::EcsService>| {
+        lookup
+            .found
+            .into_iter()
+            .find(|s| s.name() == "api")
+            .expect("api")
+            .deployments()
+    };
+    let rolling = deployments(
+        ecs.describe_services(CLUSTER, &["api".to_owned()])
+            .await
+            .expect("DescribeServices"),
+    );
+    assert!(rolling.len() >= 2, "{rolling:?}");
+    assert!(rolling[0].primary && !rolling[1..].iter().any(|d| d.primary));
+    assert_eq!(rolling[0].task_definition, next);
+    assert_eq!(rolling[0].rollout, Some(RolloutState::InProgress));
+    assert!(rolling[0].id.starts_with("ecs-svc/"), "{}", rolling[0].id);
+    assert_eq!(
+        rolling[1].task_definition, before,
+        "the deployment it replaces"
+    );
+
+    shop.finish_deployment("api", "COMPLETED").await;
+    let done = deployments(
+        ecs.describe_services(CLUSTER, &["api".to_owned()])
+            .await
+            .expect("DescribeServices"),
+    );
+    assert_eq!(done[0].id, rolling[0].id);
+    assert_eq!(done[0].rollout, Some(RolloutState::Completed));
+}

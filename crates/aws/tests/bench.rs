@@ -1,6 +1,6 @@
 //! Benchmarks, not tests: AWS calls and sequential round trips per release, and
 //! time from the migration's STOPPED event to the last UpdateService, at 3 and
-//! 50 services. Against the local emulator, so times are emulator times; calls
+//! 50 services; the calls of one reconcile pass over an idle lane and over 50. Against the local emulator, so times are emulator times; calls
 //! and round trips are what they would be against AWS.
 //!
 //!     cargo test -p ferry-aws --test bench -- --ignored --nocapture --test-threads 1
@@ -167,4 +167,86 @@ async fn calls_and_round_trips_per_release() {
     }
     measure(3).await;
     measure(50).await;
+}
+
+/// EventBridge's `Scheduled Event`, as the reconcile schedule delivers it.
+fn scheduled_event() -> serde_json::Value {
+    serde_json::json!({
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": "2026-11-23T10:05:00Z",
+        "region": REGION,
+        "resources": [format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/ferry-ReconcileFunctionSchedule")],
+        "detail": {}
+    })
+}
+
+/// The calls of one reconcile pass that finds nothing to do.
+async fn reconcile_idle(shop: &Shop, log: &CallLog, lanes: usize) -> usize {
+    let engine = shop.engine_observed(log);
+    log.take();
+    let started = Instant::now();
+    let reply = handlers::reconcile(&engine, REGION, scheduled_event(), now())
+        .await
+        .expect("reconcile");
+    let elapsed = started.elapsed();
+    let decisions = reply["decisions"].as_array().cloned().unwrap_or_default();
+    let in_sync = decisions
+        .iter()
+        .filter(|d| d["outcome"] == "in_sync")
+        .count();
+    let calls = log.take();
+    let name = format!("reconcile, {lanes} idle lane(s)");
+    summarise(&name, &calls);
+    println!(
+        "  {:<28} {in_sync}/{} decisions in_sync, {:.1} ms (emulator)",
+        "",
+        decisions.len(),
+        elapsed.as_secs_f64() * 1000.0
+    );
+    calls.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+async fn calls_of_a_reconcile_pass_over_idle_lanes() {
+    if std::env::var_os("FERRY_EMULATOR_LATENCY_MS").is_none() {
+        std::env::set_var("FERRY_EMULATOR_LATENCY_MS", "40");
+    }
+    println!("reconcile pass (the schedule's event, every lane):");
+    // one lane, released and known-good (migration, three services, bake)
+    let shop = Shop::start().await;
+    shop.release("1.0.0").await;
+    let log = CallLog::default();
+    reconcile_idle(&shop, &log, 1).await;
+
+    // 50 lanes of one service each, all released by one push and known-good
+    let lanes = 50;
+    let shop = Shop::start_lanes(lanes).await;
+    let engine = shop.engine();
+    let digest = shop.push("1.0.0").await;
+    let reply = handlers::deploy(
+        &engine,
+        REGION,
+        ecr_push_event("shop", "1.0.0", &digest),
+        now(),
+    )
+    .await
+    .expect("deploy");
+    let deploying = reply["decisions"]
+        .as_array()
+        .map(|d| d.iter().filter(|d| d["outcome"] == "deploying").count())
+        .unwrap_or_default();
+    assert_eq!(deploying, lanes, "{reply}");
+    for service in shop.services.clone() {
+        let event = shop.finish_deployment(&service, "COMPLETED").await;
+        let reply = handlers::watch(&engine, REGION, event, now())
+            .await
+            .expect("watch");
+        assert_eq!(reply["decisions"][0]["outcome"], "succeeded", "{reply}");
+    }
+    reconcile_idle(&shop, &log, lanes).await;
 }

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use ferry_aws::inbound::{
-    deploy_input, deployment_change, rollback_input, task_stopped, watch_input, BadEvent,
-    DeployInput, RollbackInput, WatchInput,
+    deploy_input, deployment_change, reconcile_input, rollback_input, task_stopped, watch_input,
+    BadEvent, DeployInput, RollbackInput, WatchInput,
 };
-use ferry_core::engine::{AlarmState, DeploymentOutcome, Push, TaskStopped};
+use ferry_core::engine::{AlarmState, DeploymentOutcome, Push, ReconcileRequest, TaskStopped};
 use serde_json::Value;
 
 const ACCOUNT: &str = "123456789012";
@@ -337,6 +337,23 @@ fn expectations() -> BTreeMap<&'static str, Expectation> {
         assert_eq!(request.app, "shop");
         assert_eq!(request.environment, "prod");
     });
+    expect("scheduled-event.json", "ferry-reconcile", |e| {
+        assert_eq!(
+            reconcile_input(e).expect("the schedule's event"),
+            ReconcileRequest::default(),
+            "the schedule reconciles every lane"
+        );
+    });
+    expect("invoke-reconcile.json", "ferry-reconcile", |e| {
+        assert_eq!(
+            reconcile_input(e).expect("a reconcile request"),
+            ReconcileRequest {
+                app: Some("shop".into()),
+                environment: Some("prod".into()),
+                repository: Some("shop".into()),
+            }
+        );
+    });
     map
 }
 
@@ -606,6 +623,20 @@ fn every_event_fixture_has_the_source_and_detail_type_of_its_functions_rule() {
             function.contains(&format!("        {rule}:\n")),
             "{name}: rule {rule} is not an event of the function in template.yaml"
         );
+        let event = function
+            .split(&format!("        {rule}:\n"))
+            .nth(1)
+            .unwrap_or_default();
+        if event.trim_start().starts_with("Type: Schedule\n") {
+            // A schedule rule has no pattern: what it delivers is EventBridge's
+            // Scheduled Event ("Amazon EventBridge events", EventBridge User Guide).
+            assert_eq!(fixture["source"], "aws.events", "{name}: `source`");
+            assert_eq!(
+                fixture["detail-type"], "Scheduled Event",
+                "{name}: `detail-type`"
+            );
+            continue;
+        }
         for (key, field) in [("source", "source"), ("detail-type", "detail-type")] {
             let value = fixture[field].as_str().unwrap_or_default();
             assert!(

@@ -242,6 +242,32 @@ impl Shop {
         shop
     }
 
+    /// `count` lanes: environments `e00`, `e01`, … of app `shop`, each with one
+    /// service (`svc-00`, … in cluster shop-prod) of repository `shop`, its own
+    /// image-tag parameter, no migration and no alarm.
+    pub async fn start_lanes(count: usize) -> Shop {
+        let services: Vec<String> = (0..count).map(|i| format!("svc-{i:02}")).collect();
+        let mut config = "[apps.shop]\nrepository = \"shop\"\n".to_owned();
+        for i in 0..count {
+            config.push_str(&format!(
+                "\n[apps.shop.environments.e{i:02}]\ncluster = \"{CLUSTER}\"\nservices = [\"svc-{i:02}\"]\ntags = {{ semver = \">=0.1.0\" }}\nimage_tag_parameter = \"/shop/e{i:02}/compute/currentImageTag\"\n"
+            ));
+        }
+        let shop = Self::start_services(&config, services).await;
+        for i in 0..count {
+            shop.emulator
+                .ssm()
+                .put_parameter()
+                .name(format!("/shop/e{i:02}/compute/currentImageTag"))
+                .value("0.9.0")
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .send()
+                .await
+                .expect("image tag parameter");
+        }
+        shop
+    }
+
     pub async fn start_with(config_toml: &str) -> Shop {
         Self::start_services(config_toml, SERVICES.map(str::to_owned).to_vec()).await
     }
@@ -435,6 +461,27 @@ impl Shop {
             .and_then(|i| i.image_id())
             .and_then(|i| i.image_digest())
             .expect("digest")
+            .to_owned()
+    }
+
+    /// The digest ECR holds under `tag` in repository `shop`.
+    pub async fn image_digest(&self, tag: &str) -> String {
+        self.emulator
+            .ecr()
+            .describe_images()
+            .repository_name("shop")
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_tag(tag)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("DescribeImages")
+            .image_details()
+            .first()
+            .and_then(|d| d.image_digest())
+            .expect("a digest")
             .to_owned()
     }
 
