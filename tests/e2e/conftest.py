@@ -101,6 +101,11 @@ BAKE_APPS = {
     "bake-twice": (["api"], False, True, False),
 }
 
+# test_restart.py: app -> (services, has a migration); every service reads RESTART_SECRET,
+# and only `restart` has restart_on_secret_change (ferry-e2e.toml)
+RESTART_APPS = {"restart": (["api", "worker"], True), "restart-off": (["api"], False)}
+RESTART_SECRET = "restart/prod/db"
+
 # test_iam.py: app -> services (each with a migration)
 IAM_APPS = {"iam-gate": ["api", "worker"]}
 
@@ -287,6 +292,12 @@ def _create_estates(stack: Stack) -> None:
             estate.create_smoke_test(stack, app)
     for app, services in IAM_APPS.items():
         estate.create_app(stack, app, services)
+    restart_secret = stack.client("secretsmanager").create_secret(Name=RESTART_SECRET, SecretString='{"url": "postgres://one"}')["ARN"]
+    for app, (services, migration) in RESTART_APPS.items():
+        definitions = {s: estate.task_definition(f"{app}-{s}", s, estate.image(app, "0.9.0")) for s in services}
+        for definition in definitions.values():
+            definition["containerDefinitions"][0]["secrets"] = [{"name": "DATABASE_URL", "valueFrom": f"{restart_secret}:url::"}]
+        estate.create_app(stack, app, services, migration=migration, definitions=definitions)
     api_key = f"arn:aws:ssm:{stack.info['emulator']['region']}:{estate.ACCOUNT}:parameter/shop/prod/api-key"
     for app, (services, migration, alarm) in RECONCILE_APPS.items():
         definitions = None

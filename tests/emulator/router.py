@@ -19,6 +19,12 @@ AWS source / detail-type        emitted when
 ``ECS Deployment State Change`` completes (``..._COMPLETED``) or fails (``..._FAILED``);
                                 ``resources[0]`` is the service ARN ("Amazon ECS service
                                 deployment state change events")
+``aws.secretsmanager``          a staging label other than AWSPENDING and AWSPREVIOUS moves
+``Secret Label Updated``        to a new version (PutSecretValue, UpdateSecret with a value,
+                                UpdateSecretVersionStage, RotateSecret): ``name``,
+                                ``labelUpdated``, ``versionId``; ``resources`` the secret's
+                                ARN ("Secret Label Updated event", Secrets Manager User
+                                Guide)
 ``aws.cloudwatch``              ``SetAlarmState`` changes an alarm's state: ``state``,
 ``CloudWatch Alarm State        ``previousState``, ``configuration`` ("Alarm events and
 Change``                        EventBridge", CloudWatch User Guide)
@@ -440,6 +446,35 @@ def ecr_push_event(account: str, region: str, repository: str, digest: str, tag:
     return envelope("aws.ecr", "ECR Image Action", account, region, [], detail)
 
 
+#: labels Secrets Manager sends no ``Secret Label Updated`` for: "for all labels
+#: except AWSPENDING and AWSPREVIOUS" (Secret Label Updated event, Secrets Manager
+#: User Guide,
+#: https://docs.aws.amazon.com/secretsmanager/latest/userguide/event-detail-secret-label-updated-secretsmanager.html)
+UNANNOUNCED_SECRET_LABELS = frozenset({"AWSPENDING", "AWSPREVIOUS"})
+
+
+def secret_label_updated(account: str, region: str, secret_arn: str, name: str, label: str, version_id: str) -> dict[str, Any]:
+    """Secrets Manager's native event (no CloudTrail trail needed): ``label`` of
+    the secret ``name`` moved to ``version_id``; ``resources`` is the secret's ARN
+    ("Secret event notifications", Secrets Manager User Guide)."""
+    detail = {"name": name, "labelUpdated": label, "versionId": version_id}
+    return envelope("aws.secretsmanager", "Secret Label Updated", account, region, [secret_arn], detail)
+
+
+def secret_labels(secret: Any) -> dict[str, str]:
+    """Each staging label of a moto secret -> the version it is attached to."""
+    versions = getattr(secret, "versions", None) or {}
+    return {label: version_id for version_id, version in versions.items() for label in version.get("version_stages") or []}
+
+
+def moved_secret_labels(before: dict[str, str], after: dict[str, str]) -> list[tuple[str, str]]:
+    """The announced labels now on another version than before (a label attached
+    for the first time included): (label, version), sorted."""
+    return sorted(
+        (label, version) for label, version in after.items() if label not in UNANNOUNCED_SECRET_LABELS and before.get(label) != version
+    )
+
+
 def _drop_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
@@ -593,6 +628,8 @@ def summarize(event: dict[str, Any]) -> str:
     if kind == "ECS Deployment State Change":
         service = "/".join(str((event.get("resources") or [""])[0]).split("/")[-2:])
         return f"{service} {detail.get('eventName')} {detail.get('deploymentId')}"
+    if kind == "Secret Label Updated":
+        return f"secret {detail.get('name')} {detail.get('labelUpdated')} -> version {detail.get('versionId')}"
     if kind == "CloudWatch Alarm State Change":
         return f"alarm {detail.get('alarmName')} {detail.get('previousState', {}).get('value')} -> {detail.get('state', {}).get('value')}"
     if event.get("source") == "ferry":
@@ -1051,8 +1088,9 @@ class Router:
             )
 
     def install(self) -> None:
-        """Observe ECS (ecs_behaviours), ECR PutImage, CloudWatch SetAlarmState,
-        PutEvents; fire EventBridge Scheduler schedules (scheduler_behaviours)."""
+        """Observe ECS (ecs_behaviours), ECR PutImage, Secrets Manager's staging
+        labels, CloudWatch SetAlarmState, PutEvents; fire EventBridge Scheduler
+        schedules (scheduler_behaviours)."""
         if self._installed:
             return
         import cloudwatch_behaviours
@@ -1064,6 +1102,7 @@ class Router:
         from moto.cloudwatch import models as cw_models
         from moto.ecr import models as ecr_models
         from moto.events import models as events_models
+        from moto.secretsmanager import models as secrets_models
 
         ecs_behaviours.install()
         ecs_behaviours.subscribe(self.on_ecs)
@@ -1080,6 +1119,29 @@ class Router:
                 return image
 
             return wrapper
+
+        def moving_secret_labels(operation: str) -> Any:
+            # Secrets Manager sends Secret Label Updated when a staging label
+            # moves to a new version: AWSCURRENT on PutSecretValue (no
+            # VersionStages, or with AWSCURRENT), UpdateSecret with a value,
+            # UpdateSecretVersionStage, a rotation's last step (RotateSecret)
+            def make(original: Any) -> Any:
+                def wrapper(backend: Any, *args: Any, **kwargs: Any) -> Any:
+                    secret_id = kwargs["secret_id"] if "secret_id" in kwargs else args[0]
+                    before = secret_labels(backend.secrets.get(secret_id))
+                    result = original(backend, *args, **kwargs)
+                    secret = backend.secrets.get(secret_id)
+                    if secret is not None:
+                        for label, version in moved_secret_labels(before, secret_labels(secret)):
+                            router.emit(
+                                secret_label_updated(backend.account_id, backend.region_name, secret.arn, secret.name, label, version),
+                                f"secretsmanager:{operation}",
+                            )
+                    return result
+
+                return wrapper
+
+            return make
 
         def set_alarm_state(original: Any) -> Any:
             def wrapper(backend: Any, alarm_name: str, reason: str, reason_data: str, state_value: str) -> Any:
@@ -1131,6 +1193,13 @@ class Router:
             return wrapper
 
         _wrap(ecr_models.ECRBackend, "put_image", put_image)
+        for method, operation in (
+            ("put_secret_value", "PutSecretValue"),
+            ("update_secret", "UpdateSecret"),
+            ("update_secret_version_stage", "UpdateSecretVersionStage"),
+            ("rotate_secret", "RotateSecret"),
+        ):
+            _wrap(secrets_models.SecretsManagerBackend, method, moving_secret_labels(operation))
         _wrap(cw_models.CloudWatchBackend, "set_alarm_state", set_alarm_state)
         _wrap(events_models.EventsBackend, "put_events", put_events)
         self._installed = True

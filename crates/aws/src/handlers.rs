@@ -90,6 +90,7 @@ pub async fn deploy(
         DeployInput::Push(push) => engine.on_push(&push, now).await?,
         DeployInput::Deploy(request) => vec![engine.deploy(&request, region, now).await?],
         DeployInput::Retry(request) => vec![engine.retry(&request, region, now).await?],
+        DeployInput::SecretChanged(change) => engine.on_secret_changed(&change, now).await?,
     };
     log(&decisions);
     Ok(reply(decisions))

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use ferry_core::engine::BlessRequest;
 use ferry_core::engine::{
     AlarmChange, DeployRequest, DeploymentChange, DeploymentOutcome, Push, ReconcileRequest,
-    RetryRequest, RollbackRequest, TaskStopped, UnfreezeRequest,
+    RetryRequest, RollbackRequest, SecretChange, TaskStopped, UnfreezeRequest,
 };
 use ferry_core::names::PushTime;
 use ferry_core::release::ReleaseId;
@@ -52,7 +52,7 @@ fn watch_expected() -> String {
 
 fn deploy_expected() -> String {
     format!(
-        "ferry-deploy takes an ECR Image Action event, {{\"deploy\": {DEPLOY_LIKE}}} (\"digest\" instead of \"tag\" also works) or {{\"retry\": {RETRY_LIKE}}} (without \"tag\" or \"digest\": the lane's last failed release)"
+        "ferry-deploy takes an ECR Image Action event, a Secrets Manager Secret Label Updated event, {{\"deploy\": {DEPLOY_LIKE}}} (\"digest\" instead of \"tag\" also works) or {{\"retry\": {RETRY_LIKE}}} (without \"tag\" or \"digest\": the lane's last failed release)"
     )
 }
 
@@ -341,20 +341,68 @@ pub struct EcrImageAction {
     pub image_tag: Option<String>,
 }
 
+/// `Secret Label Updated` detail: Secrets Manager's native event when a staging
+/// label moves to a new version of a secret ("Secret Label Updated event",
+/// Secrets Manager User Guide).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretLabelUpdated {
+    /// The secret's friendly name.
+    pub name: String,
+    /// The staging label attached to the new version.
+    pub label_updated: String,
+    /// The version the label moved to.
+    pub version_id: String,
+}
+
+/// The staging label that marks a secret's current value.
+const CURRENT_LABEL: &str = "AWSCURRENT";
+
+/// A `Secret Label Updated` event: for `AWSCURRENT`, the secret has a new
+/// current value; another label (a custom one: Secrets Manager sends none for
+/// `AWSPENDING` or `AWSPREVIOUS`) is skipped.
+fn secret_input(payload: Value) -> Result<DeployInput, BadEvent> {
+    let event: EventBridgeEvent<SecretLabelUpdated> =
+        envelope(payload, "aws.secretsmanager", "Secret Label Updated", &[])?;
+    let d = event.detail;
+    for (field, value) in [("name", &d.name), ("versionId", &d.version_id)] {
+        if value.is_empty() {
+            return Err(bad(format!(
+                "Secret Label Updated event has an empty `detail.{field}`"
+            )));
+        }
+    }
+    if d.label_updated != CURRENT_LABEL {
+        return Ok(DeployInput::Skip(format!(
+            "label {:?} of secret {} moved to version {}; only {CURRENT_LABEL} (a new current value) restarts services",
+            d.label_updated, d.name, d.version_id
+        )));
+    }
+    Ok(DeployInput::SecretChanged(SecretChange {
+        secret: d.name,
+        version: d.version_id,
+    }))
+}
+
 /// What the deploy function was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeployInput {
     Push(Push),
-    /// A push event ferry deliberately does nothing with (logged).
+    /// An event ferry deliberately does nothing with (logged).
     Skip(String),
     Deploy(DeployRequest),
     /// An operator's retry of a digest whose release did not succeed.
     Retry(RetryRequest),
+    /// A secret has a new current value: restart the lanes that read it.
+    SecretChanged(SecretChange),
 }
 
 pub fn deploy_input(payload: Value) -> Result<DeployInput, BadEvent> {
     let expected = deploy_expected();
     let object = payload_object(&payload, &expected)?;
+    if object.get("source").and_then(Value::as_str) == Some("aws.secretsmanager") {
+        return secret_input(payload);
+    }
     if is_event(object) {
         let event: EventBridgeEvent<EcrImageAction> =
             envelope(payload, "aws.ecr", "ECR Image Action", &[])?;
@@ -1232,6 +1280,96 @@ mod tests {
             &["exactly one request", "`deploy`", "`rollback`"],
         );
         refused(deploy_input(json!({})), &["empty object", "\"deploy\""]);
+    }
+
+    // ----------------------------------------------------- secret changes
+
+    const SECRET_VERSION: &str = "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111";
+
+    fn secret_event(label: &str) -> Value {
+        let mut e = event(
+            "aws.secretsmanager",
+            "Secret Label Updated",
+            json!({ "name": "shop/prod/db", "labelUpdated": label, "versionId": SECRET_VERSION }),
+        );
+        e["resources"] =
+            json!(["arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop/prod/db-AbC123"]);
+        e
+    }
+
+    #[test]
+    fn a_secrets_current_label_moving_becomes_a_change_of_that_secret_to_that_version() {
+        assert_eq!(
+            deploy_input(secret_event("AWSCURRENT")),
+            Ok(DeployInput::SecretChanged(SecretChange {
+                secret: "shop/prod/db".to_owned(),
+                version: SECRET_VERSION.to_owned(),
+            }))
+        );
+    }
+
+    #[test]
+    fn another_label_moving_is_skipped_naming_the_label_and_the_secret() {
+        for label in ["blue", "AWSPENDING", "awscurrent"] {
+            let Ok(DeployInput::Skip(reason)) = deploy_input(secret_event(label)) else {
+                panic!("label {label} is skipped");
+            };
+            assert!(
+                reason.contains(label) && reason.contains("shop/prod/db"),
+                "{reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_secret_event_missing_a_detail_field_is_bad_input_naming_it() {
+        for field in ["name", "labelUpdated", "versionId"] {
+            let mut e = secret_event("AWSCURRENT");
+            e["detail"].as_object_mut().map(|d| d.remove(field));
+            refused(deploy_input(e), &[field, "Secret Label Updated"]);
+        }
+    }
+
+    #[test]
+    fn a_secret_event_whose_field_is_not_a_string_is_bad_input_naming_the_field() {
+        for (field, value) in [
+            ("name", json!(["shop/prod/db"])),
+            ("labelUpdated", json!(null)),
+            ("versionId", json!(7)),
+        ] {
+            let mut e = secret_event("AWSCURRENT");
+            e["detail"][field] = value;
+            refused(deploy_input(e), &[&format!("`detail.{field}`")]);
+        }
+    }
+
+    #[test]
+    fn a_secret_event_with_an_empty_name_or_version_is_bad_input_naming_the_field() {
+        for field in ["name", "versionId"] {
+            let mut e = secret_event("AWSCURRENT");
+            e["detail"][field] = json!("");
+            refused(deploy_input(e), &[&format!("`detail.{field}`"), "empty"]);
+        }
+    }
+
+    #[test]
+    fn a_secret_event_whose_detail_is_an_array_is_bad_input() {
+        let mut e = secret_event("AWSCURRENT");
+        e["detail"] = json!(["shop/prod/db", "AWSCURRENT", SECRET_VERSION]);
+        refused(
+            deploy_input(e),
+            &["`detail`", "Secret Label Updated", "got an array"],
+        );
+    }
+
+    #[test]
+    fn another_secrets_manager_event_is_bad_input_naming_the_expected_detail_type() {
+        let mut e = secret_event("AWSCURRENT");
+        e["detail-type"] = json!("AWS API Call via CloudTrail");
+        refused(
+            deploy_input(e),
+            &["Secret Label Updated", "AWS API Call via CloudTrail"],
+        );
     }
 
     // ---------------------------------------------------------- task_stopped

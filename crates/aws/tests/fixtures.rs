@@ -243,6 +243,17 @@ fn expectations() -> BTreeMap<&'static str, Expectation> {
             assert!(alarm.reason.contains("[0.0"), "{}", alarm.reason);
         },
     );
+    expect("secret-label-updated.json", "ferry-deploy", |e| {
+        let input = deploy_input(e).expect("a secret's new current value");
+        let DeployInput::SecretChanged(change) = input else {
+            panic!("a secret change, got {input:?}");
+        };
+        assert_eq!(
+            change.secret, "shop/prod/db",
+            "the friendly name, not the ARN"
+        );
+        assert_eq!(change.version, "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111");
+    });
     expect("invoke-deploy-tag.json", "ferry-deploy", |e| {
         let DeployInput::Deploy(request) = deploy_input(e).expect("a deploy request") else {
             panic!("a deploy request");
