@@ -431,7 +431,9 @@ fn deploying<S: ServiceView>(
 
 /// How the release's deployment of a service ended, if it did. A deployment
 /// ECS no longer lists ended: completed if the service's PRIMARY deployment
-/// runs the release's revision and completed, unknown otherwise.
+/// runs the release's revision and completed; failed if the PRIMARY runs
+/// another revision — the deployment circuit breaker rolled it back (ECS then
+/// lists only the rollback's deployment), or something else replaced it.
 fn ended<S: ServiceView>(
     service: &S,
     deployment: &str,
@@ -443,7 +445,7 @@ fn ended<S: ServiceView>(
         None => {
             let primary = deployments.iter().find(|d| d.primary)?;
             if Some(&primary.task_definition) != revision {
-                return None;
+                return Some(DeploymentOutcome::Failed);
             }
             primary.rollout?
         }
@@ -547,7 +549,7 @@ mod tests {
     }
 
     #[test]
-    fn a_deployment_ecs_no_longer_lists_counts_only_if_the_primary_runs_the_release() {
+    fn a_deployment_ecs_no_longer_lists_completed_on_the_release_revision_or_failed_off_it() {
         let release = "td/shop-api:7".to_string();
         let on_release = Svc {
             revision: "td/shop-api:7",
@@ -569,7 +571,11 @@ mod tests {
                 RolloutState::Completed,
             )],
         };
-        assert_eq!(ended(&elsewhere, "ecs-svc/1", Some(&release)), None);
+        assert_eq!(
+            ended(&elsewhere, "ecs-svc/1", Some(&release)),
+            Some(DeploymentOutcome::Failed),
+            "the circuit breaker put the service back on the revision before"
+        );
         let no_state = Svc {
             revision: "td/shop-api:7",
             deployments: vec![DeploymentStatus {

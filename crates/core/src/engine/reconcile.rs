@@ -177,7 +177,13 @@ impl<P: Ports> Engine<P> {
                 app: lane.app.clone(),
                 environment: lane.env.clone(),
                 repository: lane.repository.clone(),
-                release_id: release_id.clone(),
+                release_id: match &finding {
+                    // The release the lost push claimed, under its event's id.
+                    Finding::LostPush { image, .. } => {
+                        Some(ReleaseId::derive(&lane.app, &lane.env, &image.digest).to_string())
+                    }
+                    _ => release_id.clone(),
+                },
                 found,
                 done,
                 service,
