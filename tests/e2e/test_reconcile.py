@@ -325,7 +325,7 @@ def test_a_migration_that_never_stops_is_stopped_after_its_timeout_and_fails_the
     started = ecs.describe_tasks(cluster=f"{app}-prod", tasks=[task])["tasks"][0]["startedAt"].timestamp()
     time.sleep(max(0.0, started + 2 + TASK_GRACE + 1 - time.time()))  # its timeout is 2s
     stack.reconcile(app, "prod")
-    settle(stack)  # its STOPPED event reaches ferry-gate: a no-op now
+    settle(stack)  # its STOPPED event reaches ferry-gate
 
     stopped = ecs.describe_tasks(cluster=f"{app}-prod", tasks=[task])["tasks"][0]
     assert stopped["lastStatus"] == "STOPPED", stopped
@@ -335,9 +335,12 @@ def test_a_migration_that_never_stops_is_stopped_after_its_timeout_and_fails_the
     assert running(stack, app) == before, "no service touched"
     assert "ecs:UpdateService" not in mark.operations()
     assert [v for v, _ in history(stack, app)][-2:] == ["1.0.0", "0.9.0"], history(stack, app)
-    gate = mark.decisions("ferry-gate")
-    # the gate answers it without a write: the release is no longer migrating
-    assert [d["outcome"] for d in gate] in ([], ["duplicate"], ["ignored"], ["superseded"]), gate
+    gate = [d["outcome"] for d in mark.decisions("ferry-gate")]
+    # The STOPPED event that StopTask causes races the pass's own judgement of
+    # the stopped task: whichever settles first fails the release (the same
+    # verdict: it outlived its timeout), the other finds it failed and writes
+    # nothing. One FAILED, one restore of the tag, whoever wins.
+    assert gate in ([], ["duplicate"], ["ignored"], ["superseded"], ["failed"]), gate
     assert [e["state"] for e in mark.ferry_events(app)].count("FAILED") == 1
     assert_reconciled(mark, app, rid)
 
