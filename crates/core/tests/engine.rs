@@ -5,8 +5,7 @@
 
 mod fakes;
 
-use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 
 use fakes::*;
 use ferry_core::engine::{
@@ -99,18 +98,6 @@ async fn release_shop(engine: &FakeEngine, fake: &FakeAws, tag: &str, seconds: u
 }
 
 /// Polls `future` until `condition` holds, failing if it finishes first.
-async fn drive_until<F: Future>(mut future: Pin<&mut F>, what: &str, condition: impl Fn() -> bool) {
-    for _ in 0..1_000 {
-        if condition() {
-            return;
-        }
-        if futures_util::poll!(future.as_mut()).is_ready() {
-            panic!("finished before {what}");
-        }
-    }
-    panic!("never reached: {what}");
-}
-
 fn transitions(list: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
     list.iter()
         .map(|(s, p)| ((*s).to_owned(), p.map(str::to_owned)))

@@ -5,8 +5,7 @@
 
 mod fakes;
 
-use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 
 use fakes::*;
 use ferry_core::decide::reconcile::{STALLED_AFTER, TASK_GRACE, TIMER_GRACE};
@@ -62,18 +61,6 @@ async fn known_good(engine: &FakeEngine, fake: &FakeAws, tag: &str, t: u64) -> R
     let last = every_shop_service_completes(engine, fake, T0 + t + 100).await;
     assert_eq!(last.outcome, Outcome::Succeeded);
     id
-}
-
-async fn drive_until<F: Future>(mut future: Pin<&mut F>, what: &str, condition: impl Fn() -> bool) {
-    for _ in 0..1_000 {
-        if condition() {
-            return;
-        }
-        if futures_util::poll!(future.as_mut()).is_ready() {
-            panic!("finished before {what}");
-        }
-    }
-    panic!("never reached: {what}");
 }
 
 fn shop_services_run(fake: &FakeAws, arns: &std::collections::BTreeMap<String, String>) -> bool {

@@ -1023,6 +1023,23 @@ pub fn push_event(repository: &str, tag: &str, digest: &str, pushed_at: &str) ->
     }
 }
 
+/// Polls `future` until `condition` holds (the future must not finish first).
+pub async fn drive_until<F: Future>(
+    mut future: Pin<&mut F>,
+    what: &str,
+    condition: impl Fn() -> bool,
+) {
+    for _ in 0..1_000 {
+        if condition() {
+            return;
+        }
+        if futures_util::poll!(future.as_mut()).is_ready() {
+            panic!("finished before {what}");
+        }
+    }
+    panic!("never reached: {what}");
+}
+
 /// The STOPPED event of a migration task whose only container exited with `exit_code`
 /// after running from `started_at` to `stopped_at` (epoch seconds).
 pub fn migration_exited(
