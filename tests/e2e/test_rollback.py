@@ -581,8 +581,9 @@ def wait_for_state(stack, rid: str, state: str, timeout: float = 20) -> None:
 def test_an_alarm_as_the_rollout_starts_keeps_the_rolled_back_release_off_the_services(stack, known_good, mark):
     app, services = "racegate", ["api", "worker"]
     _, good_tds = known_good[app]
-    # the gate's UpdateService calls take a second to reach ECS (a slow API, a cold connection)
-    stack.control("/_ferry/faults", {"faults": [{"operation": "ecs:UpdateService", "caller": "ferry-gate", "delay": 1.0, "status": 0, "times": len(services)}]})
+    # the gate's UpdateService calls take three seconds to reach ECS (a slow API, a
+    # cold connection): time for the alarm to land first even on a loaded machine
+    stack.control("/_ferry/faults", {"faults": [{"operation": "ecs:UpdateService", "caller": "ferry-gate", "delay": 3.0, "status": 0, "times": len(services)}]})
     try:
         bad = stack.push(app, "1.1.0")
         rid = release_id(app, bad)
@@ -607,8 +608,8 @@ def test_an_alarm_as_the_rollout_starts_keeps_the_rolled_back_release_off_the_se
 def test_an_alarm_as_the_migration_starts_leaves_the_known_good_tag_in_ssm(stack, known_good, mark):
     app, services = "racessm", ["api"]
     _, good_tds = known_good[app]
-    # ferry-deploy's SSM write takes a second to land
-    stack.control("/_ferry/faults", {"faults": [{"operation": "ssm:PutParameter", "caller": "ferry-deploy", "delay": 1.0, "status": 0, "times": 1}]})
+    # ferry-deploy's SSM write takes three seconds to land (see above)
+    stack.control("/_ferry/faults", {"faults": [{"operation": "ssm:PutParameter", "caller": "ferry-deploy", "delay": 3.0, "status": 0, "times": 1}]})
     try:
         bad = stack.push(app, "1.1.0")
         rid = release_id(app, bad)

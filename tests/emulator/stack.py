@@ -659,7 +659,18 @@ class Stack:
         return sorted(items, key=lambda i: (str(i.get("pk")), str(i.get("sk"))))
 
     def release(self, release_id: str) -> dict[str, Any] | None:
-        return next((i for i in self.ledger() if i.get("pk") == f"release#{release_id}"), None)
+        """One release record (a consistent GetItem: tests poll it)."""
+        from boto3.dynamodb.types import TypeDeserializer
+
+        item = self.client("dynamodb").get_item(
+            TableName=self.ledger_table,
+            Key={"pk": {"S": f"release#{release_id}"}, "sk": {"S": "release"}},
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None:
+            return None
+        deserializer = TypeDeserializer()
+        return {k: deserializer.deserialize(v) for k, v in item.items()}
 
 
 # -------------------------------------------------------------------- CLI
