@@ -2071,6 +2071,120 @@ migration = { task_family = "shop-migrate", repository = "shop-migrations" }"#,
     }
 
     #[test]
+    fn approval_defaults_to_off_and_its_expiry_to_a_day() {
+        let plain = with_prod_line("").expect("valid");
+        assert_eq!(
+            plain.environment("shop", "prod").and_then(|e| e.approval),
+            None
+        );
+        let gated = with_prod_line("approval = true").expect("valid");
+        assert_eq!(
+            gated.environment("shop", "prod").and_then(|e| e.approval),
+            Some(Approval {
+                expires_after: DEFAULT_APPROVAL_EXPIRY
+            })
+        );
+        let short =
+            with_prod_line("approval = true\napproval_expires_after = \"30m\"").expect("valid");
+        assert_eq!(
+            short.environment("shop", "prod").and_then(|e| e.approval),
+            Some(Approval {
+                expires_after: Duration::from_secs(1800)
+            })
+        );
+    }
+
+    #[test]
+    fn an_approval_expiry_without_approval_or_out_of_range_is_refused_naming_the_key() {
+        let key = "apps.shop.environments.prod.approval_expires_after";
+        for (line, says) in [
+            ("approval_expires_after = \"1h\"", "`approval` is not true"),
+            (
+                "approval = true\napproval_expires_after = \"soon\"",
+                "not a duration",
+            ),
+            (
+                "approval = true\napproval_expires_after = \"0s\"",
+                "above zero",
+            ),
+            (
+                "approval = true\napproval_expires_after = \"169h\"",
+                "longer than",
+            ),
+        ] {
+            let err = with_prod_line(line).expect_err(line);
+            assert_eq!(err.key(), Some(key), "{err}");
+            assert!(err.to_string().contains(says), "{says:?} in {err}");
+        }
+    }
+
+    const PROMOTING: &str = r#"
+[apps.shop]
+repository = "shop"
+
+[apps.shop.environments.staging]
+cluster = "shop-staging"
+services = ["api"]
+tags = { semver = ">=0.1.0" }
+image_tag_parameter = "/shop/staging/image"
+STAGING
+
+[apps.shop.environments.prod]
+cluster = "shop-prod"
+services = ["api"]
+tags = { semver = ">=0.1.0" }
+image_tag_parameter = "/shop/prod/image"
+PROD
+"#;
+
+    fn promoting(staging: &str, prod: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(&PROMOTING.replace("STAGING", staging).replace("PROD", prod))
+    }
+
+    #[test]
+    fn promote_from_names_another_environment_of_the_app_with_the_same_repositories() {
+        let config = promoting("", "promote_from = \"staging\"").expect("valid");
+        assert_eq!(
+            config
+                .environment("shop", "prod")
+                .and_then(|e| e.promote_from.as_deref()),
+            Some("staging")
+        );
+        let key = "apps.shop.environments.prod.promote_from";
+        for (prod, says) in [
+            ("promote_from = \"qa\"", "not an environment of app `shop`"),
+            ("promote_from = \"prod\"", "this environment itself"),
+            (
+                "promote_from = \"staging\"\nservices = [\"api\", { name = \"web\", repository = \"shop-web\" }]\nimage_tag_parameter = \"/shop/prod/{repository}\"",
+                "same ones",
+            ),
+        ] {
+            let text = PROMOTING
+                .replace("STAGING", "")
+                .replace("services = [\"api\"]\ntags = { semver = \">=0.1.0\" }\nimage_tag_parameter = \"/shop/prod/image\"\nPROD", &format!("tags = {{ semver = \">=0.1.0\" }}\n{prod}"));
+            let text = if text.contains("services = [\"api\", {") {
+                text
+            } else {
+                PROMOTING.replace("STAGING", "").replace("PROD", prod)
+            };
+            let err = Config::from_toml(&text).expect_err(prod);
+            assert_eq!(err.key(), Some(key), "{err}");
+            assert!(err.to_string().contains(says), "{says:?} in {err}");
+        }
+    }
+
+    #[test]
+    fn promotions_that_go_round_in_a_circle_are_refused() {
+        let err = promoting("promote_from = \"prod\"", "promote_from = \"staging\"")
+            .expect_err("a cycle");
+        assert!(err.to_string().contains("circle"), "{err}");
+        assert!(
+            err.key().is_some_and(|k| k.ends_with(".promote_from")),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_bake_of_a_day_is_the_longest_accepted() {
         let day = with_prod_line("bake = \"24h\"").expect("a day is accepted");
         assert_eq!(

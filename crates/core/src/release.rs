@@ -649,6 +649,7 @@ mod tests {
             names,
             [
                 "CLAIMED",
+                "AWAITING_APPROVAL",
                 "MIGRATING",
                 "DEPLOYING",
                 "VERIFYING",
@@ -657,7 +658,8 @@ mod tests {
                 "FAILED",
                 "SUPERSEDED",
                 "ROLLING_BACK",
-                "ROLLED_BACK"
+                "ROLLED_BACK",
+                "REJECTED"
             ]
         );
         for state in ReleaseState::ALL {
@@ -669,7 +671,7 @@ mod tests {
     }
 
     #[test]
-    fn failed_superseded_and_rolled_back_are_terminal() {
+    fn failed_superseded_rolled_back_and_rejected_are_terminal() {
         let terminal: Vec<ReleaseState> = ReleaseState::ALL
             .into_iter()
             .filter(ReleaseState::is_terminal)
@@ -679,7 +681,8 @@ mod tests {
             [
                 ReleaseState::Failed,
                 ReleaseState::Superseded,
-                ReleaseState::RolledBack
+                ReleaseState::RolledBack,
+                ReleaseState::Rejected
             ]
         );
     }
@@ -694,6 +697,7 @@ mod tests {
             in_flight,
             [
                 ReleaseState::Claimed,
+                ReleaseState::AwaitingApproval,
                 ReleaseState::Migrating,
                 ReleaseState::Deploying,
                 ReleaseState::Verifying,
@@ -751,6 +755,13 @@ mod tests {
             (S::Baking, T::BeginRollback, S::RollingBack),
             (S::Succeeded, T::BeginRollback, S::RollingBack),
             (S::RollingBack, T::FinishRollback, S::RolledBack),
+            (S::Claimed, T::AwaitApproval, S::AwaitingApproval),
+            (S::AwaitingApproval, T::ApproveMigration, S::Migrating),
+            (S::AwaitingApproval, T::ApproveRollout, S::Deploying),
+            (S::AwaitingApproval, T::Reject, S::Rejected),
+            (S::AwaitingApproval, T::Fail, S::Failed),
+            (S::AwaitingApproval, T::Supersede, S::Superseded),
+            (S::AwaitingApproval, T::BeginRollback, S::RollingBack),
         ]
     }
 
@@ -805,6 +816,23 @@ mod tests {
                     .filter_map(|t| state.apply(t).ok()),
             );
         }
+    }
+
+    #[test]
+    fn a_release_awaiting_approval_reaches_its_services_only_through_an_approve() {
+        for t in Transition::ALL {
+            if let Ok(to) = ReleaseState::AwaitingApproval.apply(t) {
+                let approved =
+                    matches!(t, Transition::ApproveMigration | Transition::ApproveRollout);
+                assert_eq!(
+                    matches!(to, S::Migrating | S::Deploying),
+                    approved,
+                    "AWAITING_APPROVAL --{t:?}--> {to:?}"
+                );
+            }
+        }
+        assert!(ReleaseState::Rejected.is_terminal());
+        assert!(!ReleaseState::Rejected.reached_services());
     }
 
     #[test]
