@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use ferry_aws::inbound::{
     deploy_input, deployment_change, reconcile_input, rollback_input, task_stopped, watch_input,
-    BadEvent, DeployInput, RollbackInput, WatchInput,
+    DeployInput, RollbackInput, WatchInput,
 };
 use ferry_core::engine::{AlarmState, DeploymentOutcome, Push, ReconcileRequest, TaskStopped};
 use serde_json::Value;
