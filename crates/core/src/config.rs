@@ -2151,23 +2151,32 @@ PROD
             Some("staging")
         );
         let key = "apps.shop.environments.prod.promote_from";
-        for (prod, says) in [
-            ("promote_from = \"qa\"", "not an environment of app `shop`"),
-            ("promote_from = \"prod\"", "this environment itself"),
+        let extra_repository = PROMOTING.replace(
+            "services = [\"api\"]\ntags = { semver = \">=0.1.0\" }\nimage_tag_parameter = \"/shop/prod/image\"",
+            "services = [\"api\", { name = \"web\", repository = \"shop-web\" }]\ntags = { semver = \">=0.1.0\" }\nimage_tag_parameter = \"/shop/prod/{repository}\"",
+        );
+        assert_ne!(extra_repository, PROMOTING, "prod runs a second repository");
+        for (text, says) in [
             (
-                "promote_from = \"staging\"\nservices = [\"api\", { name = \"web\", repository = \"shop-web\" }]\nimage_tag_parameter = \"/shop/prod/{repository}\"",
+                PROMOTING
+                    .replace("STAGING", "")
+                    .replace("PROD", "promote_from = \"qa\""),
+                "not an environment of app `shop`",
+            ),
+            (
+                PROMOTING
+                    .replace("STAGING", "")
+                    .replace("PROD", "promote_from = \"prod\""),
+                "this environment itself",
+            ),
+            (
+                extra_repository
+                    .replace("STAGING", "")
+                    .replace("PROD", "promote_from = \"staging\""),
                 "same ones",
             ),
         ] {
-            let text = PROMOTING
-                .replace("STAGING", "")
-                .replace("services = [\"api\"]\ntags = { semver = \">=0.1.0\" }\nimage_tag_parameter = \"/shop/prod/image\"\nPROD", &format!("tags = {{ semver = \">=0.1.0\" }}\n{prod}"));
-            let text = if text.contains("services = [\"api\", {") {
-                text
-            } else {
-                PROMOTING.replace("STAGING", "").replace("PROD", prod)
-            };
-            let err = Config::from_toml(&text).expect_err(prod);
+            let err = Config::from_toml(&text).expect_err(says);
             assert_eq!(err.key(), Some(key), "{err}");
             assert!(err.to_string().contains(says), "{says:?} in {err}");
         }
