@@ -54,6 +54,10 @@ E2E_APPS = {
     "again": ["api", "worker"],
     "retry": ["api", "worker"],  # test_migrations.py: an operator's retry
     "redrive": ["api", "worker"],  # test_redrive.py: dead letters redriven
+    "appr": ["api"],  # test_approval.py: approve, and a newer push superseding
+    "apprj": ["api"],  # test_approval.py: reject
+    "apprx": ["api"],  # test_approval.py: an approval request that expires
+    "promo": ["api"],  # test_approval.py: promotion (and promo/staging below)
 }
 
 # test_rollback.py: app -> (services, has a migration, guarded by alarm `<app>-prod-5xx`)
@@ -311,6 +315,7 @@ def _create_estates(stack: Stack) -> None:
         estate.create_app(stack, app, services, migration=migration, definitions=definitions)
         if alarm:
             estate.create_alarm(stack, f"{app}-prod-5xx")
+    estate.create_environment(stack, "promo", "staging", E2E_APPS["promo"])
     estate.create_app(
         stack,
         "full",

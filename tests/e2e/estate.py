@@ -92,6 +92,30 @@ def create_app(
     return created
 
 
+def create_environment(stack: Any, app: str, env: str, services: list[str], baseline: str = "0.9.0") -> None:
+    """A second environment of an app made by :func:`create_app`: cluster ``<app>-<env>``,
+    the same services on the app's task-definition families, its own image-tag parameter."""
+    ecs, ssm = stack.client("ecs"), stack.client("ssm")
+    cluster = f"{app}-{env}"
+    ssm.put_parameter(Name=f"/{app}/{env}/compute/currentImageTag", Value=baseline, Type="String")
+    ecs.create_cluster(clusterName=cluster)
+    for service in services:
+        arn = ecs.register_task_definition(**task_definition(f"{app}-{service}", service, image(app, baseline)))["taskDefinition"]["taskDefinitionArn"]
+        ecs.create_service(
+            cluster=cluster,
+            serviceName=service,
+            taskDefinition=arn,
+            desiredCount=1,
+            launchType="FARGATE",
+            networkConfiguration=network(stack),
+            deploymentConfiguration={
+                "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+                "maximumPercent": 200,
+                "minimumHealthyPercent": 100,
+            },
+        )
+
+
 def create_app_with_cloudformation(
     stack: Any,
     app: str,

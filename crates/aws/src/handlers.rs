@@ -91,6 +91,9 @@ pub async fn deploy(
         DeployInput::Deploy(request) => vec![engine.deploy(&request, region, now).await?],
         DeployInput::Retry(request) => vec![engine.retry(&request, region, now).await?],
         DeployInput::SecretChanged(change) => engine.on_secret_changed(&change, now).await?,
+        DeployInput::Promote(request) => engine.promote(&request, region, now).await?,
+        DeployInput::Approve(request) => engine.approve(&request, now).await?,
+        DeployInput::Reject(request) => engine.reject(&request, now).await?,
     };
     log(&decisions);
     Ok(reply(decisions))

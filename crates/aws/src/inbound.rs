@@ -6,8 +6,9 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use ferry_core::engine::BlessRequest;
 use ferry_core::engine::{
-    AlarmChange, DeployRequest, DeploymentChange, DeploymentOutcome, Push, ReconcileRequest,
-    RetryRequest, RollbackRequest, SecretChange, TaskStopped, UnfreezeRequest,
+    AlarmChange, ApprovalRequest, DeployRequest, DeploymentChange, DeploymentOutcome,
+    PromoteRequest, Push, ReconcileRequest, RejectRequest, RetryRequest, RollbackRequest,
+    SecretChange, TaskStopped, UnfreezeRequest,
 };
 use ferry_core::names::PushTime;
 use ferry_core::release::ReleaseId;
@@ -30,6 +31,12 @@ const DEPLOY_LIKE: &str = r#"{"app": "shop", "environment": "prod", "tag": "1.1.
 const RETRY_LIKE: &str =
     r#"{"app": "shop", "environment": "prod", "tag": "1.1.0", "force": false}"#;
 /// What a direct invoke of ferry-rollback looks like.
+/// What a promotion looks like.
+const PROMOTE_LIKE: &str = r#"{"app": "shop", "from": "staging", "to": "prod"}"#;
+/// What an approve looks like ("repository" and "release_id" optional).
+const APPROVE_LIKE: &str = r#"{"app": "shop", "environment": "prod"}"#;
+/// What a reject looks like ("reason", "repository" and "release_id" optional).
+const REJECT_LIKE: &str = r#"{"app": "shop", "environment": "prod", "reason": "change freeze"}"#;
 const ROLLBACK_LIKE: &str =
     r#"{"app": "shop", "environment": "prod", "reason": "checkout errors", "to": "1.0.0"}"#;
 const UNFREEZE_LIKE: &str = r#"{"app": "shop", "environment": "prod"}"#;
@@ -52,7 +59,7 @@ fn watch_expected() -> String {
 
 fn deploy_expected() -> String {
     format!(
-        "ferry-deploy takes an ECR Image Action event, a Secrets Manager Secret Label Updated event, {{\"deploy\": {DEPLOY_LIKE}}} (\"digest\" instead of \"tag\" also works) or {{\"retry\": {RETRY_LIKE}}} (without \"tag\" or \"digest\": the lane's last failed release)"
+        "ferry-deploy takes an ECR Image Action event, a Secrets Manager Secret Label Updated event, {{\"deploy\": {DEPLOY_LIKE}}} (\"digest\" instead of \"tag\" also works) or {{\"retry\": {RETRY_LIKE}}} (without \"tag\" or \"digest\": the lane's last failed release), {{\"promote\": {PROMOTE_LIKE}}}, {{\"approve\": {APPROVE_LIKE}}} or {{\"reject\": {REJECT_LIKE}}} (\"release_id\" or \"repository\" narrow either to one release)"
     )
 }
 
@@ -395,6 +402,12 @@ pub enum DeployInput {
     Retry(RetryRequest),
     /// A secret has a new current value: restart the lanes that read it.
     SecretChanged(SecretChange),
+    /// An operator promotes one environment's known-good digest to another.
+    Promote(PromoteRequest),
+    /// An operator approves the release(s) awaiting approval.
+    Approve(ApprovalRequest),
+    /// An operator rejects the release(s) awaiting approval.
+    Reject(RejectRequest),
 }
 
 pub fn deploy_input(payload: Value) -> Result<DeployInput, BadEvent> {
@@ -440,8 +453,29 @@ pub fn deploy_input(payload: Value) -> Result<DeployInput, BadEvent> {
             pushed_at: PushTime::from_epoch_millis(time.timestamp_millis()),
         }));
     }
-    let requests = [("deploy", DEPLOY_LIKE), ("retry", RETRY_LIKE)];
+    let requests = [
+        ("deploy", DEPLOY_LIKE),
+        ("retry", RETRY_LIKE),
+        ("promote", PROMOTE_LIKE),
+        ("approve", APPROVE_LIKE),
+        ("reject", REJECT_LIKE),
+    ];
     match request(object, &requests, &expected)? {
+        ("promote", body) => Ok(DeployInput::Promote(parse(
+            body,
+            "malformed `promote` request",
+            "promote",
+        )?)),
+        ("approve", body) => Ok(DeployInput::Approve(parse(
+            body,
+            "malformed `approve` request",
+            "approve",
+        )?)),
+        ("reject", body) => Ok(DeployInput::Reject(parse(
+            body,
+            "malformed `reject` request",
+            "reject",
+        )?)),
         ("retry", body) => Ok(DeployInput::Retry(parse(
             body,
             "malformed `retry` request",
@@ -1262,10 +1296,109 @@ mod tests {
 
     #[test]
     fn an_unknown_request_to_ferry_deploy_is_bad_input_naming_it() {
-        let payload = json!({ "promote": { "app": "shop", "from": "staging", "to": "prod" } });
+        let payload = json!({ "ship": { "app": "shop", "environment": "prod" } });
         refused(
             deploy_input(payload),
-            &["unknown request `promote`", "\"deploy\""],
+            &[
+                "unknown request `ship`",
+                "\"deploy\"",
+                "\"promote\"",
+                "\"approve\"",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_promote_request_becomes_a_promotion_of_one_app_between_two_environments() {
+        let payload = json!({ "promote": { "app": "shop", "from": "staging", "to": "prod" } });
+        assert_eq!(
+            deploy_input(payload),
+            Ok(DeployInput::Promote(PromoteRequest {
+                app: "shop".into(),
+                from: "staging".into(),
+                to: "prod".into(),
+            }))
+        );
+    }
+
+    #[test]
+    fn a_promote_request_missing_its_target_or_naming_an_environment_is_bad_input_naming_the_field()
+    {
+        let no_to = json!({ "promote": { "app": "shop", "from": "staging" } });
+        refused(
+            deploy_input(no_to),
+            &["malformed `promote` request", "missing field `to`"],
+        );
+        let env = json!({ "promote": { "app": "shop", "from": "staging", "to": "prod", "environment": "prod" } });
+        refused(
+            deploy_input(env),
+            &["`promote`", "unknown field `environment`"],
+        );
+        let number = json!({ "promote": { "app": "shop", "from": 1, "to": "prod" } });
+        refused(
+            deploy_input(number),
+            &["`promote.from`", "expected a string"],
+        );
+    }
+
+    #[test]
+    fn an_approve_request_may_pin_a_release_or_a_repository() {
+        let payload = json!({ "approve": { "app": "shop", "environment": "prod" } });
+        assert_eq!(
+            deploy_input(payload),
+            Ok(DeployInput::Approve(ApprovalRequest {
+                app: "shop".into(),
+                environment: "prod".into(),
+                repository: None,
+                release_id: None,
+            }))
+        );
+        let pinned = json!({ "approve": {
+            "app": "blog", "environment": "prod", "repository": "blog-web",
+            "release_id": "blog/prod/3f2a9c1b7e40d5a1"
+        } });
+        assert_eq!(
+            deploy_input(pinned),
+            Ok(DeployInput::Approve(ApprovalRequest {
+                app: "blog".into(),
+                environment: "prod".into(),
+                repository: Some("blog-web".into()),
+                release_id: Some("blog/prod/3f2a9c1b7e40d5a1".into()),
+            }))
+        );
+    }
+
+    #[test]
+    fn a_reject_request_carries_its_reason_and_a_bad_one_is_bad_input_naming_the_field() {
+        let payload = json!({ "reject": { "app": "shop", "environment": "prod", "reason": "change freeze" } });
+        assert_eq!(
+            deploy_input(payload),
+            Ok(DeployInput::Reject(RejectRequest {
+                app: "shop".into(),
+                environment: "prod".into(),
+                repository: None,
+                release_id: None,
+                reason: Some("change freeze".into()),
+            }))
+        );
+        let number = json!({ "reject": { "app": "shop", "environment": "prod", "reason": 3 } });
+        refused(
+            deploy_input(number),
+            &[
+                "malformed `reject` request",
+                "`reject.reason`",
+                "expected a string",
+            ],
+        );
+        let no_env = json!({ "approve": { "app": "shop" } });
+        refused(
+            deploy_input(no_env),
+            &["malformed `approve` request", "missing field `environment`"],
+        );
+        let array = json!({ "approve": ["shop", "prod"] });
+        refused(
+            deploy_input(array),
+            &["`approve` must be a JSON object like", "got an array"],
         );
     }
 

@@ -15,9 +15,9 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use ferry_core::names::PushTime;
 use ferry_core::ports::{
-    Claim, ClaimOutcome, HeadChange, HeldPush, KnownGoodRelease, Lane, LaneHead, Ledger, PortError,
-    PortResult, ReleasePointer, ReleaseRecord, ReleaseUpdate, Retried, RollbackInProgress,
-    RollbackLedger, RollbackWrite,
+    superseded_reason, Claim, ClaimOutcome, HeadChange, HeldPush, KnownGoodRelease, Lane, LaneHead,
+    Ledger, PortError, PortResult, ReleasePointer, ReleaseRecord, ReleaseUpdate, Retried,
+    RollbackInProgress, RollbackLedger, RollbackWrite,
 };
 use ferry_core::release::{Guard, ReleaseId, ReleaseState, Transition};
 
@@ -103,11 +103,14 @@ impl DynamoLedger {
             s(guard.to.unwrap_or(ReleaseState::Superseded).as_str()),
         );
         values.insert(":id".to_owned(), s(by.as_str()));
+        values.insert(":reason".to_owned(), s(superseded_reason(by)));
         values.insert(":now".to_owned(), n(now()));
         Update::builder()
             .table_name(&self.table)
             .set_key(Some(release_key(old)))
-            .update_expression("SET #state = :superseded, superseded_by = :id, updated_at = :now")
+            .update_expression(
+                "SET #state = :superseded, superseded_by = :id, reason = :reason, updated_at = :now",
+            )
             .condition_expression(condition)
             .expression_attribute_names("#state", "state")
             .set_expression_attribute_values(Some(values))
@@ -367,6 +370,7 @@ fn encode_release(r: &ReleaseRecord) -> Item {
         ("verify_deadline", r.verify_deadline),
         ("rollout_started_at", r.rollout_started_at),
         ("bake_ends_at", r.bake_ends_at),
+        ("approval_expires_at", r.approval_expires_at),
     ];
     for (k, v) in numbers {
         if let Some(v) = v {
@@ -422,6 +426,7 @@ fn decode_release(item: &Item) -> PortResult<ReleaseRecord> {
         verify_deadline: get_n(item, "verify_deadline"),
         rollout_started_at: get_n(item, "rollout_started_at"),
         bake_ends_at: get_n(item, "bake_ends_at"),
+        approval_expires_at: get_n(item, "approval_expires_at"),
         parameter_version: get_n(item, "parameter_version"),
         deployments: get_map(item, "deployments"),
         completed_services: item
@@ -519,6 +524,7 @@ fn release_fields(guard: Guard, u: &ReleaseUpdate) -> Vec<(&'static str, Attribu
         ("verify_deadline", number(u.verify_deadline)),
         ("rollout_started_at", number(u.rollout_started_at)),
         ("bake_ends_at", number(u.bake_ends_at)),
+        ("approval_expires_at", number(u.approval_expires_at)),
         ("parameter_version", u.parameter_version.map(n)),
         ("deployments", u.deployments.as_ref().map(string_map)),
         ("reason", text(&u.reason)),

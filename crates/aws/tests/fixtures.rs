@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use ferry_aws::inbound::{
     deploy_input, deployment_change, reconcile_input, rollback_input, task_stopped, watch_input,
-    BadEvent, DeployInput, RollbackInput, WatchInput,
+    DeployInput, RollbackInput, WatchInput,
 };
 use ferry_core::engine::{AlarmState, DeploymentOutcome, Push, ReconcileRequest, TaskStopped};
 use serde_json::Value;
@@ -291,15 +291,41 @@ fn expectations() -> BTreeMap<&'static str, Expectation> {
         assert!(!request.force);
     });
     expect("invoke-promote.json", "ferry-deploy", |e| {
-        // designed, not built: this build answers it as bad input
-        let BadEvent(message) = deploy_input(e).expect_err("`promote` is refused");
-        for part in [
-            "unknown request `promote`",
-            "ferry-deploy takes",
-            "\"deploy\"",
-        ] {
-            assert!(message.contains(part), "{part:?} in: {message}");
-        }
+        let DeployInput::Promote(request) = deploy_input(e).expect("a promote request") else {
+            panic!("a promote request");
+        };
+        assert_eq!(
+            (
+                request.app.as_str(),
+                request.from.as_str(),
+                request.to.as_str()
+            ),
+            ("shop", "staging", "prod")
+        );
+    });
+    expect("invoke-approve.json", "ferry-deploy", |e| {
+        let DeployInput::Approve(request) = deploy_input(e).expect("an approve request") else {
+            panic!("an approve request");
+        };
+        assert_eq!(
+            (request.app.as_str(), request.environment.as_str()),
+            ("shop", "prod")
+        );
+        assert_eq!((request.repository, request.release_id), (None, None));
+    });
+    expect("invoke-reject.json", "ferry-deploy", |e| {
+        let DeployInput::Reject(request) = deploy_input(e).expect("a reject request") else {
+            panic!("a reject request");
+        };
+        assert_eq!(
+            (request.app.as_str(), request.environment.as_str()),
+            ("shop", "prod")
+        );
+        assert_eq!(
+            request.reason.as_deref(),
+            Some("change freeze until Monday")
+        );
+        assert_eq!((request.repository, request.release_id), (None, None));
     });
     expect("invoke-rollback-previous.json", "ferry-rollback", |e| {
         let RollbackInput::Rollback(request) = rollback_input(e).expect("a rollback request")
@@ -576,18 +602,19 @@ fn every_fixture_is_checked_against_the_function_the_readme_names() {
 }
 
 #[test]
-fn the_promote_invoke_is_answered_as_bad_input_and_not_retried() {
-    let fixture = fixtures()
-        .remove("invoke-promote.json")
-        .expect("events/invoke-promote.json");
-    let error = deploy_input(fixture).expect_err("`promote` is refused");
+fn a_malformed_approve_invoke_is_answered_as_bad_input_naming_the_field_and_not_retried() {
+    let mut fixture = fixtures()
+        .remove("invoke-approve.json")
+        .expect("events/invoke-approve.json");
+    fixture["approve"]["release_id"] = Value::Bool(true);
+    let error = deploy_input(fixture).expect_err("a boolean release id is refused");
     let handler_error = ferry_aws::handlers::HandlerError::from(error);
     assert!(!handler_error.is_retryable());
     let reply = ferry_aws::handlers::respond(Err(handler_error)).expect("answered, not an error");
     assert_eq!(reply["ok"], Value::Bool(false));
     assert_eq!(reply["error"]["kind"], "bad_input");
     let message = reply["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("unknown request `promote`"), "{message}");
+    assert!(message.contains("`approve.release_id`"), "{message}");
 }
 
 /// The resource block of `template.yaml` that builds `binary` (`Binary: ferry-deploy`).

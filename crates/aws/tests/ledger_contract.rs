@@ -127,6 +127,8 @@ contracts!(
     a_transition_clears_the_interrupted_mark,
     completed_services_accumulate,
     every_field_of_an_update_is_written,
+    // approval
+    an_approve_and_a_reject_of_one_awaiting_release_take_effect_once,
     // settle
     clearing_in_flight_frees_the_lane_only_while_the_head_points_at_the_release,
     a_settle_whose_release_condition_fails_changes_nothing,
@@ -467,11 +469,62 @@ mod contract {
             unstamped(superseded),
             unstamped(ReleaseRecord {
                 state: ReleaseState::Superseded,
+                reason: Some(ferry_core::ports::superseded_reason(&b.id)),
                 ..a
             }),
-            "only the state changes"
+            "only the state changes, with the cause naming the newer release"
         );
         assert_eq!(record(ledger, &b.id).await, b);
+    }
+
+    pub async fn an_approve_and_a_reject_of_one_awaiting_release_take_effect_once<
+        L: Ledger + RollbackLedger,
+    >(
+        ledger: &L,
+    ) {
+        let a = claimed(ledger, "1.0.0").await;
+        let awaiting = ledger
+            .update(
+                &a.id,
+                Transition::AwaitApproval.guard(),
+                update_of(|u| u.approval_expires_at = Some(fakes::T0 + 3_600)),
+            )
+            .await
+            .expect("update")
+            .expect("claimed → awaiting approval");
+        assert_eq!(awaiting.state, ReleaseState::AwaitingApproval);
+        assert_eq!(awaiting.approval_expires_at, Some(fakes::T0 + 3_600));
+        let approved = ledger
+            .update(
+                &a.id,
+                Transition::ApproveRollout.guard(),
+                ReleaseUpdate::default(),
+            )
+            .await
+            .expect("update");
+        assert_eq!(approved.map(|r| r.state), Some(ReleaseState::Deploying));
+        let again = ledger
+            .update(
+                &a.id,
+                Transition::ApproveRollout.guard(),
+                ReleaseUpdate::default(),
+            )
+            .await
+            .expect("update");
+        assert_eq!(again, None, "a second approve takes no effect");
+        let rejected = ledger
+            .settle(
+                &awaiting,
+                Transition::Reject.guard(),
+                update_of(|u| u.reason = Some("too late".into())),
+                HeadChange::ClearInFlight,
+            )
+            .await
+            .expect("settle");
+        assert!(!rejected, "a reject after the approve takes no effect");
+        let now = record(ledger, &a.id).await;
+        assert_eq!((now.state, now.reason), (ReleaseState::Deploying, None));
+        assert_eq!(head(ledger).await.in_flight, Some(pointer(&a)));
     }
 
     pub async fn superseding_a_release_that_left_flight_is_head_moved<
@@ -1088,6 +1141,7 @@ mod contract {
             completed_services: BTreeSet::from(["api".to_owned()]),
             reason: Some("because".into()),
             interrupted: Some("RequestTimeout".into()),
+            approval_expires_at: Some(fakes::T0 + 86_400),
             ..a.clone()
         };
         assert_eq!(unstamped(written.clone()), unstamped(expected));
@@ -1717,6 +1771,7 @@ mod contract {
             retried_as: Some(
                 ReleaseId::parse("shop/prod/3f2a9c1b7e40d5a1-2").expect("a retry's id"),
             ),
+            approval_expires_at: Some(fakes::T0 + 3_600),
             created_at: fakes::T0 + 1,
             updated_at: fakes::T0 + 2,
             // Services in an order that is not sorted: a list keeps its order.
@@ -1795,6 +1850,7 @@ mod contract {
             if_deployment: None,
             interrupted: Some("RequestTimeout".into()),
             resume: false,
+            approval_expires_at: Some(fakes::T0 + 86_400),
         }
     }
 }

@@ -23,6 +23,9 @@
 //! heal_drift = false                 # optional: the reconcile pass puts drifted services back
 //! restart_on_secret_change = false   # optional: a referenced secret's new value restarts the services
 //! keep = 5                           # optional: revisions of the last 5 known-good releases kept
+//! promote_from = "staging"           # optional: only digests known-good in staging are deployed
+//! approval = true                    # optional: a release waits for an operator's approve
+//! approval_expires_after = "24h"     # optional (with approval): an unanswered request ends
 //! ```
 //!
 //! **One image-tag parameter per lane.** Releases are serialised per lane (one
@@ -105,7 +108,26 @@ pub struct Environment {
     /// those of its last N known-good releases may be deregistered (never one of a
     /// known-good release ferry remembers). `None`: ferry deregisters nothing.
     pub keep: Option<usize>,
+    /// `promote_from = "staging"`: this environment takes only digests known-good
+    /// in that environment's lane (same app, same repositories); any other push
+    /// or deploy is refused, and `{"promote": ...}` deploys the known-good one.
+    pub promote_from: Option<String>,
+    /// `approval = true`: a release is prepared (claim, preflight, registration)
+    /// and waits in AWAITING_APPROVAL for an operator's approve or reject.
+    pub approval: Option<Approval>,
 }
+
+/// The approval gate of an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Approval {
+    /// An approval request unanswered for this long ends the release (REJECTED).
+    pub expires_after: Duration,
+}
+
+/// How long an approval request waits when `approval_expires_after` is not set.
+pub const DEFAULT_APPROVAL_EXPIRY: Duration = Duration::from_secs(24 * 60 * 60);
+/// The longest an approval request may wait.
+pub const MAX_APPROVAL_EXPIRY: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// The bake window of an environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,6 +341,10 @@ struct RawEnvironment {
     #[serde(default)]
     restart_on_secret_change: bool,
     keep: Option<i64>,
+    promote_from: Option<String>,
+    #[serde(default)]
+    approval: bool,
+    approval_expires_after: Option<String>,
 }
 
 /// `"api"` or `{ name = "web", repository = "blog-web" }`.
@@ -549,6 +575,7 @@ impl RawConfig {
                 )?;
                 environments.insert(env_name, env);
             }
+            check_promotions(&app_key, &environments)?;
             apps.insert(
                 app_name.clone(),
                 App {
@@ -613,6 +640,8 @@ impl RawEnvironment {
             .transpose()?;
         let bake = validate_bake(&key, self.bake.as_deref())?;
         let keep = validate_keep(&key, self.keep)?;
+        let approval =
+            validate_approval(&key, self.approval, self.approval_expires_after.as_deref())?;
 
         let qualified = format!("{app}/{name}");
         let repositories: BTreeSet<&str> = services
@@ -662,6 +691,8 @@ impl RawEnvironment {
             heal_drift: self.heal_drift,
             restart_on_secret_change: self.restart_on_secret_change,
             keep,
+            promote_from: self.promote_from,
+            approval,
         })
     }
 }
@@ -858,6 +889,107 @@ fn validate_tags(key: &str, raw: Option<RawTags>) -> Result<TagPolicy, ConfigErr
         _ => TagPolicy::semver(&pattern),
     };
     policy.map_err(|e| invalid(format!("{tags_key}.{kind}"), e.to_string()))
+}
+
+/// `approval = true` and its expiry; `approval_expires_after` alone is a mistake.
+fn validate_approval(
+    key: &str,
+    approval: bool,
+    expires_after: Option<&str>,
+) -> Result<Option<Approval>, ConfigError> {
+    let expiry_key = format!("{key}.approval_expires_after");
+    let Some(text) = expires_after else {
+        return Ok(approval.then_some(Approval {
+            expires_after: DEFAULT_APPROVAL_EXPIRY,
+        }));
+    };
+    if !approval {
+        return Err(invalid(
+            expiry_key,
+            "is set but `approval` is not true; add `approval = true` or remove the expiry",
+        ));
+    }
+    let expires_after = parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            invalid(
+                &expiry_key,
+                format!("`{text}` is not a duration above zero; write it like \"24h\" or \"30m\""),
+            )
+        })?;
+    if expires_after > MAX_APPROVAL_EXPIRY {
+        return Err(invalid(
+            &expiry_key,
+            format!(
+                "`{text}` is longer than {}; a release waiting for approval holds its lane",
+                format_duration(MAX_APPROVAL_EXPIRY)
+            ),
+        ));
+    }
+    Ok(Some(Approval { expires_after }))
+}
+
+/// Every `promote_from` names another environment of the same app that runs
+/// the same repositories, and following them never comes back (no cycle).
+fn check_promotions(
+    app_key: &str,
+    environments: &BTreeMap<String, Environment>,
+) -> Result<(), ConfigError> {
+    for (name, env) in environments {
+        let Some(from) = &env.promote_from else {
+            continue;
+        };
+        let key = format!("{app_key}.environments.{}.promote_from", segment(name));
+        if from == name {
+            return Err(invalid(
+                key,
+                format!("`{from}` is this environment itself; name the environment releases are promoted from, e.g. \"staging\""),
+            ));
+        }
+        let Some(source) = environments.get(from) else {
+            let known: Vec<&str> = environments.keys().map(String::as_str).collect();
+            return Err(invalid(
+                key,
+                format!(
+                    "`{from}` is not an environment of app `{}` (it has: {}); promotion happens within one app",
+                    env.app,
+                    known.join(", ")
+                ),
+            ));
+        };
+        if source.repositories() != env.repositories() {
+            let list =
+                |e: &Environment| e.repositories().into_iter().collect::<Vec<_>>().join(", ");
+            return Err(invalid(
+                key,
+                format!(
+                    "`{from}` runs repositories [{}] and this environment [{}]; a promoted digest is known-good per \
+                     repository, so both must run the same ones",
+                    list(source),
+                    list(env)
+                ),
+            ));
+        }
+        let mut chain = vec![name.as_str()];
+        let mut next = Some(from.as_str());
+        while let Some(step) = next {
+            if chain.contains(&step) {
+                chain.push(step);
+                return Err(invalid(
+                    key,
+                    format!(
+                        "promotions go round in a circle ({}); one environment must take pushes",
+                        chain.join(" ← ")
+                    ),
+                ));
+            }
+            chain.push(step);
+            next = environments
+                .get(step)
+                .and_then(|e| e.promote_from.as_deref());
+        }
+    }
+    Ok(())
 }
 
 /// The longest bake a config may ask for.
@@ -1934,6 +2066,129 @@ migration = { task_family = "shop-migrate", repository = "shop-migrations" }"#,
         let err = Config::from_toml(&text).expect_err("no kind");
         assert!(
             err.to_string().contains("is empty; set exactly one"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn approval_defaults_to_off_and_its_expiry_to_a_day() {
+        let plain = with_prod_line("").expect("valid");
+        assert_eq!(
+            plain.environment("shop", "prod").and_then(|e| e.approval),
+            None
+        );
+        let gated = with_prod_line("approval = true").expect("valid");
+        assert_eq!(
+            gated.environment("shop", "prod").and_then(|e| e.approval),
+            Some(Approval {
+                expires_after: DEFAULT_APPROVAL_EXPIRY
+            })
+        );
+        let short =
+            with_prod_line("approval = true\napproval_expires_after = \"30m\"").expect("valid");
+        assert_eq!(
+            short.environment("shop", "prod").and_then(|e| e.approval),
+            Some(Approval {
+                expires_after: Duration::from_secs(1800)
+            })
+        );
+    }
+
+    #[test]
+    fn an_approval_expiry_without_approval_or_out_of_range_is_refused_naming_the_key() {
+        let key = "apps.shop.environments.prod.approval_expires_after";
+        for (line, says) in [
+            ("approval_expires_after = \"1h\"", "`approval` is not true"),
+            (
+                "approval = true\napproval_expires_after = \"soon\"",
+                "not a duration",
+            ),
+            (
+                "approval = true\napproval_expires_after = \"0s\"",
+                "above zero",
+            ),
+            (
+                "approval = true\napproval_expires_after = \"169h\"",
+                "longer than",
+            ),
+        ] {
+            let err = with_prod_line(line).expect_err(line);
+            assert_eq!(err.key(), Some(key), "{err}");
+            assert!(err.to_string().contains(says), "{says:?} in {err}");
+        }
+    }
+
+    const PROMOTING: &str = r#"
+[apps.shop]
+repository = "shop"
+
+[apps.shop.environments.staging]
+cluster = "shop-staging"
+services = ["api"]
+tags = { semver = ">=0.1.0" }
+image_tag_parameter = "/shop/staging/image"
+STAGING
+
+[apps.shop.environments.prod]
+cluster = "shop-prod"
+services = ["api"]
+tags = { semver = ">=0.1.0" }
+image_tag_parameter = "/shop/prod/image"
+PROD
+"#;
+
+    fn promoting(staging: &str, prod: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(&PROMOTING.replace("STAGING", staging).replace("PROD", prod))
+    }
+
+    #[test]
+    fn promote_from_names_another_environment_of_the_app_with_the_same_repositories() {
+        let config = promoting("", "promote_from = \"staging\"").expect("valid");
+        assert_eq!(
+            config
+                .environment("shop", "prod")
+                .and_then(|e| e.promote_from.as_deref()),
+            Some("staging")
+        );
+        let key = "apps.shop.environments.prod.promote_from";
+        let extra_repository = PROMOTING.replace(
+            "services = [\"api\"]\ntags = { semver = \">=0.1.0\" }\nimage_tag_parameter = \"/shop/prod/image\"",
+            "services = [\"api\", { name = \"web\", repository = \"shop-web\" }]\ntags = { semver = \">=0.1.0\" }\nimage_tag_parameter = \"/shop/prod/{repository}\"",
+        );
+        assert_ne!(extra_repository, PROMOTING, "prod runs a second repository");
+        for (text, says) in [
+            (
+                PROMOTING
+                    .replace("STAGING", "")
+                    .replace("PROD", "promote_from = \"qa\""),
+                "not an environment of app `shop`",
+            ),
+            (
+                PROMOTING
+                    .replace("STAGING", "")
+                    .replace("PROD", "promote_from = \"prod\""),
+                "this environment itself",
+            ),
+            (
+                extra_repository
+                    .replace("STAGING", "")
+                    .replace("PROD", "promote_from = \"staging\""),
+                "same ones",
+            ),
+        ] {
+            let err = Config::from_toml(&text).expect_err(says);
+            assert_eq!(err.key(), Some(key), "{err}");
+            assert!(err.to_string().contains(says), "{says:?} in {err}");
+        }
+    }
+
+    #[test]
+    fn promotions_that_go_round_in_a_circle_are_refused() {
+        let err = promoting("promote_from = \"prod\"", "promote_from = \"staging\"")
+            .expect_err("a cycle");
+        assert!(err.to_string().contains("circle"), "{err}");
+        assert!(
+            err.key().is_some_and(|k| k.ends_with(".promote_from")),
             "{err}"
         );
     }

@@ -175,6 +175,9 @@ pub struct ReleaseRecord {
     /// that retry's claim, once, so a release is retried at most once and the
     /// latest generation is found by following the links.
     pub retried_as: Option<ReleaseId>,
+    /// epoch seconds: when the approval request of a release AWAITING_APPROVAL
+    /// expires (approve refuses it from then on; the reconcile pass rejects it).
+    pub approval_expires_at: Option<u64>,
     pub created_at: u64,
     pub updated_at: u64,
 }
@@ -218,6 +221,7 @@ impl ReleaseRecord {
             interrupted: None,
             rolled_back_from: None,
             retried_as: None,
+            approval_expires_at: None,
             created_at: now,
             updated_at: now,
         }
@@ -273,6 +277,8 @@ pub struct ReleaseUpdate {
     /// A further condition: the release is interrupted; the write clears the mark
     /// (the one redelivery that wins it resumes the release).
     pub resume: bool,
+    /// epoch seconds: when the approval request expires.
+    pub approval_expires_at: Option<u64>,
 }
 
 /// What a settling transition does to the lane head, in the same transaction.
@@ -312,6 +318,11 @@ pub struct Claim<'a> {
     /// An operator's retry: the release it deploys again, linked to the new one
     /// in the same transaction.
     pub retries: Option<&'a Retried>,
+}
+
+/// The cause a claim records on the release it supersedes.
+pub fn superseded_reason(by: &ReleaseId) -> String {
+    format!("superseded by the newer release {by}")
 }
 
 /// The release an operator's retry deploys again under the next generation.
@@ -642,6 +653,32 @@ pub struct ReleaseEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub services: Vec<String>,
+    /// On the event of a release taking AWAITING_APPROVAL: what approving it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<ApprovalPlan>,
+}
+
+/// What a release awaiting approval would change once approved: the revisions
+/// it registered, the SSM change, the migration that would run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApprovalPlan {
+    /// service → the task-definition revision registered for it
+    pub task_definitions: BTreeMap<String, String>,
+    /// The lane's SSM image-tag parameter and the value it would take.
+    pub parameter: ParameterChange,
+    /// The migration task definition that would run first, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration: Option<String>,
+    /// epoch seconds: the approval request expires then.
+    pub expires_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ParameterChange {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub to: String,
 }
 
 /// A CloudWatch alarm's state.

@@ -12,6 +12,10 @@ pub use crate::names::{
 pub enum ReleaseState {
     /// Recorded in the ledger; nothing in AWS changed yet.
     Claimed,
+    /// Preflight passed and the task definitions are registered (an environment
+    /// with `approval = true`): the release waits for an operator's approve
+    /// before the SSM parameter, the migration or any service is touched.
+    AwaitingApproval,
     /// The migration task runs.
     Migrating,
     /// Services are rolling out.
@@ -31,6 +35,10 @@ pub enum ReleaseState {
     /// services are being put back; a retry or a duplicate finishes it.
     RollingBack,
     RolledBack,
+    /// An operator rejected the release awaiting approval, or its approval
+    /// request expired: nothing outside the ledger and the registered revisions
+    /// was touched. The reason says which.
+    Rejected,
 }
 
 /// What happens to a release: every conditional ledger write names one of
@@ -38,6 +46,10 @@ pub enum ReleaseState {
 /// takes the states it expects from [`TRANSITIONS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
+    AwaitApproval,
+    ApproveMigration,
+    ApproveRollout,
+    Reject,
     StartMigration,
     SkipMigration,
     PassMigration,
@@ -55,6 +67,7 @@ use ReleaseState as S;
 /// The states a release is in while it holds its lane.
 pub const IN_FLIGHT: &[ReleaseState] = &[
     S::Claimed,
+    S::AwaitingApproval,
     S::Migrating,
     S::Deploying,
     S::Verifying,
@@ -62,7 +75,25 @@ pub const IN_FLIGHT: &[ReleaseState] = &[
 ];
 
 /// The release state machine, once: transition, the states it leaves, the state it takes.
-pub const TRANSITIONS: [(Transition, &[ReleaseState], ReleaseState); 10] = [
+pub const TRANSITIONS: [(Transition, &[ReleaseState], ReleaseState); 14] = [
+    // The approval gate: prepared (registered), then an operator's verdict.
+    (
+        Transition::AwaitApproval,
+        &[S::Claimed],
+        S::AwaitingApproval,
+    ),
+    (
+        Transition::ApproveMigration,
+        &[S::AwaitingApproval],
+        S::Migrating,
+    ),
+    (
+        Transition::ApproveRollout,
+        &[S::AwaitingApproval],
+        S::Deploying,
+    ),
+    // Rejected by an operator, or the approval request expired.
+    (Transition::Reject, &[S::AwaitingApproval], S::Rejected),
     (Transition::StartMigration, &[S::Claimed], S::Migrating),
     (Transition::SkipMigration, &[S::Claimed], S::Deploying),
     (Transition::PassMigration, &[S::Migrating], S::Deploying),
@@ -87,6 +118,7 @@ pub const TRANSITIONS: [(Transition, &[ReleaseState], ReleaseState); 10] = [
         Transition::BeginRollback,
         &[
             S::Claimed,
+            S::AwaitingApproval,
             S::Migrating,
             S::Deploying,
             S::Verifying,
@@ -99,7 +131,11 @@ pub const TRANSITIONS: [(Transition, &[ReleaseState], ReleaseState); 10] = [
 ];
 
 impl Transition {
-    pub const ALL: [Transition; 10] = [
+    pub const ALL: [Transition; 14] = [
+        Transition::AwaitApproval,
+        Transition::ApproveMigration,
+        Transition::ApproveRollout,
+        Transition::Reject,
         Transition::StartMigration,
         Transition::SkipMigration,
         Transition::PassMigration,
@@ -166,8 +202,9 @@ pub struct IllegalTransition {
 }
 
 impl ReleaseState {
-    pub const ALL: [ReleaseState; 10] = [
+    pub const ALL: [ReleaseState; 12] = [
         S::Claimed,
+        S::AwaitingApproval,
         S::Migrating,
         S::Deploying,
         S::Verifying,
@@ -177,13 +214,15 @@ impl ReleaseState {
         S::Superseded,
         S::RollingBack,
         S::RolledBack,
+        S::Rejected,
     ];
 
-    /// The ledger's spelling: `CLAIMED`, `MIGRATING`, `DEPLOYING`, `VERIFYING`,
-    /// `BAKING`, `SUCCEEDED`, `FAILED`, `SUPERSEDED`, `ROLLING_BACK`, `ROLLED_BACK`.
+    /// The ledger's spelling: `CLAIMED`, `AWAITING_APPROVAL`, `MIGRATING`, `DEPLOYING`, `VERIFYING`,
+    /// `BAKING`, `SUCCEEDED`, `FAILED`, `SUPERSEDED`, `ROLLING_BACK`, `ROLLED_BACK`, `REJECTED`.
     pub fn as_str(&self) -> &'static str {
         match self {
             S::Claimed => "CLAIMED",
+            S::AwaitingApproval => "AWAITING_APPROVAL",
             S::Migrating => "MIGRATING",
             S::Deploying => "DEPLOYING",
             S::Verifying => "VERIFYING",
@@ -193,6 +232,7 @@ impl ReleaseState {
             S::Superseded => "SUPERSEDED",
             S::RollingBack => "ROLLING_BACK",
             S::RolledBack => "ROLLED_BACK",
+            S::Rejected => "REJECTED",
         }
     }
 
@@ -227,6 +267,7 @@ impl ReleaseState {
     pub fn stays(self) -> Guard {
         let from: &'static [ReleaseState] = match self {
             S::Claimed => &[S::Claimed],
+            S::AwaitingApproval => &[S::AwaitingApproval],
             S::Migrating => &[S::Migrating],
             S::Deploying => &[S::Deploying],
             S::Verifying => &[S::Verifying],
@@ -236,6 +277,7 @@ impl ReleaseState {
             S::Superseded => &[S::Superseded],
             S::RollingBack => &[S::RollingBack],
             S::RolledBack => &[S::RolledBack],
+            S::Rejected => &[S::Rejected],
         };
         Guard { from, to: None }
     }
@@ -607,6 +649,7 @@ mod tests {
             names,
             [
                 "CLAIMED",
+                "AWAITING_APPROVAL",
                 "MIGRATING",
                 "DEPLOYING",
                 "VERIFYING",
@@ -615,7 +658,8 @@ mod tests {
                 "FAILED",
                 "SUPERSEDED",
                 "ROLLING_BACK",
-                "ROLLED_BACK"
+                "ROLLED_BACK",
+                "REJECTED"
             ]
         );
         for state in ReleaseState::ALL {
@@ -627,7 +671,7 @@ mod tests {
     }
 
     #[test]
-    fn failed_superseded_and_rolled_back_are_terminal() {
+    fn failed_superseded_rolled_back_and_rejected_are_terminal() {
         let terminal: Vec<ReleaseState> = ReleaseState::ALL
             .into_iter()
             .filter(ReleaseState::is_terminal)
@@ -637,7 +681,8 @@ mod tests {
             [
                 ReleaseState::Failed,
                 ReleaseState::Superseded,
-                ReleaseState::RolledBack
+                ReleaseState::RolledBack,
+                ReleaseState::Rejected
             ]
         );
     }
@@ -652,6 +697,7 @@ mod tests {
             in_flight,
             [
                 ReleaseState::Claimed,
+                ReleaseState::AwaitingApproval,
                 ReleaseState::Migrating,
                 ReleaseState::Deploying,
                 ReleaseState::Verifying,
@@ -709,6 +755,13 @@ mod tests {
             (S::Baking, T::BeginRollback, S::RollingBack),
             (S::Succeeded, T::BeginRollback, S::RollingBack),
             (S::RollingBack, T::FinishRollback, S::RolledBack),
+            (S::Claimed, T::AwaitApproval, S::AwaitingApproval),
+            (S::AwaitingApproval, T::ApproveMigration, S::Migrating),
+            (S::AwaitingApproval, T::ApproveRollout, S::Deploying),
+            (S::AwaitingApproval, T::Reject, S::Rejected),
+            (S::AwaitingApproval, T::Fail, S::Failed),
+            (S::AwaitingApproval, T::Supersede, S::Superseded),
+            (S::AwaitingApproval, T::BeginRollback, S::RollingBack),
         ]
     }
 
@@ -763,6 +816,23 @@ mod tests {
                     .filter_map(|t| state.apply(t).ok()),
             );
         }
+    }
+
+    #[test]
+    fn a_release_awaiting_approval_reaches_its_services_only_through_an_approve() {
+        for t in Transition::ALL {
+            if let Ok(to) = ReleaseState::AwaitingApproval.apply(t) {
+                let approved =
+                    matches!(t, Transition::ApproveMigration | Transition::ApproveRollout);
+                assert_eq!(
+                    matches!(to, S::Migrating | S::Deploying),
+                    approved,
+                    "AWAITING_APPROVAL --{t:?}--> {to:?}"
+                );
+            }
+        }
+        assert!(ReleaseState::Rejected.is_terminal());
+        assert!(!ReleaseState::Rejected.reached_services());
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! No I/O and no AWS type; the engine's executors do what these say, in order.
 //! Each flow's decisions live in one file and are tested there without fakes.
 
+pub mod approval;
 pub mod bake;
 pub mod deployment;
+pub mod promote;
 pub mod prune;
 pub mod push;
 pub mod reconcile;

@@ -102,6 +102,9 @@ pub enum Finding {
     },
     /// The bake's timer never fired.
     BakeOverdue { ended_at: u64 },
+    /// The approval request expired with nobody's verdict: the release is
+    /// rejected, as an approve after the expiry would.
+    ApprovalExpired { expired_at: u64 },
     /// A guarding alarm went to ALARM after the rollout began, and the
     /// release is still in flight: its ALARM event never came.
     AlarmUnseen { alarm: String, reason: String },
@@ -166,6 +169,9 @@ impl Finding {
             Finding::BakeOverdue { ended_at } => format!(
                 "the bake ended at {ended_at} (epoch seconds) and its timer never fired"
             ),
+            Finding::ApprovalExpired { expired_at } => format!(
+                "the approval request expired at {expired_at} (epoch seconds) unanswered"
+            ),
             Finding::AlarmUnseen { alarm, reason } => {
                 format!("alarm {alarm} went to ALARM during the release ({reason}); its event never arrived")
             }
@@ -227,6 +233,10 @@ fn stalled(record: &ReleaseRecord, now: u64) -> bool {
 /// The newest image pushed after the newest push ferry acted on, that the tag
 /// policy accepts and that is not the lane's bad, held, current or in-flight digest.
 fn lost_push<S>(view: &LaneView<'_, S>, head: &LaneHead) -> Option<Finding> {
+    // An environment that takes only promoted digests never acts on a push.
+    if view.env.promote_from.is_some() {
+        return None;
+    }
     let latest = head.latest_pushed_at?;
     let floor = head
         .in_flight
@@ -281,6 +291,11 @@ fn in_flight<S: ServiceView>(view: &LaneView<'_, S>, record: &ReleaseRecord) -> 
             (Some(task), Some(status)) if status.arn == *task => {
                 one_off(view, OneOff::SmokeTest, status, record.verify_deadline)
             }
+            _ => Vec::new(),
+        },
+        // Waiting for a person is not stalling: only the expiry ends it.
+        ReleaseState::AwaitingApproval => match record.approval_expires_at {
+            Some(at) if view.now >= at => vec![Finding::ApprovalExpired { expired_at: at }],
             _ => Vec::new(),
         },
         ReleaseState::Baking => match record.bake_ends_at {

@@ -29,7 +29,7 @@ pub enum RetryPlan {
 /// Decides a retry of `latest`, the newest generation of the digest in the lane
 /// (`None`: the digest was never released there).
 ///
-/// FAILED and SUPERSEDED (never reached its services) retry as they are;
+/// FAILED, SUPERSEDED and REJECTED (never reached its services) retry as they are;
 /// ROLLED_BACK (the digest is bad) only with `force`, which takes it off the
 /// lane's bad releases; SUCCEEDED, ROLLING_BACK and anything in flight are
 /// refused with the reason, except an in-flight generation that an AWS failure
@@ -46,7 +46,7 @@ pub fn decide_retry(head: &LaneHead, latest: Option<&ReleaseRecord>, force: bool
         latest.id, latest.lane.repository, latest.digest
     );
     let unmark_bad = match latest.state {
-        ReleaseState::Failed | ReleaseState::Superseded => false,
+        ReleaseState::Failed | ReleaseState::Superseded | ReleaseState::Rejected => false,
         ReleaseState::RolledBack if force => true,
         ReleaseState::RolledBack => {
             return RetryPlan::Refuse(format!(

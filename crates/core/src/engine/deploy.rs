@@ -17,6 +17,7 @@ use super::{
     event_for, fan_out, Decision, Engine, EngineError, Outcome, Ports, DESCRIBE_CONCURRENCY,
     REGISTER_CONCURRENCY,
 };
+use crate::decide::promote::{promoted_only, source_refusal};
 use crate::decide::push::{
     decide_claim, parameter_after_losing, preflight, secrets_verdict, ClaimPlan, Origin,
     ParameterFix, Preflight, PreflightReads, ReleasePlan, Target,
@@ -24,9 +25,9 @@ use crate::decide::push::{
 use crate::image::{release_tags, PushedImage};
 use crate::names::PushTime;
 use crate::ports::{
-    Claim, ClaimOutcome, Ecs, ImageSelector, Lane, LaneHead, Ledger, Parameters, PortError,
-    Registry, ReleaseEvent, ReleaseRecord, ReleaseUpdate, RollbackLedger, SecretsCheck,
-    ServiceLookup, ServiceView, TaskDefinitionView,
+    ApprovalPlan, Claim, ClaimOutcome, Ecs, ImageSelector, Lane, LaneHead, Ledger, ParameterChange,
+    Parameters, PortError, Registry, ReleaseEvent, ReleaseRecord, ReleaseUpdate, RollbackLedger,
+    SecretsCheck, ServiceLookup, ServiceView, TaskDefinitionView,
 };
 use crate::release::{ReleaseState, Transition};
 
@@ -63,6 +64,8 @@ pub struct DeployRequest {
 /// Round trip 1: everything read before deciding.
 struct PushRead<P: Ports> {
     head: LaneHead,
+    /// The `promote_from` environment's lane head, when the environment has one.
+    source: Option<LaneHead>,
     existing: Option<ReleaseRecord>,
     services: Result<ServiceLookup<ServiceOf<P>>, PortError>,
     rest: RestRead<P>,
@@ -204,7 +207,11 @@ impl<P: Ports> Engine<P> {
     ) -> Result<Option<Outcome>, EngineError> {
         let read = self.read_push(target).await?;
         let id = target.id();
-        match decide_claim(target, &read.head, read.existing.as_ref(), now) {
+        let plan = promoted_only(
+            decide_claim(target, &read.head, read.existing.as_ref(), now),
+            source_refusal(target, read.source.as_ref()),
+        );
+        match plan {
             ClaimPlan::Refuse(reason) => {
                 tracing::info!(release = %id, %reason, "release refused");
                 Ok(Some(Outcome::Refused { reason }))
@@ -260,8 +267,19 @@ impl<P: Ports> Engine<P> {
                 }
             }
         };
-        let (read, services, migration, verify, resolved) = futures_util::join!(
+        let source_lane = target.env.promote_from.as_ref().map(|from| Lane {
+            env: from.clone(),
+            ..lane.clone()
+        });
+        let source = async {
+            match &source_lane {
+                Some(source) => self.ledger.head(source).await,
+                None => Ok(None),
+            }
+        };
+        let (read, source, services, migration, verify, resolved) = futures_util::join!(
             self.ledger.read(&lane, &id),
+            source,
             self.ecs.describe_services(&target.env.cluster, &names),
             latest(target.migration()),
             latest(target.verify()),
@@ -270,6 +288,7 @@ impl<P: Ports> Engine<P> {
         let (head, existing) = read?;
         Ok(PushRead {
             head: head.unwrap_or_default(),
+            source: source?,
             existing,
             services,
             rest: RestRead {
@@ -473,6 +492,10 @@ impl<P: Ports> Engine<P> {
         plan: ReleasePlan<TaskDefinitionOf<P>>,
         like: Option<ServiceOf<P>>,
     ) -> Result<Option<Outcome>, EngineError> {
+        if let (Some(approval), ReleaseState::Claimed) = (target.env.approval, holding.record.state)
+        {
+            return self.await_approval(target, holding, plan, approval).await;
+        }
         let Holding {
             record,
             mut events,
@@ -505,23 +528,7 @@ impl<P: Ports> Engine<P> {
                 return self.abandon(&record, events, reason, false).await;
             }
         };
-        let mut registered = arns.iter();
-        for family in &plan.families {
-            let Some(arn) = registered.next() else { break };
-            for service in &family.services {
-                record.task_definitions.insert(service.clone(), arn.clone());
-            }
-        }
-        let migration_arn = plan
-            .migration
-            .as_ref()
-            .and_then(|_| registered.next().cloned());
-        if let Some(verify) = &plan.verify {
-            // Copied when it runs the pushed repository; else run as it is.
-            let copied = (!verify.changes.is_empty()).then(|| registered.next().cloned());
-            record.verify_task_definition = copied.flatten().or(Some(verify.base.arn().to_owned()));
-            record.verify_essential_containers = verify.base.essential_containers();
-        }
+        let migration_arn = record_registered(&mut record, &plan, &arns);
         if was != record.state {
             events.push(event_for(&record, Some(was), record.state));
         }
@@ -533,7 +540,7 @@ impl<P: Ports> Engine<P> {
                     like,
                     registered: arns,
                 };
-                self.start_migration(target, record, events, started).await
+                self.start_migration(record, events, started).await
             }
             (Some(_), _, _) => {
                 let reason = "no service to copy launch settings from".to_owned();
@@ -541,6 +548,82 @@ impl<P: Ports> Engine<P> {
             }
             (None, _, _) => self.roll_out(record, events, now).await.map(Some),
         }
+    }
+
+    /// An environment with `approval = true`: register every copy, then park
+    /// the release in AWAITING_APPROVAL with what it registered (one conditional
+    /// write: Claimed → AwaitingApproval). Nothing outside the ledger and the
+    /// new revisions is touched; the event carries the plan summary.
+    async fn await_approval(
+        &self,
+        target: &Target<'_>,
+        holding: Holding,
+        plan: ReleasePlan<TaskDefinitionOf<P>>,
+        approval: crate::config::Approval,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let Holding {
+            mut record,
+            mut events,
+            value_before,
+            now,
+        } = holding;
+        let arns = match self.register_copies(target, &record, &plan).await {
+            Ok(arns) => arns,
+            Err(e) if e.retryable => return Err(self.interrupt(&record, e).await),
+            Err(e) => {
+                let reason = format!("registering task definitions: {e}");
+                return self.abandon(&record, events, reason, false).await;
+            }
+        };
+        let migration_arn = record_registered(&mut record, &plan, &arns);
+        let expires_at = now + approval.expires_after.as_secs();
+        let previous_tag = record.previous_tag.clone().or(value_before);
+        let update = ReleaseUpdate {
+            previous_tag: previous_tag.clone(),
+            task_definitions: Some(record.task_definitions.clone()),
+            migration_task_definition: migration_arn.clone(),
+            migration_essential_containers: plan
+                .migration
+                .as_ref()
+                .map(|m| m.base.essential_containers()),
+            verify_task_definition: record.verify_task_definition.clone(),
+            verify_essential_containers: Some(record.verify_essential_containers.clone()),
+            approval_expires_at: Some(expires_at),
+            ..ReleaseUpdate::default()
+        };
+        let moved = match self
+            .ledger
+            .update(&record.id, Transition::AwaitApproval.guard(), update)
+            .await
+        {
+            Ok(moved) => moved,
+            Err(e) => return Err(self.interrupt(&record, e).await),
+        };
+        let Some(mut awaiting) = moved else {
+            tracing::info!(release = %record.id, "superseded before its approval was asked for; stopping");
+            self.emit(events).await;
+            return Ok(Some(Outcome::Superseded));
+        };
+        awaiting.previous_tag = previous_tag;
+        let summary = ApprovalPlan {
+            task_definitions: awaiting.task_definitions.clone(),
+            parameter: ParameterChange {
+                name: self.parameter_of(&awaiting.lane)?,
+                from: awaiting.previous_tag.clone(),
+                to: awaiting.tag.clone(),
+            },
+            migration: awaiting.migration_task_definition.clone(),
+            expires_at,
+        };
+        let mut event = event_for(&awaiting, Some(ReleaseState::Claimed), awaiting.state);
+        event.plan = Some(summary.clone());
+        events.push(event);
+        self.emit(events).await;
+        tracing::info!(release = %awaiting.id, expires_at, "prepared; awaiting approval");
+        Ok(Some(Outcome::AwaitingApproval {
+            expires_at,
+            plan: summary,
+        }))
     }
 
     /// RegisterTaskDefinition of every copy — the services' families, then the
@@ -592,9 +675,8 @@ impl<P: Ports> Engine<P> {
     }
 
     /// Round trips 5–6: the public record ∥ the migration, then record both.
-    async fn start_migration(
+    pub(super) async fn start_migration(
         &self,
-        target: &Target<'_>,
         record: ReleaseRecord,
         events: Vec<ReleaseEvent>,
         started: StartMigration<ServiceOf<P>>,
@@ -605,7 +687,6 @@ impl<P: Ports> Engine<P> {
             like,
             registered,
         } = started;
-        let env = target.env;
         let id = &record.id;
         let parameter = self.parameter_of(&record.lane)?;
         let (put, run) = futures_util::join!(
@@ -638,7 +719,7 @@ impl<P: Ports> Engine<P> {
                 // Without the task on record its STOPPED event cannot be judged:
                 // stop it, and let the redelivered push start the migration again.
                 self.stop_quietly(
-                    &env.cluster,
+                    &record.cluster,
                     &task,
                     "ferry: the release could not record its migration; its retry starts it again",
                 )
@@ -739,13 +820,41 @@ impl<P: Ports> Engine<P> {
     }
 }
 
+/// Records what registration returned on the release (`arns` in the order
+/// [`Engine::register_copies`] registers): each service's revision and the
+/// smoke test's; returns the migration's revision.
+fn record_registered<T: TaskDefinitionView>(
+    record: &mut ReleaseRecord,
+    plan: &ReleasePlan<T>,
+    arns: &[String],
+) -> Option<String> {
+    let mut registered = arns.iter();
+    for family in &plan.families {
+        let Some(arn) = registered.next() else { break };
+        for service in &family.services {
+            record.task_definitions.insert(service.clone(), arn.clone());
+        }
+    }
+    let migration_arn = plan
+        .migration
+        .as_ref()
+        .and_then(|_| registered.next().cloned());
+    if let Some(verify) = &plan.verify {
+        // Copied when it runs the pushed repository; else run as it is.
+        let copied = (!verify.changes.is_empty()).then(|| registered.next().cloned());
+        record.verify_task_definition = copied.flatten().or(Some(verify.base.arn().to_owned()));
+        record.verify_essential_containers = verify.base.essential_containers();
+    }
+    migration_arn
+}
+
 /// What the migration step needs from registration.
-struct StartMigration<S> {
-    migration_arn: String,
-    essential: Vec<String>,
-    like: S,
+pub(super) struct StartMigration<S> {
+    pub(super) migration_arn: String,
+    pub(super) essential: Vec<String>,
+    pub(super) like: S,
     /// Every ARN registered for the release, the migration's last.
-    registered: Vec<String>,
+    pub(super) registered: Vec<String>,
 }
 
 /// The repository an operator's deploy names, or the environment's only one.

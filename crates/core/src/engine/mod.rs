@@ -4,6 +4,7 @@
 //! sequence of round trips whose independent calls run concurrently, so a
 //! release costs the same number of sequential round trips at 3 services as at 50.
 
+mod approval;
 mod bake;
 mod deploy;
 mod gate;
@@ -28,6 +29,7 @@ use crate::ports::{
 };
 use crate::release::{ReleaseState, Transition};
 
+pub use approval::{ApprovalRequest, PromoteRequest, RejectRequest};
 pub use bake::BlessRequest;
 pub use deploy::{DeployRequest, Push};
 pub use gate::TaskStopped;
@@ -131,6 +133,15 @@ pub enum Outcome {
     Verifying { task: String },
     /// The guarding alarms are watched until `until` (epoch seconds).
     Baking { until: u64 },
+    /// Prepared (claimed, preflight passed, task definitions registered): the
+    /// release waits for an operator's approve until `expires_at` (epoch seconds).
+    AwaitingApproval {
+        expires_at: u64,
+        plan: crate::ports::ApprovalPlan,
+    },
+    /// An operator rejected the release awaiting approval, or its request
+    /// expired; SSM and the services were never touched.
+    Rejected { reason: String },
     /// The release was overtaken by a newer one before reaching its services.
     Superseded,
     /// The release failed; services untouched, SSM parameter restored.
@@ -177,6 +188,10 @@ impl Outcome {
             }
             Outcome::Verifying { task } => format!("smoke test {task} started"),
             Outcome::Baking { until } => format!("baking until {until} (epoch seconds)"),
+            Outcome::AwaitingApproval { expires_at, .. } => {
+                format!("awaiting approval until {expires_at} (epoch seconds)")
+            }
+            Outcome::Rejected { reason } => format!("release rejected: {reason}"),
             Outcome::Superseded => "the release was superseded".to_owned(),
             Outcome::Failed { reason } => format!("release failed: {reason}"),
             Outcome::Progress { completed, pending } => format!(
@@ -233,6 +248,7 @@ pub(crate) fn event_for(
         previous_state: from,
         reason: record.reason.clone(),
         services: record.services.clone(),
+        plan: None,
     }
 }
 

@@ -432,6 +432,13 @@ impl<P: Ports> Engine<P> {
                 };
                 reconciled(Box::pin(self.on_bake_ended(&record.id, now)).await?.outcome)
             }
+            Finding::ApprovalExpired { .. } => {
+                let Some(record) = record else {
+                    return Ok(None);
+                };
+                let reason = crate::decide::approval::expiry_reason(record);
+                reconciled(self.reject_release(record, reason).await?)
+            }
             Finding::AlarmUnseen { alarm, reason } => {
                 let cause = RollbackCause::Alarm {
                     alarm: alarm.clone(),

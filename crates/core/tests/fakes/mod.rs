@@ -30,9 +30,9 @@ use ferry_core::engine::{
 use ferry_core::image::{ContainerImage, ImageChange, ReleaseTags};
 use ferry_core::names::PushTime;
 use ferry_core::ports::{
-    AlarmState, AlarmStatus, Alarms, Claim, ClaimOutcome, DeploymentStatus, Ecs, EventSink,
-    HeadChange, HeldPush, ImageSelector, Lane, LaneHead, Ledger, Notice, Parameters, PortError,
-    PortResult, Registry, ReleaseEvent, ReleasePointer, ReleaseRecord, ReleaseUpdate,
+    superseded_reason, AlarmState, AlarmStatus, Alarms, Claim, ClaimOutcome, DeploymentStatus, Ecs,
+    EventSink, HeadChange, HeldPush, ImageSelector, Lane, LaneHead, Ledger, Notice, Parameters,
+    PortError, PortResult, Registry, ReleaseEvent, ReleasePointer, ReleaseRecord, ReleaseUpdate,
     ResolvedImage, RollbackInProgress, RollbackLedger, RollbackWrite, RolloutState, SecretsCheck,
     ServiceLookup, ServiceView, TaskDefinitionView, TaskPhase, TaskStatus, Timers,
 };
@@ -46,6 +46,8 @@ pub const REGISTRY: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
 
 pub const SHOP_CLUSTER: &str = "shop-prod";
 pub const SHOP_PARAMETER: &str = "/shop/prod/compute/currentImageTag";
+pub const SHOP_STAGING_CLUSTER: &str = "shop-staging";
+pub const SHOP_STAGING_PARAMETER: &str = "/shop/staging/compute/currentImageTag";
 pub const SHOP_REPOSITORY: &str = "shop";
 pub const SHOP_SERVICES: [&str; 3] = ["api", "worker", "scheduler"];
 pub const MIGRATION_FAMILY: &str = "shop-migrate";
@@ -156,6 +158,11 @@ pub struct EstateOptions {
     pub restart_on_secret_change: bool,
     /// `blog`'s `keep` key (revisions of the last N known-good releases kept).
     pub keep: Option<usize>,
+    /// `shop/prod` asks for approval; its `approval_expires_after`.
+    pub approval: Option<&'static str>,
+    /// `shop/staging` (cluster `shop-staging`, the same services, no migration)
+    /// exists and `shop/prod` takes only digests known-good there.
+    pub staging: bool,
 }
 
 impl Default for EstateOptions {
@@ -168,6 +175,8 @@ impl Default for EstateOptions {
             heal_drift: false,
             restart_on_secret_change: false,
             keep: None,
+            approval: None,
+            staging: false,
         }
     }
 }
@@ -193,6 +202,25 @@ pub fn estate_toml(options: EstateOptions) -> String {
         .keep
         .map(|n| format!("keep = {n}\n"))
         .unwrap_or_default();
+    let approval = options
+        .approval
+        .map(|expiry| format!("approval = true\napproval_expires_after = \"{expiry}\"\n"))
+        .unwrap_or_default();
+    let (promote_from, staging) = if options.staging {
+        (
+            "promote_from = \"staging\"\n",
+            r#"
+[apps.shop.environments.staging]
+cluster = "shop-staging"
+services = ["api", "worker", "scheduler"]
+tags = { semver = ">=0.1.0" }
+image_tag_parameter = "/shop/staging/compute/currentImageTag"
+bake = "0s"
+"#,
+        )
+    } else {
+        ("", "")
+    };
     format!(
         r#"
 [apps.shop]
@@ -203,11 +231,11 @@ cluster = "shop-prod"
 services = ["api", "worker", "scheduler"]
 tags = {{ semver = ">=0.1.0" }}
 image_tag_parameter = "/shop/prod/compute/currentImageTag"
-{migration}{bake}{verify}alarms = ["shop-prod-5xx"]
+{migration}{bake}{verify}{approval}{promote_from}alarms = ["shop-prod-5xx"]
 unfreeze_on_new_digest = {unfreeze}
 heal_drift = {heal_drift}
 restart_on_secret_change = {restart}
-
+{staging}
 [apps.blog.environments.prod]
 cluster = "blog-prod"
 services = [{{ name = "web", repository = "blog-web" }}, {{ name = "jobs", repository = "blog-jobs" }}]
@@ -245,6 +273,9 @@ pub fn estate_with(options: EstateOptions) -> (FakeAws, FakeEngine) {
     let fake = FakeAws::default();
     fake.seed_shop();
     fake.seed_blog();
+    if options.staging {
+        fake.seed_shop_staging();
+    }
     let config = Config::from_toml(&estate_toml(options)).expect("the estate's config is valid");
     let engine = fake.engine(config);
     (fake, engine)
@@ -553,6 +584,15 @@ impl FakeAws {
         );
         self.set_parameter(SHOP_PARAMETER, "0.9.0");
         self.add_image(SHOP_REPOSITORY, "0.9.0", &at(0));
+    }
+
+    /// `shop-staging`: the shop services on the revisions prod runs.
+    pub fn seed_shop_staging(&self) {
+        for name in SHOP_SERVICES {
+            let arn = task_definition_arn(&format!("shop-{name}"), 1);
+            self.add_service(SHOP_STAGING_CLUSTER, name, &arn);
+        }
+        self.set_parameter(SHOP_STAGING_PARAMETER, "0.9.0");
     }
 
     /// `blog-prod`: web on `blog-web`, jobs on `blog-jobs`, both at `sha-0000000`.
@@ -1205,7 +1245,11 @@ fn apply_update(record: &mut ReleaseRecord, update: ReleaseUpdate) {
         if_deployment: _,
         interrupted,
         resume,
+        approval_expires_at,
     } = update;
+    if let Some(v) = approval_expires_at {
+        record.approval_expires_at = Some(v);
+    }
     if resume {
         record.interrupted = None;
     }
@@ -1377,6 +1421,7 @@ impl Ledger for FakeAws {
         if let Some(old) = supersedes {
             if let Some(r) = state.releases.get_mut(old) {
                 r.state = ReleaseState::Superseded;
+                r.reason = Some(superseded_reason(&release.id));
             }
         }
         if let Some(retried) = retries {
