@@ -5,8 +5,8 @@ A *history* is a short random sequence of what production does to one lane
 (``generate``): pushes of new versions whose migration passes, exits 1 or
 fails to start and whose deployments complete or trip the circuit breaker;
 pushes delivered twice, late or never (EventBridge delivers at least once and
-not in order; a lost push is the reconcile pass's to find); an old version
-pushed again; an alarm that fires and clears; an operator's rollback or
+not in order; a lost push is the reconcile pass's to find); a version older
+than the lane's known-good release pushed late; an alarm that fires and clears; an operator's rollback or
 unfreeze. Every ECS event is delivered twice with jitter. Meanwhile a share of
 the functions' AWS calls fail (throttling, 500, 503, connection reset,
 timeout) and some calls are followed by the death of the function that made
@@ -88,6 +88,7 @@ class Lane:
     migration: bool
     pushed: list[str] = field(default_factory=list)  # tags pushed so far, in order
     minor: int = 0
+    patch: int = 0
 
     def next_tag(self) -> str:
         self.minor += 1
@@ -108,7 +109,10 @@ def generate(rng: random.Random, lane: Lane, steps: int) -> list[Step]:
             delivery = rng.choices(["once", "twice", "late", "lost"], [0.55, 0.2, 0.17, 0.08])[0]
             history.append(Step("push", {"tag": tag, "migration": migration, "failing": failing, "delivery": delivery}))
         elif roll < 0.55:
-            history.append(Step("repush", {"tag": rng.choice(lane.pushed)}))
+            # an older version than any ferry released here (every lane starts
+            # known-good at 1.1.0): the policy accepts it, the floor must not
+            lane.patch += 1
+            history.append(Step("repush", {"tag": f"1.0.{lane.patch}"}))
         elif roll < 0.68:
             history.append(Step("alarm", {"for": round(rng.uniform(0.2, 1.0), 2)}))
         elif roll < 0.76:
@@ -219,8 +223,7 @@ class Runner:
                 self._router({"match": match, "times": 1, **rule})
             stack.push(app, tag)
         elif step.kind == "repush":
-            # an older version rebuilt: a new digest under a tag already pushed
-            stack.push(app, step.args["tag"], salt=f"rebuild-{self.steps}-{time.time()}")
+            stack.push(app, step.args["tag"])
         elif step.kind == "alarm":
             cloudwatch = stack.client("cloudwatch")
             name = f"{app}-prod-5xx"

@@ -37,6 +37,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "emulator"))
 sys.path.insert(0, str(HERE))
 
+import chaos  # noqa: E402
 import estate  # noqa: E402
 import iam_behaviours  # noqa: E402
 from stack import Stack, StackError, function_binaries  # noqa: E402
@@ -140,7 +141,9 @@ def _binaries() -> Path:
 def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Stack:
     bin_dir = _binaries()
     state_dir = tmp_path_factory.mktemp("ferry-stack")
-    started = Stack(state_dir, bin_dir=bin_dir, config_extra=[str(HERE / "ferry-e2e.toml")], seed=_create_estates)
+    started = Stack(
+        state_dir, bin_dir=bin_dir, config_extra=[str(HERE / "ferry-e2e.toml"), str(HERE / "ferry-chaos.toml")], seed=_create_estates
+    )
     request.addfinalizer(started.stop)
     try:
         started.start()
@@ -311,6 +314,7 @@ def _create_estates(stack: Stack) -> None:
         estate.create_app(stack, app, services, migration=migration, definitions=definitions)
         if alarm:
             estate.create_alarm(stack, f"{app}-prod-5xx")
+    chaos.create_estate(stack)
     estate.create_app(
         stack,
         "full",

@@ -6,6 +6,7 @@ pub mod bake;
 pub mod deployment;
 pub mod prune;
 pub mod push;
+pub mod put_back;
 pub mod reconcile;
 pub mod restart;
 pub mod retry;

@@ -299,8 +299,13 @@ impl<P: Ports> Engine<P> {
                 _ => Ok(()),
             }
         };
-        let (restored, ()) = futures_util::join!(restore, self.emit(vec![event]));
+        let (restored, (), put_back) = futures_util::join!(
+            restore,
+            self.emit(vec![event]),
+            self.put_services_back(record)
+        );
         restored?;
+        put_back?;
         Ok(Outcome::Failed { reason })
     }
 
