@@ -1702,7 +1702,10 @@ async fn a_release_failing_after_it_superseded_a_rollout_puts_the_services_back_
 
     let failed = stop(&engine, &migration_of(&fake, "1.2.0", 1, 205, 260)).await;
 
-    assert!(matches!(failed.outcome, Outcome::Failed { .. }), "{failed:?}");
+    assert!(
+        matches!(failed.outcome, Outcome::Failed { .. }),
+        "{failed:?}"
+    );
     let known_good = fake.record(&good);
     for service in SHOP_SERVICES {
         assert_eq!(
@@ -1728,7 +1731,14 @@ async fn a_failing_release_leaves_a_service_set_by_hand_to_the_drift_report() {
 
     let failed = stop(&engine, &migration_of(&fake, "1.1.0", 1, 105, 160)).await;
 
-    assert!(matches!(failed.outcome, Outcome::Failed { .. }), "{failed:?}");
+    assert!(
+        matches!(failed.outcome, Outcome::Failed { .. }),
+        "{failed:?}"
+    );
     assert_eq!(fake.service(SHOP_CLUSTER, "api").task_definition, by_hand);
-    assert_eq!(fake.count("ecs:UpdateService"), updates, "no service touched");
+    assert_eq!(
+        fake.count("ecs:UpdateService"),
+        updates,
+        "no service touched"
+    );
 }

@@ -111,7 +111,10 @@ mod tests {
     #[test]
     fn a_revision_ferry_registered_for_another_release_goes_back_and_one_set_by_hand_stays() {
         let off = [
-            ("api".to_owned(), Some("shop/prod/00000000000000b2".to_owned())),
+            (
+                "api".to_owned(),
+                Some("shop/prod/00000000000000b2".to_owned()),
+            ),
             ("worker".to_owned(), None),
         ];
         assert_eq!(
@@ -122,7 +125,10 @@ mod tests {
 
     #[test]
     fn a_copy_of_the_known_good_release_itself_is_left_alone() {
-        let off = [("api".to_owned(), Some("shop/prod/00000000000000a1".to_owned()))];
+        let off = [(
+            "api".to_owned(),
+            Some("shop/prod/00000000000000a1".to_owned()),
+        )];
         assert!(services_to_put_back(&good(), &off).is_empty());
     }
 }

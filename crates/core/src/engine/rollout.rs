@@ -6,8 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    fan_out, Engine, EngineError, Outcome, Ports, DESCRIBE_CONCURRENCY,
-    UPDATE_SERVICE_CONCURRENCY,
+    fan_out, Engine, EngineError, Outcome, Ports, DESCRIBE_CONCURRENCY, UPDATE_SERVICE_CONCURRENCY,
 };
 use crate::decide::put_back::{off_known_good, put_back_target, services_to_put_back};
 use crate::image::RELEASE_TAG;
@@ -20,12 +19,14 @@ use crate::release::ReleaseState;
 impl<P: Ports> Engine<P> {
     /// Rolls out every service of a DEPLOYING release that has no deployment
     /// yet. Any failure marks the release interrupted and fails the invocation,
-    /// so the redelivered event finishes the rollout.
+    /// so the redelivered event finishes the rollout (`resumed`: without writing
+    /// the image tag a second time).
     pub(super) async fn roll_out(
         &self,
         record: ReleaseRecord,
         events: Vec<ReleaseEvent>,
         now: u64,
+        resumed: bool,
     ) -> Result<Outcome, EngineError> {
         let id = &record.id;
         let pending: Vec<(String, String)> = record
@@ -41,7 +42,10 @@ impl<P: Ports> Engine<P> {
                 None => Some(
                     async {
                         let parameter = self.parameter_of(&record.lane)?;
-                        self.params.put(&parameter, &record.tag).await
+                        match resumed {
+                            true => self.write_tag_once(&parameter, &record.tag).await,
+                            false => self.params.put(&parameter, &record.tag).await,
+                        }
                     }
                     .await,
                 ),
@@ -131,7 +135,10 @@ impl<P: Ports> Engine<P> {
     /// out go back to the known-good revisions (`decide::put_back`). Reads the
     /// head and the services; a service off known-good costs one
     /// DescribeTaskDefinition, and one UpdateService if ferry put it there.
-    pub(super) async fn put_services_back(&self, record: &ReleaseRecord) -> Result<(), EngineError> {
+    pub(super) async fn put_services_back(
+        &self,
+        record: &ReleaseRecord,
+    ) -> Result<(), EngineError> {
         let head = self.ledger.head(&record.lane).await?.unwrap_or_default();
         let Some(good) = put_back_target(&head) else {
             return Ok(());
