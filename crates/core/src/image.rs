@@ -268,6 +268,25 @@ pub fn is_reserved_tag_key(key: &str) -> bool {
         .is_some_and(|prefix| prefix.eq_ignore_ascii_case(RESERVED_TAG_PREFIX))
 }
 
+/// How far back from a family's latest revision a resumed release looks for the
+/// copy its interrupted attempt registered: a newer release of the lane, or
+/// the infrastructure, may have registered revisions since.
+pub const COPY_SEARCH_DEPTH: u64 = 3;
+
+/// The ARNs of the `depth` revisions before `latest` (newest first).
+pub fn earlier_revisions(latest: &str, depth: u64) -> Vec<String> {
+    let Some((prefix, revision)) = latest.rsplit_once(':') else {
+        return Vec::new();
+    };
+    let Ok(revision) = revision.parse::<u64>() else {
+        return Vec::new();
+    };
+    (1..=depth)
+        .filter_map(|back| revision.checked_sub(back).filter(|r| *r > 0))
+        .map(|r| format!("{prefix}:{r}"))
+        .collect()
+}
+
 /// Whether a revision with these tags is the copy ferry registered for
 /// `release` and can still run (an INACTIVE one cannot be deployed).
 pub fn registered_for(tags: &[(String, String)], release: &ReleaseId, active: bool) -> bool {
@@ -428,6 +447,23 @@ fn is_region(region: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resumed_release_looks_back_a_few_revisions_from_the_latest() {
+        assert_eq!(
+            earlier_revisions("arn:aws:ecs:eu-west-1:1:task-definition/shop-api:5", 3),
+            [
+                "arn:aws:ecs:eu-west-1:1:task-definition/shop-api:4",
+                "arn:aws:ecs:eu-west-1:1:task-definition/shop-api:3",
+                "arn:aws:ecs:eu-west-1:1:task-definition/shop-api:2"
+            ]
+        );
+        assert_eq!(
+            earlier_revisions("arn:aws:ecs:eu-west-1:1:task-definition/shop-api:2", 3),
+            ["arn:aws:ecs:eu-west-1:1:task-definition/shop-api:1"]
+        );
+        assert!(earlier_revisions("not-an-arn", 3).is_empty());
+    }
 
     #[test]
     fn only_an_active_revision_tagged_for_the_release_is_its_copy() {

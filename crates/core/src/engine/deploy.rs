@@ -21,7 +21,9 @@ use crate::decide::push::{
     decide_claim, parameter_after_losing, preflight, secrets_verdict, ClaimPlan, Origin,
     ParameterFix, Preflight, PreflightReads, ReleasePlan, Target,
 };
-use crate::image::{registered_for, release_tags, PushedImage};
+use crate::image::{
+    earlier_revisions, registered_for, release_tags, PushedImage, COPY_SEARCH_DEPTH,
+};
 use crate::names::PushTime;
 use crate::ports::{
     Claim, ClaimOutcome, Ecs, ImageSelector, Lane, LaneHead, Ledger, Parameters, PortError,
@@ -592,8 +594,9 @@ impl<P: Ports> Engine<P> {
     }
 
     /// The copy of `family` an interrupted attempt of `release` registered: the
-    /// family's latest ACTIVE revision, when it carries the release's tag (a
-    /// copy registered since by anyone else is newer, and is not reused).
+    /// family's latest ACTIVE revision or one of the few before it, when it
+    /// carries the release's tag (on resume only: one describe when the copy is
+    /// the latest, up to four when it is not there).
     /// RegisterTaskDefinition takes no idempotency token, so this read is what
     /// keeps a resumed release at one revision per family.
     async fn registered_before(
@@ -602,8 +605,16 @@ impl<P: Ports> Engine<P> {
         release: &crate::release::ReleaseId,
     ) -> Result<Option<String>, PortError> {
         let latest = self.ecs.describe_task_definition(family).await?;
-        Ok(registered_for(&latest.tags(), release, latest.is_active())
-            .then(|| latest.arn().to_owned()))
+        if registered_for(&latest.tags(), release, latest.is_active()) {
+            return Ok(Some(latest.arn().to_owned()));
+        }
+        for earlier in earlier_revisions(latest.arn(), COPY_SEARCH_DEPTH) {
+            let described = self.ecs.describe_task_definition(&earlier).await?;
+            if registered_for(&described.tags(), release, described.is_active()) {
+                return Ok(Some(described.arn().to_owned()));
+            }
+        }
+        Ok(None)
     }
 
     /// Claimed → Migrating or Deploying; a resumed release has moved already.
