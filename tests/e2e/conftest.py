@@ -37,6 +37,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "emulator"))
 sys.path.insert(0, str(HERE))
 
+import chaos  # noqa: E402
 import estate  # noqa: E402
 import iam_behaviours  # noqa: E402
 from stack import Stack, StackError, function_binaries  # noqa: E402
@@ -144,7 +145,9 @@ def _binaries() -> Path:
 def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Stack:
     bin_dir = _binaries()
     state_dir = tmp_path_factory.mktemp("ferry-stack")
-    started = Stack(state_dir, bin_dir=bin_dir, config_extra=[str(HERE / "ferry-e2e.toml")], seed=_create_estates)
+    started = Stack(
+        state_dir, bin_dir=bin_dir, config_extra=[str(HERE / "ferry-e2e.toml"), str(HERE / "ferry-chaos.toml")], seed=_create_estates
+    )
     request.addfinalizer(started.stop)
     try:
         started.start()
@@ -316,6 +319,7 @@ def _create_estates(stack: Stack) -> None:
         if alarm:
             estate.create_alarm(stack, f"{app}-prod-5xx")
     estate.create_environment(stack, "promo", "staging", E2E_APPS["promo"])
+    chaos.create_estate(stack)
     estate.create_app(
         stack,
         "full",

@@ -412,6 +412,18 @@ def _cannot_pull_message(image: str | None) -> str:
     )
 
 
+def _definition_image(backend: Any, arn: str) -> str | None:
+    """The essential container's image of a registered task definition."""
+    try:
+        definition = backend.describe_task_definition(arn)
+    except Exception:  # deregistered meanwhile, or not ours to read
+        return None
+    for container in definition.container_definitions:
+        if container.get("essential", True):
+            return container.get("image")
+    return None
+
+
 def _essential_image(task: Any) -> str | None:
     for container in task.containers:
         if getattr(container, "essential", True):
@@ -1138,7 +1150,9 @@ class Scenario:
     (``ferry-emulator:failed-to-start``); ``never`` leaves it running (a
     migration that outlives its timeout, ended later by hand).
 
-    A deployment's rule is looked up by ``<cluster>/<service>``, then
+    A deployment's rule is looked up by ``<cluster>/<service>@<tag>`` (a tag
+    ECR holds for the image its task definition runs: how a given release's
+    deployment ends), then ``<cluster>/<service>``, then
     ``<service>``, then ``default``: ``COMPLETED`` or ``FAILED`` it through
     :func:`finish_deployment` after ``after`` seconds, when it is still the
     PRIMARY IN_PROGRESS deployment (a newer UpdateService makes ECS abandon
@@ -1228,8 +1242,12 @@ class Scenario:
                 used.append(selector)
         return "+".join(used) or "default", merged
 
-    def deployment_rule(self, service: Any) -> tuple[str, dict[str, Any]]:
-        return self._rule("deployments", [f"{service.cluster_name}/{service.name}", service.name])
+    def deployment_rule(self, service: Any, backend: Any = None, deployment: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        selectors = [f"{service.cluster_name}/{service.name}", service.name]
+        if backend is not None and deployment is not None:
+            tags = _image_tags(backend, _definition_image(backend, str(deployment.get("taskDefinition") or "")) or "")
+            selectors = [f"{selectors[0]}@{tag}" for _, tag in tags] + selectors
+        return self._rule("deployments", selectors)
 
     # -- observer
 
@@ -1266,7 +1284,7 @@ class Scenario:
             selector, rule = "default", dict(self.rules["deployments"].get("default") or {})
             rule["outcome"] = "COMPLETED"
         else:
-            selector, rule = self.deployment_rule(service)
+            selector, rule = self.deployment_rule(service, backend, deployment)
         outcome = rule.get("outcome", "COMPLETED")
         if outcome == "never":
             return

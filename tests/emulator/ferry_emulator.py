@@ -138,6 +138,28 @@ class FerryControlMiddleware:
                 time.sleep(fault["delay"])
             if fault is not None and fault["status"]:
                 return FAULTS.respond(fault, environ, start_response)
+        import chaos_behaviours
+
+        if chaos_behaviours.CHAOS.armed:
+            caller, operation = _caller_and_operation(environ)
+            verdict = chaos_behaviours.CHAOS.draw(caller)
+            if verdict is not None:
+                import router as router_module
+
+                functions_url = router_module.router.functions_url if router_module.router else None
+                return chaos_behaviours.CHAOS.serve(
+                    verdict,
+                    environ,
+                    start_response,
+                    self._serve_moto,
+                    functions_url,
+                    CALLS.record if CALLS.enabled else None,
+                    caller,
+                    operation,
+                )
+        return self._serve_moto(environ, start_response)
+
+    def _serve_moto(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if LATENCY_SECONDS:
             # Benchmarks: a fixed network latency per AWS call, so round trips
             # show as round trips and not as client CPU time.
@@ -208,6 +230,15 @@ class FerryControlMiddleware:
                 return 200, {"faults": FAULTS.configure(_read_json(environ))}
             except ValueError as exc:
                 return 400, {"error": str(exc)}
+        if path == "/_ferry/chaos":
+            import chaos_behaviours
+
+            if method == "GET":
+                return 200, chaos_behaviours.CHAOS.status()
+            try:
+                return 200, chaos_behaviours.CHAOS.configure(_read_json(environ))
+            except (ValueError, TypeError) as exc:
+                return 400, {"error": str(exc)}
         if path == "/_ferry/calls":
             from urllib.parse import parse_qs
 
@@ -276,6 +307,54 @@ def rest_operation(service: str, method: str, path: str) -> str | None:
     return max(matching)[1] if matching else None
 
 
+def _json_body(body: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _register_detail(body: bytes) -> dict[str, Any]:
+    request = _json_body(body)
+    tags = {t.get("key"): t.get("value") for t in request.get("tags") or [] if isinstance(t, dict)}
+    return {"family": request.get("family"), "release": tags.get("ferry:release")}
+
+
+def _update_service_detail(body: bytes) -> dict[str, Any]:
+    request = _json_body(body)
+    return {
+        "cluster": request.get("cluster"),
+        "service": request.get("service"),
+        "taskDefinition": request.get("taskDefinition"),
+        "force": bool(request.get("forceNewDeployment")),
+    }
+
+
+def _put_parameter_detail(body: bytes) -> dict[str, Any]:
+    request = _json_body(body)
+    return {"name": request.get("Name"), "value": request.get("Value")}
+
+
+#: calls whose log entry carries what they changed (the chaos runs count
+#: duplicate effects per release from it): operation -> request body -> detail
+_DETAILED = {
+    "RegisterTaskDefinition": _register_detail,
+    "UpdateService": _update_service_detail,
+    "PutParameter": _put_parameter_detail,
+}
+
+
+def _caller_and_operation(environ: dict[str, Any]) -> tuple[str, str]:
+    """The access key id of a SigV4-signed call, and ``<scope service>:<target>``."""
+    auth = environ.get("HTTP_AUTHORIZATION") or ""
+    scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/") if "Credential=" in auth else []
+    caller = scope[0] if scope else "-"
+    service = scope[3] if len(scope) > 3 else "?"
+    target = (environ.get("HTTP_X_AMZ_TARGET") or "").rpartition(".")[2]
+    return caller, f"{service}:{target or environ.get('PATH_INFO', '')}"
+
+
 class CallLog:
     """Every AWS call made to the emulator: who (the access key id of its
     SigV4 credentials; the local stack gives each function its own),
@@ -297,8 +376,16 @@ class CallLog:
         service = scope[3] if len(scope) > 3 else "?"
         service = {"monitoring": "cloudwatch"}.get(service, service)
         target = environ.get("HTTP_X_AMZ_TARGET") or ""
+        detail = None
         if target:
             operation = target.rpartition(".")[2]
+            if operation in _DETAILED:
+                import io
+
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = environ["wsgi.input"].read(length) if length > 0 else b""
+                environ["wsgi.input"] = io.BytesIO(body)
+                detail = _DETAILED[operation](body)
         else:
             from urllib.parse import parse_qs
 
@@ -321,7 +408,7 @@ class CallLog:
             return start_response(status, headers, *rest)
 
         result = app(environ, capture)
-        self.record(caller, f"{service}:{operation}", int((status_holder or ["0"])[0].split(" ", 1)[0]), started)
+        self.record(caller, f"{service}:{operation}", int((status_holder or ["0"])[0].split(" ", 1)[0]), started, detail)
         return result
 
     def refused(self, environ: dict[str, Any], operation: str, status: int) -> None:
@@ -333,7 +420,7 @@ class CallLog:
         scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/") if "Credential=" in auth else []
         self.record(scope[0] if scope else "-", f"cloudwatch:{operation or '?'}", status)
 
-    def record(self, caller: str, operation: str, status: int, started: float | None = None) -> None:
+    def record(self, caller: str, operation: str, status: int, started: float | None = None, detail: dict[str, Any] | None = None) -> None:
         with self._lock:
             self._seq += 1
             self._calls.append(
@@ -346,6 +433,7 @@ class CallLog:
                     # when the answer was ready: calls that overlap in time ran
                     # concurrently (the demo counts sequential round trips)
                     "ended": time.time(),
+                    **({"detail": detail} if detail else {}),
                 }
             )
 

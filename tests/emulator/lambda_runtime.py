@@ -560,6 +560,18 @@ class Runtime:
         for function in self.functions.values():
             function.stop()
 
+    def instance_on_port(self, port: int) -> "Instance | None":
+        inodes = _socket_inodes(port)
+        if not inodes:
+            return None
+        for function in self.functions.values():
+            with function.cond:
+                instances = list(function.instances)
+            for instance in instances:
+                if instance.process.poll() is None and _holds_socket(instance.process.pid, inodes):
+                    return instance
+        return None
+
     def invoke_async(self, function: Function, payload: bytes) -> None:
         def run() -> None:
             for attempt in range(1 + max(0, function.retries)):
@@ -644,6 +656,9 @@ def _invoke_handler(runtime: Runtime) -> type:
         def do_POST(self) -> None:  # noqa: N802
             parts = self.path.split("?")[0].strip("/").split("/")
             body = self._body()
+            if parts == ["_ferry", "crash"]:
+                self._crash(body)
+                return
             if not (len(parts) == 4 and parts[:2] == ["2015-03-31", "functions"] and parts[3] == "invocations"):
                 self._error(404, "ResourceNotFoundException", f"no route POST {self.path}")
                 return
@@ -673,7 +688,57 @@ def _invoke_handler(runtime: Runtime) -> type:
                 headers["X-Amz-Function-Error"] = invocation.error
             self._reply(200, invocation.body, headers)
 
+        def _crash(self, body: bytes) -> None:
+            """``POST /_ferry/crash {"port": N}``: kill the execution environment
+            whose process holds the client end of a loopback connection from
+            local port N (the emulator names the port of the AWS call it has
+            just served). The invocation it was running fails with
+            ``Runtime.ExitError`` and, if asynchronous, is retried."""
+            try:
+                port = int(json.loads(body or b"{}")["port"])
+            except (ValueError, KeyError, TypeError):
+                self._error(400, "InvalidRequestContentException", 'expected {"port": <client port>}')
+                return
+            instance = runtime.instance_on_port(port)
+            if instance is None:
+                self._error(404, "ResourceNotFoundException", f"no execution environment holds local port {port}")
+                return
+            function = instance.function
+            function._log_line(f"CRASH environment {instance.id} killed after an AWS call (chaos)")
+            instance.kill()
+            self._reply(200, {"function": function.name, "instance": instance.id})
+
     return InvokeApi
+
+
+def _socket_inodes(port: int) -> set[str]:
+    """Inodes of the TCP sockets whose local port is ``port`` (/proc/net/tcp{,6})."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as handle:
+                next(handle, None)
+                for line in handle:
+                    fields = line.split()
+                    if len(fields) > 9 and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(fields[9])
+        except OSError:
+            continue
+    return inodes
+
+
+def _holds_socket(pid: int, inodes: set[str]) -> bool:
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                return True
+    except OSError:
+        return False
+    return False
 
 
 def _write_atomically(path: str, data: dict[str, Any]) -> None:

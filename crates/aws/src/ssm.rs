@@ -32,6 +32,22 @@ impl Parameters for SsmParameters {
         }
     }
 
+    async fn current(&self, name: &str) -> PortResult<Option<(String, i64)>> {
+        match self.client.get_parameter().name(name).send().await {
+            Ok(out) => Ok(out
+                .parameter()
+                .and_then(|p| p.value().map(|v| (v.to_owned(), p.version())))),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_parameter_not_found()) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(port_error("ssm:GetParameter", err)),
+        }
+    }
+
     async fn put(&self, name: &str, value: &str) -> PortResult<i64> {
         let out = self
             .client

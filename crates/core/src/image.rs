@@ -4,6 +4,7 @@
 //! sidecar from another registry (a Datadog agent, an Envoy proxy) or from another ECR
 //! repository is never touched.
 
+use crate::names::ReleaseId;
 use crate::tag_policy::validate_tag;
 
 /// The most tags an ECS resource may carry (tags whose key starts with `aws:` do not
@@ -267,6 +268,34 @@ pub fn is_reserved_tag_key(key: &str) -> bool {
         .is_some_and(|prefix| prefix.eq_ignore_ascii_case(RESERVED_TAG_PREFIX))
 }
 
+/// How far back from a family's latest revision a resumed release looks for the
+/// copy its interrupted attempt registered: a newer release of the lane, or
+/// the infrastructure, may have registered revisions since.
+pub const COPY_SEARCH_DEPTH: u64 = 3;
+
+/// The ARNs of the `depth` revisions before `latest` (newest first).
+pub fn earlier_revisions(latest: &str, depth: u64) -> Vec<String> {
+    let Some((prefix, revision)) = latest.rsplit_once(':') else {
+        return Vec::new();
+    };
+    let Ok(revision) = revision.parse::<u64>() else {
+        return Vec::new();
+    };
+    (1..=depth)
+        .filter_map(|back| revision.checked_sub(back).filter(|r| *r > 0))
+        .map(|r| format!("{prefix}:{r}"))
+        .collect()
+}
+
+/// Whether a revision with these tags is the copy ferry registered for
+/// `release` and can still run (an INACTIVE one cannot be deployed).
+pub fn registered_for(tags: &[(String, String)], release: &ReleaseId, active: bool) -> bool {
+    active
+        && tags
+            .iter()
+            .any(|(k, v)| k == RELEASE_TAG && v == release.as_str())
+}
+
 /// Merges ferry's tags into a resource's tags: keeps every other tag in its order,
 /// drops any existing `ferry:*` tag and every tag whose key starts with `aws:` (in any
 /// case; reported in [`ReleaseTags::dropped`]), and adds `ferry:release` = `release_id`
@@ -418,6 +447,40 @@ fn is_region(region: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resumed_release_looks_back_a_few_revisions_from_the_latest() {
+        assert_eq!(
+            earlier_revisions("arn:aws:ecs:eu-west-1:1:task-definition/shop-api:5", 3),
+            [
+                "arn:aws:ecs:eu-west-1:1:task-definition/shop-api:4",
+                "arn:aws:ecs:eu-west-1:1:task-definition/shop-api:3",
+                "arn:aws:ecs:eu-west-1:1:task-definition/shop-api:2"
+            ]
+        );
+        assert_eq!(
+            earlier_revisions("arn:aws:ecs:eu-west-1:1:task-definition/shop-api:2", 3),
+            ["arn:aws:ecs:eu-west-1:1:task-definition/shop-api:1"]
+        );
+        assert!(earlier_revisions("not-an-arn", 3).is_empty());
+    }
+
+    #[test]
+    fn only_an_active_revision_tagged_for_the_release_is_its_copy() {
+        let id = ReleaseId::parse("shop/prod/3f2a9c1b7e40d5a1").expect("id");
+        let tagged = vec![("ferry:release".to_owned(), id.as_str().to_owned())];
+        let other = vec![(
+            "ferry:release".to_owned(),
+            "shop/prod/0000000000000001".to_owned(),
+        )];
+        assert!(registered_for(&tagged, &id, true));
+        assert!(
+            !registered_for(&tagged, &id, false),
+            "an INACTIVE copy cannot run"
+        );
+        assert!(!registered_for(&other, &id, true));
+        assert!(!registered_for(&[], &id, true));
+    }
 
     const DIGEST: &str = "sha256:3f2a9c1b7e40d5a1c0ffee00112233445566778899aabbccddeeff0011223344";
     const OLD_DIGEST: &str =

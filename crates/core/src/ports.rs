@@ -590,6 +590,10 @@ pub trait Ecs: Send + Sync {
 /// The SSM image-tag parameter: the public record of what an environment runs.
 pub trait Parameters: Send + Sync {
     fn get(&self, name: &str) -> impl Future<Output = PortResult<Option<String>>> + Send;
+    /// The value and its version: what a resumed step reads before writing, so
+    /// an interrupted attempt's write is not made twice.
+    fn current(&self, name: &str)
+        -> impl Future<Output = PortResult<Option<(String, i64)>>> + Send;
     /// Overwrites the value and returns the new version.
     fn put(&self, name: &str, value: &str) -> impl Future<Output = PortResult<i64>> + Send;
     fn label(

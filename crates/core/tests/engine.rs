@@ -1670,3 +1670,75 @@ async fn a_migration_ecs_refuses_to_run_fails_the_release() {
 async fn an_image_tag_ssm_refuses_to_read_fails_the_release() {
     fails_for_good("ssm:GetParameter", "reading the image tag").await;
 }
+
+// ---------------------------------------------------------------------------
+// A failure after superseding a rollout
+
+/// 1.0.0 known-good; 1.1.0 migrated and rolling out when 1.2.0 is pushed.
+async fn rolling_out_when_a_newer_push_arrives(engine: &FakeEngine, fake: &FakeAws) -> ReleaseId {
+    let good = release_shop(engine, fake, "1.0.0", 10).await;
+    push_shop(engine, fake, "1.1.0", 100).await;
+    let decision = stop(engine, &migration_of(fake, "1.1.0", 0, 105, 160)).await;
+    assert!(
+        matches!(decision.outcome, Outcome::Deploying { .. }),
+        "{decision:?}"
+    );
+    let decision = push_shop(engine, fake, "1.2.0", 200).await;
+    assert!(
+        matches!(decision.outcome, Outcome::Migrating { .. }),
+        "{decision:?}"
+    );
+    assert_eq!(
+        fake.record(&shop_release("1.1.0")).state,
+        ReleaseState::Superseded
+    );
+    good
+}
+
+#[tokio::test]
+async fn a_release_failing_after_it_superseded_a_rollout_puts_the_services_back_on_known_good() {
+    let (fake, engine) = estate();
+    let good = rolling_out_when_a_newer_push_arrives(&engine, &fake).await;
+
+    let failed = stop(&engine, &migration_of(&fake, "1.2.0", 1, 205, 260)).await;
+
+    assert!(
+        matches!(failed.outcome, Outcome::Failed { .. }),
+        "{failed:?}"
+    );
+    let known_good = fake.record(&good);
+    for service in SHOP_SERVICES {
+        assert_eq!(
+            fake.service(SHOP_CLUSTER, service).task_definition,
+            known_good.task_definitions[service],
+            "{service} runs 1.0.0 again, not the superseded 1.1.0"
+        );
+    }
+    assert_eq!(fake.parameter(SHOP_PARAMETER).as_deref(), Some("1.0.0"));
+}
+
+#[tokio::test]
+async fn a_failing_release_leaves_a_service_set_by_hand_to_the_drift_report() {
+    let (fake, engine) = estate();
+    release_shop(&engine, &fake, "1.0.0", 10).await;
+    let by_hand = fake.add_task_definition(
+        "shop-api",
+        vec![FakeContainer::new("app", &image(SHOP_REPOSITORY, "0.9.0"))],
+    );
+    fake.update_service_by_hand(SHOP_CLUSTER, "api", &by_hand);
+    push_shop(&engine, &fake, "1.1.0", 100).await;
+    let updates = fake.count("ecs:UpdateService");
+
+    let failed = stop(&engine, &migration_of(&fake, "1.1.0", 1, 105, 160)).await;
+
+    assert!(
+        matches!(failed.outcome, Outcome::Failed { .. }),
+        "{failed:?}"
+    );
+    assert_eq!(fake.service(SHOP_CLUSTER, "api").task_definition, by_hand);
+    assert_eq!(
+        fake.count("ecs:UpdateService"),
+        updates,
+        "no service touched"
+    );
+}

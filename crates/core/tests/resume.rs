@@ -52,9 +52,28 @@ async fn every_service_completes(engine: &FakeEngine, fake: &FakeAws) -> Decisio
 }
 
 /// What an operator checks after the dust settles: the release succeeded, every
-/// service runs one of its revisions, SSM names its tag (labelled known-good).
+/// service runs one of its revisions, SSM names its tag (labelled known-good),
+/// and the interruption left no second copy of any family behind.
 fn assert_released(fake: &FakeAws, tag: &str) {
     let id = shop_release(tag);
+    let mut families: Vec<String> = fake
+        .registrations()
+        .into_iter()
+        .filter(|r| {
+            r.tags
+                .iter()
+                .any(|(k, v)| k == "ferry:release" && v == id.as_str())
+        })
+        .map(|r| r.family)
+        .collect();
+    let registered = families.len();
+    families.sort();
+    families.dedup();
+    assert_eq!(
+        registered,
+        families.len(),
+        "one copy per family: {families:?}"
+    );
     let record = fake.record(&id);
     assert_eq!(record.state, ReleaseState::Succeeded, "{record:?}");
     assert_eq!(record.interrupted, None);
@@ -66,6 +85,12 @@ fn assert_released(fake: &FakeAws, tag: &str) {
         );
     }
     let history = fake.parameter_history(SHOP_PARAMETER);
+    for pair in history.windows(2) {
+        assert_ne!(
+            pair[0].value, pair[1].value,
+            "one SSM version per write of a new value: {history:?}"
+        );
+    }
     let current = history.last().expect("a version");
     assert_eq!(current.value, tag);
     assert!(current.labels.contains("known-good"));
@@ -233,6 +258,12 @@ async fn a_rollout_without_a_migration_that_lands_after_a_rollback_is_undone() {
         );
     }
     let history = fake.parameter_history(SHOP_PARAMETER);
+    for pair in history.windows(2) {
+        assert_ne!(
+            pair[0].value, pair[1].value,
+            "one SSM version per write of a new value: {history:?}"
+        );
+    }
     let current = history.last().expect("a version");
     assert_eq!(
         (
@@ -305,10 +336,13 @@ async fn an_alarm_rollback_interrupted_by_update_service_is_finished_by_the_rede
     assert_eq!(fake.record(&bad).state, ReleaseState::RolledBack);
     let head = fake.lane_head(&shop_lane());
     assert!(head.frozen && head.rolling_back.is_none());
-    let current = fake
-        .parameter_history(SHOP_PARAMETER)
-        .pop()
-        .expect("a version");
+    let mut history = fake.parameter_history(SHOP_PARAMETER);
+    assert_ne!(
+        history[history.len() - 2].value,
+        "1.1.0",
+        "the finished rollback wrote 1.1.0 once: {history:?}"
+    );
+    let current = history.pop().expect("a version");
     assert_eq!(
         (
             current.value.as_str(),

@@ -8,6 +8,7 @@ pub mod deployment;
 pub mod promote;
 pub mod prune;
 pub mod push;
+pub mod put_back;
 pub mod reconcile;
 pub mod restart;
 pub mod retry;

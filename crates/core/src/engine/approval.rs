@@ -317,13 +317,16 @@ impl<P: Ports> Engine<P> {
                     essential: moved.migration_essential_containers.clone(),
                     like,
                     registered: moved.task_definitions.values().cloned().collect(),
+                    // An approve that Lambda retries reaches here again: one
+                    // SSM version however often (a read per approval).
+                    resumed: true,
                 };
                 Ok(self
                     .start_migration(moved, events, started)
                     .await?
                     .unwrap_or(Outcome::Superseded))
             }
-            _ => self.roll_out(moved, events, now).await,
+            _ => self.roll_out(moved, events, now, true).await,
         }
     }
 

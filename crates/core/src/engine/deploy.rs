@@ -22,7 +22,9 @@ use crate::decide::push::{
     decide_claim, parameter_after_losing, preflight, secrets_verdict, ClaimPlan, Origin,
     ParameterFix, Preflight, PreflightReads, ReleasePlan, Target,
 };
-use crate::image::{release_tags, PushedImage};
+use crate::image::{
+    earlier_revisions, registered_for, release_tags, PushedImage, COPY_SEARCH_DEPTH,
+};
 use crate::names::PushTime;
 use crate::ports::{
     ApprovalPlan, Claim, ClaimOutcome, Ecs, ImageSelector, Lane, LaneHead, Ledger, ParameterChange,
@@ -85,6 +87,9 @@ struct Holding {
     /// The SSM value to restore, read for a lane's first release.
     value_before: Option<String>,
     now: u64,
+    /// A release resumed after an interruption: its first attempt may have
+    /// registered some copies already.
+    resumed: bool,
 }
 
 impl<P: Ports> Engine<P> {
@@ -345,6 +350,7 @@ impl<P: Ports> Engine<P> {
             events,
             value_before,
             now,
+            resumed: false,
         };
         self.preflight_and_go(target, holding, &services, read.rest, described)
             .await
@@ -381,13 +387,14 @@ impl<P: Ports> Engine<P> {
         };
         tracing::warn!(release = %record.id, state = %record.state, interrupted = ?record.interrupted, "resuming an interrupted release");
         if record.state == ReleaseState::Deploying && !record.task_definitions.is_empty() {
-            return self.roll_out(record, Vec::new(), now).await.map(Some);
+            return self.roll_out(record, Vec::new(), now, true).await.map(Some);
         }
         let holding = Holding {
             record,
             events: Vec::new(),
             value_before: value_before.map_err(EngineError::from)?,
             now,
+            resumed: true,
         };
         self.preflight_and_go(target, holding, &services, read.rest, described)
             .await
@@ -501,6 +508,7 @@ impl<P: Ports> Engine<P> {
             mut events,
             value_before,
             now,
+            resumed,
         } = holding;
         let was = record.state;
         let transition = match plan.migration {
@@ -513,7 +521,7 @@ impl<P: Ports> Engine<P> {
             ..ReleaseUpdate::default()
         };
         let (registered, moved) = futures_util::join!(
-            self.register_copies(target, &record, &plan),
+            self.register_copies(target, &record, &plan, resumed),
             self.move_on(&record, transition, update),
         );
         let Some(mut record) = moved? else {
@@ -539,6 +547,7 @@ impl<P: Ports> Engine<P> {
                     essential: migration.base.essential_containers(),
                     like,
                     registered: arns,
+                    resumed,
                 };
                 self.start_migration(record, events, started).await
             }
@@ -546,7 +555,7 @@ impl<P: Ports> Engine<P> {
                 let reason = "no service to copy launch settings from".to_owned();
                 self.abandon(&record, events, reason, false).await
             }
-            (None, _, _) => self.roll_out(record, events, now).await.map(Some),
+            (None, _, _) => self.roll_out(record, events, now, resumed).await.map(Some),
         }
     }
 
@@ -566,8 +575,9 @@ impl<P: Ports> Engine<P> {
             mut events,
             value_before,
             now,
+            resumed,
         } = holding;
-        let arns = match self.register_copies(target, &record, &plan).await {
+        let arns = match self.register_copies(target, &record, &plan, resumed).await {
             Ok(arns) => arns,
             Err(e) if e.retryable => return Err(self.interrupt(&record, e).await),
             Err(e) => {
@@ -634,6 +644,7 @@ impl<P: Ports> Engine<P> {
         target: &Target<'_>,
         record: &ReleaseRecord,
         plan: &ReleasePlan<TaskDefinitionOf<P>>,
+        resumed: bool,
     ) -> Result<Vec<String>, PortError> {
         let env = target.env;
         let verify = plan.verify.iter().filter(|v| !v.changes.is_empty());
@@ -649,6 +660,14 @@ impl<P: Ports> Engine<P> {
             let tags = release_tags(&copy.base.tags(), record.id.as_str(), &env.app, &env.name)
                 .map_err(|e| PortError::new("ecs:RegisterTaskDefinition", e.to_string()));
             async move {
+                if resumed {
+                    if let Some(arn) = self
+                        .registered_before(copy.base.family(), &record.id)
+                        .await?
+                    {
+                        return Ok(arn);
+                    }
+                }
                 self.ecs
                     .register_copy(&copy.base, &copy.changes, &tags?)
                     .await
@@ -656,6 +675,30 @@ impl<P: Ports> Engine<P> {
         })
         .await;
         registered.into_iter().collect()
+    }
+
+    /// The copy of `family` an interrupted attempt of `release` registered: the
+    /// family's latest ACTIVE revision or one of the few before it, when it
+    /// carries the release's tag (on resume only: one describe when the copy is
+    /// the latest, up to four when it is not there).
+    /// RegisterTaskDefinition takes no idempotency token, so this read is what
+    /// keeps a resumed release at one revision per family.
+    async fn registered_before(
+        &self,
+        family: &str,
+        release: &crate::release::ReleaseId,
+    ) -> Result<Option<String>, PortError> {
+        let latest = self.ecs.describe_task_definition(family).await?;
+        if registered_for(&latest.tags(), release, latest.is_active()) {
+            return Ok(Some(latest.arn().to_owned()));
+        }
+        for earlier in earlier_revisions(latest.arn(), COPY_SEARCH_DEPTH) {
+            let described = self.ecs.describe_task_definition(&earlier).await?;
+            if registered_for(&described.tags(), release, described.is_active()) {
+                return Ok(Some(described.arn().to_owned()));
+            }
+        }
+        Ok(None)
     }
 
     /// Claimed → Migrating or Deploying; a resumed release has moved already.
@@ -686,11 +729,18 @@ impl<P: Ports> Engine<P> {
             essential,
             like,
             registered,
+            resumed,
         } = started;
         let id = &record.id;
         let parameter = self.parameter_of(&record.lane)?;
+        let write_tag = async {
+            match resumed {
+                true => self.write_tag_once(&parameter, &record.tag).await,
+                false => self.params.put(&parameter, &record.tag).await,
+            }
+        };
         let (put, run) = futures_util::join!(
-            self.params.put(&parameter, &record.tag),
+            write_tag,
             self.run_for_release(&record, &migration_arn, &like),
         );
         let (version, task) = match (put, run) {
@@ -785,10 +835,10 @@ impl<P: Ports> Engine<P> {
         let parameter = self.parameter_of(lane)?;
         match parameter_after_losing(head) {
             ParameterFix::Successor(tag) => {
-                self.params.put(&parameter, &tag).await?;
+                self.write_tag_once(&parameter, &tag).await?;
             }
             ParameterFix::KnownGood(tag) => {
-                let version = self.params.put(&parameter, &tag).await?;
+                let version = self.write_tag_once(&parameter, &tag).await?;
                 self.params
                     .label(&parameter, version, super::KNOWN_GOOD_LABEL)
                     .await?;
@@ -855,6 +905,8 @@ pub(super) struct StartMigration<S> {
     pub(super) like: S,
     /// Every ARN registered for the release, the migration's last.
     pub(super) registered: Vec<String>,
+    /// Resumed: an interrupted attempt may have written the image tag.
+    pub(super) resumed: bool,
 }
 
 /// The repository an operator's deploy names, or the environment's only one.

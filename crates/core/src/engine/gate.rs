@@ -86,7 +86,7 @@ impl<P: Ports> Engine<P> {
             Some(ReleaseState::Migrating),
             ReleaseState::Deploying,
         );
-        self.roll_out(record, vec![event], now).await
+        self.roll_out(record, vec![event], now, false).await
     }
 
     /// A redelivery after some UpdateService calls failed: the one delivery that
@@ -110,6 +110,6 @@ impl<P: Ports> Engine<P> {
             });
         };
         tracing::warn!(release = %record.id, "resuming a rollout that left services behind");
-        self.roll_out(record, Vec::new(), now).await
+        self.roll_out(record, Vec::new(), now, true).await
     }
 }

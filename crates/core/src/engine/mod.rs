@@ -279,6 +279,20 @@ impl<P: Ports> Engine<P> {
 
     /// Fails an in-flight release: records the reason, frees the lane and, if
     /// this release already wrote the SSM parameter, restores the previous tag.
+    /// Writes the image tag unless the parameter holds it already — as it does
+    /// when an interrupted attempt (or the rollback being undone around) wrote
+    /// it: one SSM version per value written. Returns the version naming it.
+    pub(super) async fn write_tag_once(
+        &self,
+        parameter: &str,
+        tag: &str,
+    ) -> Result<i64, PortError> {
+        match self.params.current(parameter).await? {
+            Some((value, version)) if value == tag => Ok(version),
+            _ => self.params.put(parameter, tag).await,
+        }
+    }
+
     async fn fail_release(
         &self,
         record: &ReleaseRecord,
@@ -315,8 +329,13 @@ impl<P: Ports> Engine<P> {
                 _ => Ok(()),
             }
         };
-        let (restored, ()) = futures_util::join!(restore, self.emit(vec![event]));
+        let (restored, (), put_back) = futures_util::join!(
+            restore,
+            self.emit(vec![event]),
+            self.put_services_back(record)
+        );
         restored?;
+        put_back?;
         Ok(Outcome::Failed { reason })
     }
 

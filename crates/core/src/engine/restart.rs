@@ -196,7 +196,7 @@ impl<P: Ports> Engine<P> {
                 ),
             ];
             // Round trip 5.
-            let outcome = self.roll_out(deploying, events, now).await?;
+            let outcome = self.roll_out(deploying, events, now, false).await?;
             return Ok(about(Some(&id), outcome));
         }
         Err(EngineError::Contention(lane.clone()))

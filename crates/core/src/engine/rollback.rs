@@ -200,7 +200,7 @@ impl<P: Ports> Engine<P> {
         for _attempt in 0..3 {
             // Round trip 1.
             let head = self.ledger.head(lane).await?.unwrap_or_default();
-            let (rollback, to) = match choose_rollback(&head, cause) {
+            let (rollback, to, finishing) = match choose_rollback(&head, cause) {
                 RollbackChoice::Roll {
                     leaving,
                     to,
@@ -229,7 +229,7 @@ impl<P: Ports> Engine<P> {
                     if !self.ledger.roll_back(write).await? {
                         continue;
                     }
-                    (rollback, to)
+                    (rollback, to, false)
                 }
                 RollbackChoice::Finish { rollback, to } => {
                     if !self
@@ -240,7 +240,7 @@ impl<P: Ports> Engine<P> {
                         continue;
                     }
                     tracing::warn!(%lane, release = %rollback.release.id, "finishing an interrupted rollback");
-                    (rollback, to)
+                    (rollback, to, true)
                 }
                 RollbackChoice::Nothing { reason } => {
                     tracing::info!(%lane, %reason, cause = %cause.describe(), "nothing to roll back");
@@ -251,19 +251,21 @@ impl<P: Ports> Engine<P> {
                     return Ok(decide(None, Outcome::Refused { reason }));
                 }
             };
-            let outcome = Box::pin(self.put_back(lane, &rollback, &to)).await?;
+            let outcome = Box::pin(self.put_back(lane, &rollback, &to, finishing)).await?;
             return Ok(decide(Some(rollback.release.id.as_str()), outcome));
         }
         Err(EngineError::Contention(lane.clone()))
     }
 
     /// Round trip 3 and on: every service back ∥ the public record, then the
-    /// rollback's end. A failure marks it interrupted for the redelivery.
+    /// rollback's end. A failure marks it interrupted for the redelivery;
+    /// `finishing` it does not write the tag its first attempt wrote again.
     async fn put_back(
         &self,
         lane: &Lane,
         rollback: &RollbackInProgress,
         to: &KnownGoodRelease,
+        finishing: bool,
     ) -> Result<Outcome, EngineError> {
         tracing::warn!(%lane, from = %rollback.release.id, to = %to.id, reason = %rollback.reason, "rolling back");
         let cluster = self.environment_of(&lane.app, &lane.env)?.cluster.clone();
@@ -281,7 +283,12 @@ impl<P: Ports> Engine<P> {
                     (service, arn, result)
                 }
             }),
-            self.params.put(&parameter, &to.tag),
+            async {
+                match finishing {
+                    true => self.write_tag_once(&parameter, &to.tag).await,
+                    false => self.params.put(&parameter, &to.tag).await,
+                }
+            },
             self.ledger.release(&rollback.release.id),
         );
         let mut inactive = Vec::new();

@@ -5,21 +5,28 @@
 
 use std::collections::BTreeMap;
 
-use super::{fan_out, Engine, EngineError, Outcome, Ports, UPDATE_SERVICE_CONCURRENCY};
+use super::{
+    fan_out, Engine, EngineError, Outcome, Ports, DESCRIBE_CONCURRENCY, UPDATE_SERVICE_CONCURRENCY,
+};
+use crate::decide::put_back::{off_known_good, put_back_target, services_to_put_back};
+use crate::image::RELEASE_TAG;
 use crate::ports::{
-    Ecs, Ledger, Parameters, PortError, ReleaseEvent, ReleaseRecord, ReleaseUpdate,
+    Ecs, Ledger, Parameters, PortError, ReleaseEvent, ReleaseRecord, ReleaseUpdate, ServiceView,
+    TaskDefinitionView,
 };
 use crate::release::ReleaseState;
 
 impl<P: Ports> Engine<P> {
     /// Rolls out every service of a DEPLOYING release that has no deployment
     /// yet. Any failure marks the release interrupted and fails the invocation,
-    /// so the redelivered event finishes the rollout.
+    /// so the redelivered event finishes the rollout (`resumed`: without writing
+    /// the image tag a second time).
     pub(super) async fn roll_out(
         &self,
         record: ReleaseRecord,
         events: Vec<ReleaseEvent>,
         now: u64,
+        resumed: bool,
     ) -> Result<Outcome, EngineError> {
         let id = &record.id;
         let pending: Vec<(String, String)> = record
@@ -35,7 +42,10 @@ impl<P: Ports> Engine<P> {
                 None => Some(
                     async {
                         let parameter = self.parameter_of(&record.lane)?;
-                        self.params.put(&parameter, &record.tag).await
+                        match resumed {
+                            true => self.write_tag_once(&parameter, &record.tag).await,
+                            false => self.params.put(&parameter, &record.tag).await,
+                        }
                     }
                     .await,
                 ),
@@ -108,6 +118,60 @@ impl<P: Ports> Engine<P> {
             .keys()
             .filter_map(|s| good.task_definitions.get(s).map(|a| (s.clone(), a.clone())))
             .collect();
+        let cluster = &record.cluster;
+        let restored = fan_out(
+            restore,
+            UPDATE_SERVICE_CONCURRENCY,
+            |(service, arn)| async move { self.ecs.restore_service(cluster, &service, &arn).await },
+        )
+        .await;
+        for result in restored {
+            result?;
+        }
+        Ok(())
+    }
+
+    /// After `record` failed: the services a release it superseded had rolled
+    /// out go back to the known-good revisions (`decide::put_back`). Reads the
+    /// head and the services; a service off known-good costs one
+    /// DescribeTaskDefinition, and one UpdateService if ferry put it there.
+    pub(super) async fn put_services_back(
+        &self,
+        record: &ReleaseRecord,
+    ) -> Result<(), EngineError> {
+        let head = self.ledger.head(&record.lane).await?.unwrap_or_default();
+        let Some(good) = put_back_target(&head) else {
+            return Ok(());
+        };
+        let services = self
+            .ecs
+            .describe_services(&record.cluster, &record.services)
+            .await?;
+        let off = off_known_good(
+            good,
+            services
+                .found
+                .iter()
+                .map(|s| (s.name(), s.task_definition())),
+        );
+        if off.is_empty() {
+            return Ok(());
+        }
+        let described = fan_out(off, DESCRIBE_CONCURRENCY, |(service, running)| async move {
+            let described = self.ecs.describe_task_definition(&running).await;
+            described.map(|d| {
+                let release = d.tags().into_iter().find(|(k, _)| k == RELEASE_TAG);
+                (service, release.map(|(_, v)| v))
+            })
+        })
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, PortError>>()?;
+        let restore = services_to_put_back(good, &described);
+        if restore.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(release = %record.id, to = %good.id, ?restore, "putting back services a superseded release rolled out");
         let cluster = &record.cluster;
         let restored = fan_out(
             restore,

@@ -1858,6 +1858,16 @@ impl Parameters for FakeAws {
         Ok(self.parameter(name))
     }
 
+    async fn current(&self, name: &str) -> PortResult<Option<(String, i64)>> {
+        self.enter("ssm:GetParameter", name).await?;
+        let state = self.state();
+        Ok(state
+            .parameters
+            .get(name)
+            .and_then(|v| v.last())
+            .map(|v| (v.value.clone(), v.version)))
+    }
+
     async fn put(&self, name: &str, value: &str) -> PortResult<i64> {
         self.enter("ssm:PutParameter", name).await?;
         let mut state = self.state();
