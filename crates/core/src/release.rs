@@ -210,6 +210,17 @@ impl ReleaseState {
             .all(|t| !t.from_states().contains(self))
     }
 
+    /// Whether the release is known-good: what a lane may run and roll back to.
+    pub fn is_known_good(&self) -> bool {
+        matches!(self, S::Succeeded)
+    }
+
+    /// Whether the release has come to rest: known-good, or terminal. What an
+    /// operator waiting for a release (`ferry wait`) waits for.
+    pub fn is_settled(&self) -> bool {
+        self.is_known_good() || self.is_terminal()
+    }
+
     /// Whether the release still holds its lane.
     pub fn is_in_flight(&self) -> bool {
         IN_FLIGHT.contains(self)
