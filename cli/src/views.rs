@@ -87,8 +87,10 @@ pub fn lanes(config: &Config, scope: Option<&Scope>) -> Result<Vec<Lane>, CliErr
 /// is named: a state added later shows what its record has).
 pub fn step(r: &ReleaseRecord, now: u64) -> String {
     if let Some(ends) = r.bake_ends_at {
+        // the end's time, not a countdown: a progress line in a CI log changes
+        // only when the release moves
         return if ends > now {
-            format!("bake ends in {}", duration(ends - now))
+            format!("baking until {}", time(Some(ends)))
         } else {
             "bake ended".to_owned()
         };
@@ -560,9 +562,10 @@ mod tests {
     }
 
     #[test]
-    fn a_bake_shows_when_it_ends() {
+    fn a_bake_shows_when_it_ends_not_a_countdown() {
         let mut r = record("3333333333333333", "1.3.0", ReleaseState::Baking, 300, 310);
         r.bake_ends_at = Some(700);
-        assert_eq!(step(&r, 400), "bake ends in 5m00s");
+        assert_eq!(step(&r, 400), "baking until 1970-01-01 00:11:40Z");
+        assert_eq!(step(&r, 700), "bake ended");
     }
 }
