@@ -763,6 +763,33 @@ mod tests {
     }
 
     #[test]
+    fn a_release_comes_to_rest_known_good_or_terminal_and_only_succeeded_is_known_good() {
+        let settled: Vec<ReleaseState> = ReleaseState::ALL
+            .into_iter()
+            .filter(ReleaseState::is_settled)
+            .collect();
+        assert_eq!(
+            settled,
+            [
+                ReleaseState::Succeeded,
+                ReleaseState::Failed,
+                ReleaseState::Superseded,
+                ReleaseState::RolledBack
+            ]
+        );
+        // known-good is not terminal: a rollback can still leave it
+        assert!(ReleaseState::Succeeded.is_known_good() && !ReleaseState::Succeeded.is_terminal());
+        for state in ReleaseState::ALL {
+            assert_eq!(
+                state.is_known_good(),
+                state == ReleaseState::Succeeded,
+                "{state}"
+            );
+            assert!(!(state.is_settled() && state.is_in_flight()), "{state}");
+        }
+    }
+
+    #[test]
     fn a_superseded_release_can_never_reach_its_services() {
         // Walk every path from Superseded: none may lead to Deploying.
         let mut frontier = vec![ReleaseState::Superseded];
