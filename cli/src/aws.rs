@@ -143,7 +143,7 @@ impl Aws {
                             CliError::NoFunction {
                                 function: function.clone(),
                                 stack: self.global.stack.clone(),
-                                source: port,
+                                source: Box::new(port),
                             }
                         } else {
                             CliError::aws(format!("reading {function}'s configuration"), port)
@@ -223,7 +223,7 @@ impl Aws {
                     CliError::NoFunction {
                         function: function.clone(),
                         stack: self.global.stack.clone(),
-                        source: port,
+                        source: Box::new(port),
                     }
                 } else {
                     CliError::aws(format!("invoking {function}"), port)

@@ -30,14 +30,14 @@ pub enum CliError {
     Aws {
         what: String,
         #[source]
-        source: PortError,
+        source: Box<PortError>,
     },
     #[error("function {function} was not found; is ferry deployed as stack `{stack}`? Name it with --stack or FERRY_STACK (and check AWS_ENDPOINT_URL_LAMBDA or --endpoint-url)")]
     NoFunction {
         function: String,
         stack: String,
         #[source]
-        source: PortError,
+        source: Box<PortError>,
     },
     #[error("function {function} has no {variable} in its environment; name it with {flag}")]
     NotDiscovered {
@@ -54,11 +54,17 @@ pub enum CliError {
     #[error("function {function} answered something that is not ferry's reply: {body}")]
     Unreadable { function: String, body: String },
     #[error(transparent)]
-    Config(#[from] ConfigSourceError),
+    Config(Box<ConfigSourceError>),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
     NotFound(String),
+}
+
+impl From<ConfigSourceError> for CliError {
+    fn from(error: ConfigSourceError) -> Self {
+        CliError::Config(Box::new(error))
+    }
 }
 
 impl CliError {
@@ -73,7 +79,7 @@ impl CliError {
     pub fn aws(what: impl Into<String>, source: PortError) -> Self {
         CliError::Aws {
             what: what.into(),
-            source,
+            source: Box::new(source),
         }
     }
 }

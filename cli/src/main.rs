@@ -250,7 +250,7 @@ async fn config_check(aws: &Aws, a: &args::ConfigCheckArgs) -> Result<Exit, CliE
         Some(path) => (
             path.display().to_string(),
             std::fs::read_to_string(path).map_err(|source| {
-                CliError::Config(ferry_aws::config_source::ConfigSourceError::File {
+                CliError::from(ferry_aws::config_source::ConfigSourceError::File {
                     path: path.display().to_string(),
                     source,
                 })
@@ -265,7 +265,7 @@ async fn config_check(aws: &Aws, a: &args::ConfigCheckArgs) -> Result<Exit, CliE
                 .await
                 .map_err(|e| CliError::aws(format!("reading config parameter {name}"), e))?
                 .ok_or_else(|| {
-                    CliError::Config(
+                    CliError::from(
                         ferry_aws::config_source::ConfigSourceError::MissingParameter {
                             name: name.clone(),
                         },
