@@ -132,10 +132,14 @@ RECONCILE_APPS = {
 }
 
 
+# test_cli.py: app -> (services, has a migration, guarded by alarm `<app>-prod-5xx`)
+CLI_APPS = {"cli": (["api", "worker"], True, True), "cli-wait": (["api", "worker"], True, False)}
+
+
 def _binaries() -> Path:
     if os.environ.get("FERRY_BIN_DIR"):
         return Path(os.environ["FERRY_BIN_DIR"])
-    packages = [arg for b in function_binaries() for arg in ("-p", b)]
+    packages = [arg for b in [*function_binaries(), "ferry-cli"] for arg in ("-p", b)]
     # fresh binaries, as `scripts/demo` builds them (a no-op when nothing changed)
     subprocess.run(["cargo", "build", "--quiet", *packages], cwd=ROOT, check=True)
     return ROOT / "target" / "debug"
@@ -320,6 +324,19 @@ def _create_estates(stack: Stack) -> None:
             estate.create_alarm(stack, f"{app}-prod-5xx")
     estate.create_environment(stack, "promo", "staging", E2E_APPS["promo"])
     chaos.create_estate(stack)
+    for app, (services, migration, alarm) in CLI_APPS.items():
+        estate.create_app(stack, app, services, migration=migration)
+        if alarm:
+            estate.create_alarm(stack, f"{app}-prod-5xx")
+    # the CLI's plan of a task definition with every optional field set
+    estate.create_app(
+        stack,
+        "cli-plan",
+        ["api"],
+        migration=False,
+        baseline="v0",
+        definitions={"api": estate.every_field_task_definition("cli-plan-api", estate.image("cli-plan", "v0"), secret_arn)},
+    )
     estate.create_app(
         stack,
         "full",

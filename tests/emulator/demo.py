@@ -13,8 +13,9 @@ end as it should.
 Chapters are data: :data:`CHAPTERS` is a list of :class:`Chapter`, each with
 a ``play`` function that acts and returns its checks. Add a chapter by
 appending one. What an operator does besides pushing (SetAlarmState on the
-guarding alarm, a direct invoke of ferry-rollback) appears in the timeline
-marked ``operator``.
+guarding alarm, ``ferry unfreeze`` with the CLI, which invokes
+ferry-rollback) appears in the timeline marked ``operator``; the demo ends
+with ``ferry status`` and ``ferry history`` of the lane.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from stack import ROOT, Stack  # noqa: E402
+from stack import FERRY_STACK, REGION, ROOT, Stack  # noqa: E402
 
 APP, ENV, CLUSTER, REPOSITORY = "shop", "prod", "shop-prod", "shop"
 SERVICES = ["api", "worker", "scheduler"]
@@ -157,6 +159,32 @@ class Story:
         )
         if status != 200 or function_error:
             raise RuntimeError(f"invoke {function} -> {status} {function_error}: {reply}")
+        return reply
+
+    def ferry(self, *args: str, function: str = "ferry-rollback") -> Any:
+        """An operator's command with the ferry CLI (cli/, the `ferry` binary
+        beside the functions'), which invokes `function`: shown in the timeline
+        with the function's decisions; returns its reply (`--json`)."""
+        self.note(f"$ ferry {' '.join(args)}")
+        return self._reply_of(args, self._run_cli([*args, "--json"]), function)
+
+    def _run_cli(self, args: list[str]) -> subprocess.CompletedProcess:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "AWS_ENDPOINT_URL": self.stack.endpoint,
+            "AWS_ENDPOINT_URL_LAMBDA": self.stack.functions_url,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "operator",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "FERRY_STACK": FERRY_STACK,
+        }
+        return subprocess.run([str(self.stack.bin_dir / "ferry"), *args], env=env, capture_output=True, text=True, timeout=120)
+
+    def _reply_of(self, args: tuple[str, ...], result: subprocess.CompletedProcess, function: str) -> Any:
+        if result.returncode not in (0, 1):
+            raise RuntimeError(f"ferry {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
+        reply = json.loads(result.stdout)
+        self.local.append({"time": time.time(), "kind": "reply", "binary": function, "reply": reply, "error": None, "direct": True})
         return reply
 
     def wait_for_decision(self, binary: str, outcome: str, release: str, timeout: float = 30) -> None:
@@ -643,7 +671,7 @@ def play_failed_deployment(story: Story, chapter: Chapter) -> Verify:
     story.push(chapter.push)
     story.settle()
     held = story.state()
-    reply = story.invoke("ferry-rollback", {"unfreeze": {"app": APP, "environment": ENV}})
+    reply = story.ferry("unfreeze", f"{APP}/{ENV}")
     rid = story.release_id(chapter.push)
     story.wait_for_decision("ferry-gate", "deploying", rid)
     story.set_scenario({"deployments": {f"{CLUSTER}/scheduler": None}}, "deployments started from now on complete")
@@ -687,7 +715,7 @@ def play_failed_deployment(story: Story, chapter: Chapter) -> Verify:
 
 def play_unfreeze_and_release(story: Story, chapter: Chapter) -> Verify:
     before = story.state()
-    reply = story.invoke("ferry-rollback", {"unfreeze": {"app": APP, "environment": ENV}})
+    reply = story.ferry("unfreeze", f"{APP}/{ENV}")
     story.push(chapter.push)
     story.settle()
 
@@ -740,7 +768,7 @@ def play_alarm_during_bake(story: Story, chapter: Chapter) -> Verify:
 
 def play_smoke_test_fails(story: Story, chapter: Chapter) -> Verify:
     before = story.state()
-    reply = story.invoke("ferry-rollback", {"unfreeze": {"app": APP, "environment": ENV}})
+    reply = story.ferry("unfreeze", f"{APP}/{ENV}")
     story.push(chapter.push)
     story.settle()
 
@@ -865,6 +893,13 @@ def main(argv: list[str] | None = None) -> int:
                 mark = green("✓") if check.ok else red("✗")
                 print(f"  {mark} {check.what}" + ("" if check.ok or not check.detail else dim(f"  ({check.detail})")))
             results.append((chapter, outcome))
+        print()
+        print(bold("the lane, as an operator sees it"))
+        for command in (["status", f"{APP}/{ENV}"], ["history", f"{APP}/{ENV}"]):
+            result = story._run_cli(command)
+            print(f"  {_yellow('$ ferry ' + ' '.join(command))}")
+            for line in (result.stdout + result.stderr).rstrip().splitlines():
+                print(f"  {line}")
     except KeyboardInterrupt:
         print(red("\ninterrupted"), file=sys.stderr)
         stack.stop()

@@ -47,7 +47,8 @@ Lambda runs a ``provided.al2023`` function:
   emulator's ``AWS_ENDPOINT_URL`` and dummy credentials.
   ``GET``/``PUT /2015-03-31/functions/{name}/configuration`` reads or
   replaces ``Environment.Variables`` (as ``UpdateFunctionConfiguration``
-  does; the function's instances are recycled).
+  does; the function's instances are recycled). ``GET /2015-03-31/functions``
+  lists every function with the number of invocations it took.
 * **Logs**: each function's stdout/stderr, with Lambda's ``START`` /
   ``END`` / ``REPORT`` lines, go to ``<log-dir>/<binary>.log``.
 
@@ -172,6 +173,9 @@ class Function:
         self.instances: list[Instance] = []
         self.init_failures = 0
         self.stopping = False
+        # every invocation taken, synchronous or asynchronous (a test checks that
+        # a command invoked nothing)
+        self.invocations = 0
 
     def environment(self) -> dict[str, str]:
         return {**self.runtime.base_env, **self.lambda_env, **self.variables}
@@ -189,6 +193,7 @@ class Function:
                 "LogicalId": self.logical_id,
                 "Binary": self.binary,
                 "Instances": len(self.instances),
+                "Invocations": self.invocations,
             }
 
     # -- instances
@@ -250,6 +255,7 @@ class Function:
     def invoke(self, payload: bytes) -> Invocation:
         invocation = Invocation(payload, self.timeout)
         with self.cond:
+            self.invocations += 1
             self.queue.append(invocation)
             self._scale()
             self.cond.notify_all()

@@ -686,8 +686,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "cargo-args":
-        # the packages to build: one per function in template.yaml
-        print(" ".join(f"-p {b}" for b in function_binaries()))
+        # the packages to build: one per function in template.yaml, and the
+        # operator's CLI (`ferry`, tests/e2e/test_cli.py and the demo use it)
+        print(" ".join(f"-p {b}" for b in [*function_binaries(), "ferry-cli"]))
         return 0
     if args.command == "stop":
         stopped = Stack.stop_detached(args.state_dir)

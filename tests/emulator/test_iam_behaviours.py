@@ -373,7 +373,7 @@ def test_the_template_resolves_to_one_principal_per_function_and_the_scheduler_r
     assert {"ferry-deploy", "ferry-gate", "ferry-watch", "ferry-rollback", "ferry-local-SchedulerRole"} <= set(found)
     gate = found["ferry-gate"]
     assert gate["role_arn"] == f"arn:aws:iam::{ACCOUNT}:role/ferry-local-GateFunctionRole"
-    assert gate["session_name"] == "ferry-local-GateFunction" and found["ferry-watch"]["session_name"] == "ferry-local-watch"
+    assert gate["session_name"] == "ferry-local-gate" and found["ferry-watch"]["session_name"] == "ferry-local-watch"
     assert found["ferry-local-SchedulerRole"]["service_role"] == ["scheduler.amazonaws.com"]
     text = json.dumps(found)
     assert "Fn::" not in text and "Ref" not in text  # every intrinsic resolved

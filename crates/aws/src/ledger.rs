@@ -123,6 +123,40 @@ impl DynamoLedger {
             table: table.into(),
         }
     }
+
+    /// Every release of one environment, any order (the `ferry history` and
+    /// `ferry wait` reads; the functions never list releases).
+    ///
+    /// The table is keyed by release (`pk = release#<app>/<env>/<hash>`) and has
+    /// no index by environment, so this is a paged Scan with
+    /// `begins_with(pk, "release#<app>/<env>/")`: it reads the whole table (a
+    /// few items per release, each small), which an operator's occasional command
+    /// can afford; a GSI on `env_key` would make it a Query if tables grow large.
+    pub async fn releases_of(&self, app: &str, env: &str) -> PortResult<Vec<ReleaseRecord>> {
+        let prefix = format!("release#{app}/{env}/");
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :prefix) AND sk = :release")
+                .expression_attribute_values(":prefix", s(&prefix))
+                .expression_attribute_values(":release", s("release"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| port_error("dynamodb:Scan", e))?;
+            for item in out.items() {
+                found.push(decode_release(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(found),
+            }
+        }
+    }
 }
 
 fn head_key(lane: &Lane) -> Item {

@@ -250,6 +250,17 @@ impl ReleaseState {
             .all(|t| !t.from_states().contains(self))
     }
 
+    /// Whether the release is known-good: what a lane may run and roll back to.
+    pub fn is_known_good(&self) -> bool {
+        matches!(self, S::Succeeded)
+    }
+
+    /// Whether the release has come to rest: known-good, or terminal. What an
+    /// operator waiting for a release (`ferry wait`) waits for.
+    pub fn is_settled(&self) -> bool {
+        self.is_known_good() || self.is_terminal()
+    }
+
     /// Whether the release still holds its lane.
     pub fn is_in_flight(&self) -> bool {
         IN_FLIGHT.contains(self)
@@ -801,6 +812,33 @@ mod tests {
             for t in Transition::ALL {
                 assert!(from.apply(t).is_err(), "{from:?} took {t:?}");
             }
+        }
+    }
+
+    #[test]
+    fn a_release_comes_to_rest_known_good_or_terminal_and_only_succeeded_is_known_good() {
+        let settled: Vec<ReleaseState> = ReleaseState::ALL
+            .into_iter()
+            .filter(ReleaseState::is_settled)
+            .collect();
+        assert_eq!(
+            settled,
+            [
+                ReleaseState::Succeeded,
+                ReleaseState::Failed,
+                ReleaseState::Superseded,
+                ReleaseState::RolledBack
+            ]
+        );
+        // known-good is not terminal: a rollback can still leave it
+        assert!(ReleaseState::Succeeded.is_known_good() && !ReleaseState::Succeeded.is_terminal());
+        for state in ReleaseState::ALL {
+            assert_eq!(
+                state.is_known_good(),
+                state == ReleaseState::Succeeded,
+                "{state}"
+            );
+            assert!(!(state.is_settled() && state.is_in_flight()), "{state}");
         }
     }
 
