@@ -827,7 +827,8 @@ mod tests {
                 ReleaseState::Succeeded,
                 ReleaseState::Failed,
                 ReleaseState::Superseded,
-                ReleaseState::RolledBack
+                ReleaseState::RolledBack,
+                ReleaseState::Rejected
             ]
         );
         // known-good is not terminal: a rollback can still leave it

@@ -211,6 +211,34 @@ async fn a_throttled_update_service_without_a_migration_is_finished_by_the_redel
 }
 
 #[tokio::test]
+async fn a_resumed_rollout_adopts_the_deployments_its_killed_attempt_started() {
+    let (fake, engine) = estate_with(EstateOptions {
+        migration: false,
+        ..EstateOptions::default()
+    });
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    deliver(&engine, &push, 10).await.expect("rolled out");
+    fake.killed_after_update_service(&shop_release("1.0.0"));
+
+    let again = deliver(&engine, &push, 11).await.expect("resumed");
+
+    assert!(
+        matches!(again.outcome, Outcome::Deploying { .. }),
+        "{again:?}"
+    );
+    assert_eq!(
+        fake.count("ecs:UpdateService"),
+        SHOP_SERVICES.len(),
+        "no second forced deployment"
+    );
+    assert_eq!(
+        every_service_completes(&engine, &fake).await.outcome,
+        Outcome::Succeeded
+    );
+    assert_released(&fake, "1.0.0");
+}
+
+#[tokio::test]
 async fn a_rollout_without_a_migration_that_lands_after_a_rollback_is_undone() {
     let (fake, engine) = estate_with(EstateOptions {
         migration: false,

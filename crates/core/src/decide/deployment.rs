@@ -91,9 +91,72 @@ pub fn label_still_owed(change: &DeploymentChange, known_good: &ReleaseRecord) -
         && known_good.deployments.get(&change.service) == Some(&change.deployment_id)
 }
 
+/// A resumed rollout's services that ECS already moves to the release's
+/// revision (the interrupted attempt's UpdateService landed, its record did
+/// not): service → that PRIMARY deployment's id, adopted instead of a second
+/// forced deployment. `pending`: service → the release's revision.
+pub fn deployments_already_started<'a>(
+    pending: &[(String, String)],
+    services: impl IntoIterator<Item = (&'a str, Vec<crate::ports::DeploymentStatus>)>,
+) -> std::collections::BTreeMap<String, String> {
+    let wanted: std::collections::BTreeMap<&str, &str> = pending
+        .iter()
+        .map(|(s, a)| (s.as_str(), a.as_str()))
+        .collect();
+    services
+        .into_iter()
+        .filter_map(|(service, deployments)| {
+            let arn = wanted.get(service)?;
+            let primary = deployments
+                .into_iter()
+                .find(|d| d.primary && d.task_definition == *arn)?;
+            Some((service.to_owned(), primary.id))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resumed_rollout_adopts_a_primary_deployment_of_the_releases_revision() {
+        use crate::ports::DeploymentStatus;
+        let pending = [
+            ("api".to_owned(), "api:3".to_owned()),
+            ("worker".to_owned(), "worker:3".to_owned()),
+        ];
+        let deployment = |id: &str, primary: bool, arn: &str| DeploymentStatus {
+            id: id.into(),
+            primary,
+            task_definition: arn.into(),
+            rollout: None,
+        };
+        let adopted = deployments_already_started(
+            &pending,
+            [
+                (
+                    "api",
+                    vec![
+                        deployment("d-new", true, "api:3"),
+                        deployment("d-old", false, "api:2"),
+                    ],
+                ),
+                (
+                    "worker",
+                    vec![
+                        deployment("d-w", true, "worker:2"),
+                        deployment("d-x", false, "worker:3"),
+                    ],
+                ),
+            ],
+        );
+        assert_eq!(
+            adopted,
+            std::collections::BTreeMap::from([("api".to_owned(), "d-new".to_owned())]),
+            "only a PRIMARY deployment of the release's own revision counts"
+        );
+    }
     use std::collections::{BTreeMap, BTreeSet};
 
     fn deploying(completed: &[&str]) -> ReleaseRecord {

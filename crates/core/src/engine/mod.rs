@@ -323,8 +323,9 @@ impl<P: Ports> Engine<P> {
         let restore = async {
             match (&record.previous_tag, restore_parameter) {
                 (Some(previous), true) => {
+                    // Once: the release's own write may not have landed.
                     let parameter = self.parameter_of(&record.lane)?;
-                    self.params.put(&parameter, previous).await.map(|_| ())
+                    self.write_tag_once(&parameter, previous).await.map(|_| ())
                 }
                 _ => Ok(()),
             }

@@ -200,7 +200,7 @@ impl<P: Ports> Engine<P> {
         for _attempt in 0..3 {
             // Round trip 1.
             let head = self.ledger.head(lane).await?.unwrap_or_default();
-            let (rollback, to, finishing) = match choose_rollback(&head, cause) {
+            let (rollback, to) = match choose_rollback(&head, cause) {
                 RollbackChoice::Roll {
                     leaving,
                     to,
@@ -229,7 +229,7 @@ impl<P: Ports> Engine<P> {
                     if !self.ledger.roll_back(write).await? {
                         continue;
                     }
-                    (rollback, to, false)
+                    (rollback, to)
                 }
                 RollbackChoice::Finish { rollback, to } => {
                     if !self
@@ -240,7 +240,7 @@ impl<P: Ports> Engine<P> {
                         continue;
                     }
                     tracing::warn!(%lane, release = %rollback.release.id, "finishing an interrupted rollback");
-                    (rollback, to, true)
+                    (rollback, to)
                 }
                 RollbackChoice::Nothing { reason } => {
                     tracing::info!(%lane, %reason, cause = %cause.describe(), "nothing to roll back");
@@ -251,21 +251,22 @@ impl<P: Ports> Engine<P> {
                     return Ok(decide(None, Outcome::Refused { reason }));
                 }
             };
-            let outcome = Box::pin(self.put_back(lane, &rollback, &to, finishing)).await?;
+            let outcome = Box::pin(self.put_back(lane, &rollback, &to)).await?;
             return Ok(decide(Some(rollback.release.id.as_str()), outcome));
         }
         Err(EngineError::Contention(lane.clone()))
     }
 
-    /// Round trip 3 and on: every service back ∥ the public record, then the
-    /// rollback's end. A failure marks it interrupted for the redelivery;
-    /// `finishing` it does not write the tag its first attempt wrote again.
+    /// Round trip 3 and on: every service back ∥ the public record (written
+    /// only if it does not name the target already: a rollback of a release
+    /// that never wrote its tag, or one finished after its first attempt wrote
+    /// it, adds no SSM version), then the rollback's end. A failure marks it
+    /// interrupted for the redelivery.
     async fn put_back(
         &self,
         lane: &Lane,
         rollback: &RollbackInProgress,
         to: &KnownGoodRelease,
-        finishing: bool,
     ) -> Result<Outcome, EngineError> {
         tracing::warn!(%lane, from = %rollback.release.id, to = %to.id, reason = %rollback.reason, "rolling back");
         let cluster = self.environment_of(&lane.app, &lane.env)?.cluster.clone();
@@ -283,12 +284,7 @@ impl<P: Ports> Engine<P> {
                     (service, arn, result)
                 }
             }),
-            async {
-                match finishing {
-                    true => self.write_tag_once(&parameter, &to.tag).await,
-                    false => self.params.put(&parameter, &to.tag).await,
-                }
-            },
+            self.write_tag_once(&parameter, &to.tag),
             self.ledger.release(&rollback.release.id),
         );
         let mut inactive = Vec::new();

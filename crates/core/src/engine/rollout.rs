@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::{
     fan_out, Engine, EngineError, Outcome, Ports, DESCRIBE_CONCURRENCY, UPDATE_SERVICE_CONCURRENCY,
 };
+use crate::decide::deployment::deployments_already_started;
 use crate::decide::put_back::{off_known_good, put_back_target, services_to_put_back};
 use crate::image::RELEASE_TAG;
 use crate::ports::{
@@ -29,13 +30,29 @@ impl<P: Ports> Engine<P> {
         resumed: bool,
     ) -> Result<Outcome, EngineError> {
         let id = &record.id;
-        let pending: Vec<(String, String)> = record
+        let mut pending: Vec<(String, String)> = record
             .task_definitions
             .iter()
             .filter(|(s, _)| !record.deployments.contains_key(*s))
             .map(|(s, a)| (s.clone(), a.clone()))
             .collect();
         let cluster = &record.cluster;
+        let mut started = record.deployments.clone();
+        if resumed && !pending.is_empty() {
+            // UpdateService takes no idempotency token: what the interrupted
+            // attempt started is read back, not started a second time.
+            let names: Vec<String> = pending.iter().map(|(s, _)| s.clone()).collect();
+            let services = match self.ecs.describe_services(cluster, &names).await {
+                Ok(services) => services,
+                Err(e) => return Err(self.interrupt(&record, e).await),
+            };
+            let adopted = deployments_already_started(
+                &pending,
+                services.found.iter().map(|s| (s.name(), s.deployments())),
+            );
+            pending.retain(|(s, _)| !adopted.contains_key(s));
+            started.extend(adopted);
+        }
         let put_parameter = async {
             match record.parameter_version {
                 Some(_) => None,
@@ -63,8 +80,7 @@ impl<P: Ports> Engine<P> {
             put_parameter,
         );
         let wrote_parameter = matches!(put, Some(Ok(_)));
-        let (deployments, parameter_version, failures) =
-            fold_rollout(record.deployments.clone(), updated, put);
+        let (deployments, parameter_version, failures) = fold_rollout(started, updated, put);
         let update = ReleaseUpdate {
             task_definitions: Some(record.task_definitions.clone()),
             verify_task_definition: record.verify_task_definition.clone(),

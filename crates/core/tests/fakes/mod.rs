@@ -961,6 +961,16 @@ impl FakeAws {
             .insert(stopped.task_arn.clone(), stopped.task.clone());
     }
 
+    /// The function rolling `release` out died after its UpdateService calls
+    /// landed and before it recorded them; the reconcile pass found the step
+    /// stalled and marked it interrupted.
+    pub fn killed_after_update_service(&self, release: &ReleaseId) {
+        let mut state = self.state();
+        let record = state.releases.get_mut(release).expect("a release");
+        record.deployments.clear();
+        record.interrupted = Some("stalled: no write since the rollout began".into());
+    }
+
     /// ECS forgets the task (about an hour after it stopped).
     pub fn forget_task(&self, arn: &str) {
         self.state().forgotten_tasks.insert(arn.to_owned());
