@@ -1,19 +1,25 @@
-"""The approval gate and promotion on the local stack: a gated release waits
-with SSM and services untouched until an operator's approve (it then completes),
-reject (REJECTED, nothing changed) or the request's expiry; a newer push
-supersedes it. Promotion deploys staging's known-good digest to prod, which
-refuses a direct push. Scenario variety is in crates/core/tests/approval.rs."""
+"""The approval gate and promotion on the local stack, driven as an operator
+drives them, with the `ferry` CLI (`ferry approve`, `reject`, `promote`: Invokes
+of ferry-deploy): a gated release waits with SSM and services untouched until an
+operator's approve (it then completes), reject (REJECTED, nothing changed) or
+the request's expiry; a newer push supersedes it. Promotion deploys staging's
+known-good digest to prod, which refuses a direct push. Scenario variety is in
+crates/core/tests/approval.rs."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from conftest import release_id
+from test_cli import ferry
 
 
-def invoke(stack, payload):
-    status, reply, function_error = stack.invoke("ferry-deploy", payload)
-    assert status == 200 and function_error is None, (status, reply, function_error)
+def operator(stack, *args: str, code: int = 0) -> list[dict]:
+    """`ferry <args> --json`: the function's decisions, and the CLI's exit code checked."""
+    result = ferry(stack, *args, "--json")
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    reply = json.loads(result.stdout)
     assert reply["ok"], reply
     return reply["decisions"]
 
@@ -44,9 +50,9 @@ def test_an_approved_release_completes_and_a_newer_push_supersedes_the_waiting_o
     assert old["state"] == "SUPERSEDED" and release_id(app, second) in old["reason"], old
     assert untouched(stack, app) == before
 
-    [approved] = invoke(stack, {"approve": {"app": app, "environment": "prod"}})
+    [approved] = operator(stack, "approve", f"{app}/prod")
     assert (approved["outcome"], approved["release_id"]) == ("deploying", release_id(app, second)), approved
-    [again] = invoke(stack, {"approve": {"app": app, "environment": "prod"}})
+    [again] = operator(stack, "approve", f"{app}/prod", code=1)
     assert again["outcome"] == "refused", again
     stack.settle()
     assert stack.release(release_id(app, second))["state"] == "SUCCEEDED"
@@ -59,7 +65,7 @@ def test_a_rejected_release_ends_rejected_with_nothing_changed(stack, mark):
     before = untouched(stack, app)
     digest = stack.push(app, "1.0.1")
     stack.settle()
-    [rejected] = invoke(stack, {"reject": {"app": app, "environment": "prod", "reason": "change freeze"}})
+    [rejected] = operator(stack, "reject", f"{app}/prod", "--reason", "change freeze")
     assert rejected["outcome"] == "rejected" and "change freeze" in rejected["reason"], rejected
     stack.settle()
     item = stack.release(release_id(app, digest))
@@ -75,7 +81,7 @@ def test_an_approval_request_past_its_expiry_is_refused_and_ends_rejected(stack,
     stack.settle()
     assert [d["outcome"] for d in mark.decisions("ferry-deploy")] == ["awaiting_approval"]
     time.sleep(3)  # approval_expires_after = "2s"
-    [late] = invoke(stack, {"approve": {"app": app, "environment": "prod"}})
+    [late] = operator(stack, "approve", f"{app}/prod", code=1)
     assert late["outcome"] == "refused" and "expired" in late["reason"], late
     item = stack.release(release_id(app, digest))
     assert item["state"] == "REJECTED" and "expired" in item["reason"], item
@@ -91,12 +97,12 @@ def test_staging_known_good_is_promoted_to_prod_which_refuses_a_direct_push(stac
     assert stack.release(release_id(app, digest, "staging"))["state"] == "SUCCEEDED"
     assert stack.release(release_id(app, digest)) is None
 
-    [promoted] = invoke(stack, {"promote": {"app": app, "from": "staging", "to": "prod"}})
+    [promoted] = operator(stack, "promote", app, "staging", "prod")
     assert (promoted["outcome"], promoted["release_id"]) == ("deploying", release_id(app, digest)), promoted
     stack.settle()
     assert stack.release(release_id(app, digest))["state"] == "SUCCEEDED"
     assert stack.parameter_history(f"/{app}/prod/compute/currentImageTag")[-1]["value"] == "1.0.1"
     running = stack.services(f"{app}-prod", ["api"])["api"]["taskDefinition"]
     assert running == stack.release(release_id(app, digest))["task_definitions"]["api"]
-    [again] = invoke(stack, {"promote": {"app": app, "from": "staging", "to": "prod"}})
+    [again] = operator(stack, "promote", app, "staging", "prod")
     assert again["outcome"] == "duplicate", again
