@@ -28,7 +28,7 @@ use crate::ports::{
     Registry, ReleaseEvent, ReleaseRecord, ReleaseUpdate, RollbackLedger, SecretsCheck,
     ServiceLookup, ServiceView, TaskDefinitionView,
 };
-use crate::release::{ReleaseState, Transition};
+use crate::release::{Guard, ReleaseState, Transition};
 
 type TaskDefinitionOf<P> = <<P as Ports>::Ecs as Ecs>::TaskDefinition;
 type ServiceOf<P> = <<P as Ports>::Ecs as Ecs>::Service;
@@ -82,6 +82,9 @@ struct Holding {
     /// The SSM value to restore, read for a lane's first release.
     value_before: Option<String>,
     now: u64,
+    /// An interrupted release taken up again: copies its earlier attempt
+    /// registered are reused, not registered twice.
+    resumed: bool,
 }
 
 impl<P: Ports> Engine<P> {
@@ -326,6 +329,7 @@ impl<P: Ports> Engine<P> {
             events,
             value_before,
             now,
+            resumed: false,
         };
         self.preflight_and_go(target, holding, &services, read.rest, described)
             .await
@@ -369,6 +373,7 @@ impl<P: Ports> Engine<P> {
             events: Vec::new(),
             value_before: value_before.map_err(EngineError::from)?,
             now,
+            resumed: true,
         };
         self.preflight_and_go(target, holding, &services, read.rest, described)
             .await
@@ -402,14 +407,16 @@ impl<P: Ports> Engine<P> {
         supersedes: Option<&crate::release::ReleaseId>,
     ) -> Result<Option<String>, PortError> {
         match (&record.previous_tag, supersedes) {
-            (Some(_), _) => Ok(None),
-            // The superseded release may have written its own tag already:
-            // what to restore is what it would have restored.
-            (None, Some(old)) => self
-                .ledger
-                .release(old)
-                .await
-                .map(|r| r.and_then(|r| r.previous_tag)),
+            // A superseded release that reached its services left them on its
+            // image: a failure of this one restores the tag they run.
+            (known_good, Some(old)) => self.ledger.release(old).await.map(|r| match r {
+                Some(old) if !old.deployments.is_empty() => Some(old.tag),
+                _ if known_good.is_some() => None,
+                // The superseded release may have written its own tag already:
+                // what to restore is what it would have restored.
+                old => old.and_then(|r| r.previous_tag),
+            }),
+            (Some(_), None) => Ok(None),
             (None, None) => {
                 let parameter = self.parameter_of(&target.lane())?;
                 self.params.get(&parameter).await
@@ -433,15 +440,29 @@ impl<P: Ports> Engine<P> {
             verify: rest.verify,
             described,
         };
+        // A claimed release interrupted here keeps the tag to restore it read
+        // (its resumption no longer knows which release it superseded).
+        let done = ReleaseUpdate {
+            previous_tag: holding.value_before.clone(),
+            ..ReleaseUpdate::default()
+        };
         let (plan, mut problems) = match preflight(target, reads) {
             Preflight::Judged { plan, problems } => (plan, problems),
-            Preflight::Retry(e) => return Err(self.interrupt(&holding.record, e).await),
+            Preflight::Retry(e) => {
+                return Err(self
+                    .interrupt_recording(&holding.record, Guard::IN_FLIGHT, done, e)
+                    .await)
+            }
         };
         let references = plan.secret_references();
         if !references.is_empty() {
             match secrets_verdict(self.secrets.missing(&references).await) {
                 Ok(missing) => problems.extend(missing),
-                Err(e) => return Err(self.interrupt(&holding.record, e).await),
+                Err(e) => {
+                    return Err(self
+                        .interrupt_recording(&holding.record, Guard::IN_FLIGHT, done, e)
+                        .await)
+                }
             }
         }
         if !problems.is_empty() {
@@ -478,6 +499,7 @@ impl<P: Ports> Engine<P> {
             mut events,
             value_before,
             now,
+            resumed,
         } = holding;
         let was = record.state;
         let transition = match plan.migration {
@@ -490,7 +512,7 @@ impl<P: Ports> Engine<P> {
             ..ReleaseUpdate::default()
         };
         let (registered, moved) = futures_util::join!(
-            self.register_copies(target, &record, &plan),
+            self.register_copies(target, &record, &plan, resumed),
             self.move_on(&record, transition, update),
         );
         let Some(mut record) = moved? else {
@@ -545,12 +567,15 @@ impl<P: Ports> Engine<P> {
 
     /// RegisterTaskDefinition of every copy — the services' families, then the
     /// migration, then the smoke test when it runs the pushed repository — in
-    /// ECS's burst.
+    /// ECS's burst. A resumed release first looks for the copies its interrupted
+    /// attempt registered (the family's latest revision, tagged with the release)
+    /// and registers only the missing ones.
     async fn register_copies(
         &self,
         target: &Target<'_>,
         record: &ReleaseRecord,
         plan: &ReleasePlan<TaskDefinitionOf<P>>,
+        resumed: bool,
     ) -> Result<Vec<String>, PortError> {
         let env = target.env;
         let verify = plan.verify.iter().filter(|v| !v.changes.is_empty());
@@ -566,6 +591,11 @@ impl<P: Ports> Engine<P> {
             let tags = release_tags(&copy.base.tags(), record.id.as_str(), &env.app, &env.name)
                 .map_err(|e| PortError::new("ecs:RegisterTaskDefinition", e.to_string()));
             async move {
+                if resumed {
+                    if let Some(arn) = self.registered_for(copy.base.family(), record).await? {
+                        return Ok(arn);
+                    }
+                }
                 self.ecs
                     .register_copy(&copy.base, &copy.changes, &tags?)
                     .await
@@ -573,6 +603,21 @@ impl<P: Ports> Engine<P> {
         })
         .await;
         registered.into_iter().collect()
+    }
+
+    /// The revision of `family` an earlier attempt of `record` registered: the
+    /// family's latest ACTIVE revision, if it carries the release's tag.
+    async fn registered_for(
+        &self,
+        family: &str,
+        record: &ReleaseRecord,
+    ) -> Result<Option<String>, PortError> {
+        let latest = self.ecs.describe_task_definition(family).await?;
+        let ours = latest
+            .tags()
+            .iter()
+            .any(|(k, v)| k == crate::image::RELEASE_TAG && v == record.id.as_str());
+        Ok((ours && latest.is_active()).then(|| latest.arn().to_owned()))
     }
 
     /// Claimed → Migrating or Deploying; a resumed release has moved already.
@@ -608,10 +653,15 @@ impl<P: Ports> Engine<P> {
         let env = target.env;
         let id = &record.id;
         let parameter = self.parameter_of(&record.lane)?;
-        let (put, run) = futures_util::join!(
-            self.params.put(&parameter, &record.tag),
-            self.run_for_release(&record, &migration_arn, &like),
-        );
+        // An interrupted attempt that wrote the tag recorded its version.
+        let put = async {
+            match record.parameter_version {
+                Some(version) => Ok(version),
+                None => self.params.put(&parameter, &record.tag).await,
+            }
+        };
+        let (put, run) =
+            futures_util::join!(put, self.run_for_release(&record, &migration_arn, &like),);
         let (version, task) = match (put, run) {
             (Ok(version), Ok(task)) => (version, task),
             (put, run) => return self.migration_not_started(&record, events, put, run).await,
@@ -643,7 +693,13 @@ impl<P: Ports> Engine<P> {
                     "ferry: the release could not record its migration; its retry starts it again",
                 )
                 .await;
-                return Err(self.interrupt(&record, e).await);
+                let done = ReleaseUpdate {
+                    parameter_version: Some(version),
+                    ..ReleaseUpdate::default()
+                };
+                return Err(self
+                    .interrupt_recording(&record, Guard::IN_FLIGHT, done, e)
+                    .await);
             }
         }
         tracing::info!(release = %id, %task, "migration started");
@@ -666,13 +722,20 @@ impl<P: Ports> Engine<P> {
             let reason = "ferry: the release was interrupted before its migration could count; its retry starts it again";
             self.stop_quietly(&record.cluster, task, reason).await;
         }
-        let wrote_tag = put.is_ok();
+        let version = put.as_ref().ok().copied();
+        let wrote_tag = version.is_some();
         let error = match (put, run) {
             (Err(e), _) | (_, Err(e)) => e,
             (Ok(_), Ok(_)) => return Err(EngineError::NotReady(record.id.to_string())),
         };
         if error.retryable {
-            return Err(self.interrupt(record, error).await);
+            let done = ReleaseUpdate {
+                parameter_version: version,
+                ..ReleaseUpdate::default()
+            };
+            return Err(self
+                .interrupt_recording(record, Guard::IN_FLIGHT, done, error)
+                .await);
         }
         let reason = format!("starting the migration: {error}");
         self.abandon(record, events, reason, wrote_tag).await

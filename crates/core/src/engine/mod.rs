@@ -292,6 +292,8 @@ impl<P: Ports> Engine<P> {
         let event = event_for(&failed, Some(record.state), ReleaseState::Failed);
         let restore = async {
             match (&record.previous_tag, restore_parameter) {
+                // The release wrote the tag it would restore: nothing to put back.
+                (Some(previous), true) if *previous == record.tag => Ok(()),
                 (Some(previous), true) => {
                     let parameter = self.parameter_of(&record.lane)?;
                     self.params.put(&parameter, previous).await.map(|_| ())
@@ -318,6 +320,19 @@ impl<P: Ports> Engine<P> {
         guard: crate::release::Guard,
         error: PortError,
     ) -> EngineError {
+        self.interrupt_recording(record, guard, ReleaseUpdate::default(), error)
+            .await
+    }
+
+    /// Like [`Engine::interrupt_in`], recording with the mark what the
+    /// interrupted step did get done (`done`), so its retry does not do it twice.
+    async fn interrupt_recording(
+        &self,
+        record: &ReleaseRecord,
+        guard: crate::release::Guard,
+        done: ReleaseUpdate,
+        error: PortError,
+    ) -> EngineError {
         tracing::warn!(release = %record.id, %error, "step failed; the release waits for the redelivered event");
         let marked = self
             .ledger
@@ -326,7 +341,7 @@ impl<P: Ports> Engine<P> {
                 guard,
                 ReleaseUpdate {
                     interrupted: Some(error.to_string()),
-                    ..ReleaseUpdate::default()
+                    ..done
                 },
             )
             .await;
