@@ -1670,3 +1670,27 @@ async fn a_migration_ecs_refuses_to_run_fails_the_release() {
 async fn an_image_tag_ssm_refuses_to_read_fails_the_release() {
     fails_for_good("ssm:GetParameter", "reading the image tag").await;
 }
+
+#[tokio::test]
+async fn a_failing_migration_after_superseding_a_release_that_reached_its_services_restores_its_tag(
+) {
+    let (fake, engine) = estate();
+    push_shop(&engine, &fake, "1.0.0", 10).await;
+    stop(&engine, &migration_of(&fake, "1.0.0", 0, 15, 70)).await;
+    let running = fake.service(SHOP_CLUSTER, "api").task_definition;
+    // 1.0.0 is rolling out (every service runs it) when 1.1.0 supersedes it.
+    push_shop(&engine, &fake, "1.1.0", 80).await;
+
+    let decision = stop(&engine, &migration_of(&fake, "1.1.0", 1, 85, 140)).await;
+
+    assert!(
+        matches!(decision.outcome, Outcome::Failed { .. }),
+        "{decision:?}"
+    );
+    assert_eq!(fake.service(SHOP_CLUSTER, "api").task_definition, running);
+    assert_eq!(
+        fake.parameter(SHOP_PARAMETER).as_deref(),
+        Some("1.0.0"),
+        "the tag the services run"
+    );
+}
