@@ -38,10 +38,8 @@ const ALARM: &str = "shop-prod-5xx";
 /// The tags pushed: semver (the shop's policy), one refused by it.
 const TAGS: [&str; 5] = ["1.0.0", "1.1.0", "1.2.0", "2.0.0", "latest"];
 
-/// AWS calls a fault can hit: every call the engine makes through a port but
-/// `ssm:PutParameter` (known gap, not yet fixed: a failed release whose restore
-/// of the previous tag fails is FAILED already, so its redelivery restores nothing).
-const OPERATIONS: [&str; 26] = [
+/// AWS calls a fault can hit (every call the engine makes through a port).
+const OPERATIONS: [&str; 27] = [
     "ledger:Read",
     "ledger:Head",
     "ledger:Release",
@@ -63,6 +61,7 @@ const OPERATIONS: [&str; 26] = [
     "ecs:DescribeTasks",
     "ecs:ListTaskDefinitions",
     "ssm:GetParameter",
+    "ssm:PutParameter",
     "ssm:LabelParameterVersion",
     "secrets:DescribeSecret",
     "ecr:DescribeImages",

@@ -560,12 +560,15 @@ async fn a_release_resumed_after_its_migration_failed_to_start_writes_its_tag_on
         .into_iter()
         .map(|v| v.value)
         .collect();
-    assert_eq!(values, ["0.9.0", "1.0.0"], "one SSM version for the release");
+    assert_eq!(
+        values,
+        ["0.9.0", "1.0.0"],
+        "one SSM version for the release"
+    );
 }
 
 #[tokio::test]
-async fn a_first_release_that_fails_after_rewriting_the_tag_the_services_run_adds_no_ssm_version()
-{
+async fn a_first_release_that_fails_after_rewriting_the_tag_the_services_run_adds_no_ssm_version() {
     let (fake, engine) = estate();
     // 1.0.0 reaches the services, then fails on one of them: the tag stays
     // 1.0.0 (a first release has no known-good release to go back to).
@@ -574,7 +577,10 @@ async fn a_first_release_that_fails_after_rewriting_the_tag_the_services_run_add
     migration_passes(&engine, &fake, "1.0.0").await;
     let id = fake.last_deployment(SHOP_CLUSTER, "api");
     let failed = deployment(SHOP_CLUSTER, "api", &id, DeploymentOutcome::Failed);
-    engine.on_deployment(&failed, T0 + 400).await.expect("failed");
+    engine
+        .on_deployment(&failed, T0 + 400)
+        .await
+        .expect("failed");
     let versions_before = fake.parameter_history(SHOP_PARAMETER).len();
     // Its retry reads 1.0.0 as the tag to restore, and its migration fails.
     engine
@@ -594,7 +600,10 @@ async fn a_first_release_that_fails_after_rewriting_the_tag_the_services_run_add
         .expect("retried");
     let task = fake.tasks().last().cloned().expect("the retry's migration");
     let stopped = migration_exited(&task, 1, T0 + 510, T0 + 520);
-    engine.on_task_stopped(&stopped, T0 + 520).await.expect("failed");
+    engine
+        .on_task_stopped(&stopped, T0 + 520)
+        .await
+        .expect("failed");
 
     let history = fake.parameter_history(SHOP_PARAMETER);
     assert_eq!(
@@ -605,7 +614,8 @@ async fn a_first_release_that_fails_after_rewriting_the_tag_the_services_run_add
 }
 
 #[tokio::test]
-async fn a_claimed_release_interrupted_in_preflight_keeps_the_tag_to_restore_it_read_at_its_claim() {
+async fn a_claimed_release_interrupted_in_preflight_keeps_the_tag_to_restore_it_read_at_its_claim()
+{
     let (fake, engine) = estate();
     // 1.0.0 migrates (it wrote its tag); 1.1.0 supersedes it and its secrets
     // check fails once; resumed, its migration fails.
@@ -617,11 +627,60 @@ async fn a_claimed_release_interrupted_in_preflight_keeps_the_tag_to_restore_it_
     deliver(&engine, &second, 21).await.expect("resumed");
     let task = fake.migration_task(&shop_release("1.1.0"));
     let stopped = migration_exited(&task, 1, T0 + 30, T0 + 40);
-    engine.on_task_stopped(&stopped, T0 + 40).await.expect("failed");
+    engine
+        .on_task_stopped(&stopped, T0 + 40)
+        .await
+        .expect("failed");
 
     assert_eq!(
         fake.parameter(SHOP_PARAMETER).as_deref(),
         Some("0.9.0"),
         "the tag the services run, not the superseded release's"
     );
+}
+
+#[tokio::test]
+async fn a_failed_migration_whose_tag_restore_is_throttled_restores_it_when_the_event_is_redelivered(
+) {
+    let (fake, engine) = estate();
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    deliver(&engine, &push, 10).await.expect("claimed");
+    let task = fake.migration_task(&shop_release("1.0.0"));
+    let stopped = migration_exited(&task, 1, T0 + 20, T0 + 30);
+    fake.fail_next("ssm:PutParameter", None, "ThrottlingException", true);
+
+    assert_retried(engine.on_task_stopped(&stopped, T0 + 30).await);
+    engine
+        .on_task_stopped(&stopped, T0 + 31)
+        .await
+        .expect("redelivered");
+
+    assert_eq!(
+        fake.record(&shop_release("1.0.0")).state,
+        ReleaseState::Failed
+    );
+    assert_eq!(fake.parameter(SHOP_PARAMETER).as_deref(), Some("0.9.0"));
+}
+
+#[tokio::test]
+async fn a_failed_release_whose_settle_is_throttled_restores_its_tag_once() {
+    let (fake, engine) = estate();
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    deliver(&engine, &push, 10).await.expect("claimed");
+    let task = fake.migration_task(&shop_release("1.0.0"));
+    let stopped = migration_exited(&task, 1, T0 + 20, T0 + 30);
+    fake.fail_next("ledger:Settle", None, "ThrottlingException", true);
+
+    assert_retried(engine.on_task_stopped(&stopped, T0 + 30).await);
+    engine
+        .on_task_stopped(&stopped, T0 + 31)
+        .await
+        .expect("redelivered");
+
+    let values: Vec<String> = fake
+        .parameter_history(SHOP_PARAMETER)
+        .into_iter()
+        .map(|v| v.value)
+        .collect();
+    assert_eq!(values, ["0.9.0", "1.0.0", "0.9.0"]);
 }

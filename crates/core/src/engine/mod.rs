@@ -269,6 +269,31 @@ impl<P: Ports> Engine<P> {
         reason: String,
         restore_parameter: bool,
     ) -> Result<Outcome, EngineError> {
+        // The previous tag goes back before the release is settled FAILED: a
+        // restore that fails leaves the release in flight (marked interrupted),
+        // so the redelivered event judges it again and restores the tag, where
+        // a FAILED release's redelivery would find nothing left to do.
+        let previous = match (&record.previous_tag, restore_parameter) {
+            // The release wrote the tag it would restore: nothing to put back.
+            (Some(previous), true) if *previous != record.tag => Some(previous),
+            _ => None,
+        };
+        let mut restore_error = None;
+        if let Some(previous) = previous {
+            let parameter = self.parameter_of(&record.lane)?;
+            // Read first: an earlier delivery may have restored it already.
+            let restored = async {
+                match self.params.get(&parameter).await? {
+                    Some(value) if value == *previous => Ok(0),
+                    _ => self.params.put(&parameter, previous).await,
+                }
+            };
+            match restored.await {
+                Ok(_) => {}
+                Err(e) if e.retryable => return Err(self.interrupt(record, e).await),
+                Err(e) => restore_error = Some(e),
+            }
+        }
         let update = ReleaseUpdate {
             reason: Some(reason.clone()),
             ..ReleaseUpdate::default()
@@ -284,25 +309,21 @@ impl<P: Ports> Engine<P> {
             .await?;
         if !settled {
             // Someone else moved the release on (superseded, or a duplicate event
-            // already failed it): their transition owns the SSM parameter now.
+            // already failed it): their transition owns the SSM parameter now,
+            // and a tag restored here goes where the lane head says it belongs.
+            if previous.is_some() && restore_error.is_none() {
+                let head = self.ledger.head(&record.lane).await?.unwrap_or_default();
+                self.correct_parameter(&record.lane, &head).await?;
+            }
             return Ok(Outcome::Superseded);
         }
         let mut failed = record.clone();
         failed.reason = Some(reason.clone());
         let event = event_for(&failed, Some(record.state), ReleaseState::Failed);
-        let restore = async {
-            match (&record.previous_tag, restore_parameter) {
-                // The release wrote the tag it would restore: nothing to put back.
-                (Some(previous), true) if *previous == record.tag => Ok(()),
-                (Some(previous), true) => {
-                    let parameter = self.parameter_of(&record.lane)?;
-                    self.params.put(&parameter, previous).await.map(|_| ())
-                }
-                _ => Ok(()),
-            }
-        };
-        let (restored, ()) = futures_util::join!(restore, self.emit(vec![event]));
-        restored?;
+        self.emit(vec![event]).await;
+        if let Some(e) = restore_error {
+            return Err(e.into());
+        }
         Ok(Outcome::Failed { reason })
     }
 
