@@ -684,3 +684,26 @@ async fn a_failed_release_whose_settle_is_throttled_restores_its_tag_once() {
         .collect();
     assert_eq!(values, ["0.9.0", "1.0.0", "0.9.0"]);
 }
+
+#[tokio::test]
+async fn a_release_superseding_a_first_release_that_recorded_no_tag_to_restore_restores_the_tag_the_services_run(
+) {
+    let (fake, engine) = estate();
+    // 1.0.0's claim-time read of the tag fails, and so does the mark that
+    // would resume it: it stays CLAIMED with no tag to restore recorded.
+    fake.fail_next("ssm:GetParameter", None, "ThrottlingException", true);
+    fake.fail_next("ledger:Update", None, "ThrottlingException", true);
+    let first = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    assert_retried(deliver(&engine, &first, 10).await);
+    let _ = deliver(&engine, &first, 11).await;
+    let second = fake.push(SHOP_REPOSITORY, "1.1.0", &at(20));
+    deliver(&engine, &second, 20).await.expect("claimed");
+    let task = fake.migration_task(&shop_release("1.1.0"));
+    let stopped = migration_exited(&task, 1, T0 + 30, T0 + 40);
+    engine
+        .on_task_stopped(&stopped, T0 + 40)
+        .await
+        .expect("failed");
+
+    assert_eq!(fake.parameter(SHOP_PARAMETER).as_deref(), Some("0.9.0"));
+}

@@ -409,13 +409,18 @@ impl<P: Ports> Engine<P> {
         match (&record.previous_tag, supersedes) {
             // A superseded release that reached its services left them on its
             // image: a failure of this one restores the tag they run.
-            (known_good, Some(old)) => self.ledger.release(old).await.map(|r| match r {
-                Some(old) if !old.deployments.is_empty() => Some(old.tag),
-                _ if known_good.is_some() => None,
+            (known_good, Some(old)) => match self.ledger.release(old).await? {
+                Some(old) if !old.deployments.is_empty() => Ok(Some(old.tag)),
+                _ if known_good.is_some() => Ok(None),
                 // The superseded release may have written its own tag already:
                 // what to restore is what it would have restored.
-                old => old.and_then(|r| r.previous_tag),
-            }),
+                Some(old) if old.previous_tag.is_some() => Ok(old.previous_tag),
+                // It recorded none: it never wrote the tag, which is the one to restore.
+                _ => {
+                    let parameter = self.parameter_of(&target.lane())?;
+                    self.params.get(&parameter).await
+                }
+            },
             (Some(_), None) => Ok(None),
             (None, None) => {
                 let parameter = self.parameter_of(&target.lane())?;
@@ -508,14 +513,28 @@ impl<P: Ports> Engine<P> {
         };
         let update = ReleaseUpdate {
             migration_deadline: target.migration().map(|m| now + m.timeout.as_secs()),
-            previous_tag: value_before,
+            previous_tag: value_before.clone(),
             ..ReleaseUpdate::default()
         };
         let (registered, moved) = futures_util::join!(
             self.register_copies(target, &record, &plan, resumed),
             self.move_on(&record, transition, update),
         );
-        let Some(mut record) = moved? else {
+        let moved = match moved {
+            Ok(moved) => moved,
+            // Still CLAIMED: its resumption needs the tag to restore read at the claim.
+            Err(e) if e.retryable => {
+                let done = ReleaseUpdate {
+                    previous_tag: value_before,
+                    ..ReleaseUpdate::default()
+                };
+                return Err(self
+                    .interrupt_recording(&record, Guard::IN_FLIGHT, done, e)
+                    .await);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(mut record) = moved else {
             tracing::info!(release = %record.id, "superseded before reaching SSM or ECS; stopping");
             return Ok(Some(Outcome::Superseded));
         };
