@@ -490,9 +490,11 @@ impl World {
                 }
             }
         }
-        // Known gap, not yet fixed: a lane's first releases (no known-good yet)
-        // whose superseding release is interrupted before it records the tag
-        // to restore may restore the superseded release's tag on failure.
+        // Checked once the lane has a known-good release. Known gap, not yet
+        // fixed: before that, a release superseding one that wrote its tag,
+        // whose claim-time read of the superseded release fails, resumes
+        // without knowing it and, if it fails, restores the superseded tag
+        // (the fix records the superseded release on the claim).
         if idle && head.known_good.is_some() {
             let parameter = state
                 .parameters
