@@ -8,7 +8,7 @@
 //! - once the lane is idle, the SSM parameter names what the services run;
 //! - no service is left on a rolled-back (bad) digest;
 //! - no release registers a family, writes its tag or force-deploys a service twice;
-//! - the known-good release never moves to an older push except by a rollback;
+//! - the known-good release never moves to a lower version except by a rollback;
 //! - the lane head points at records in matching states.
 //!
 //! A failing history is shrunk by proptest and printed step by step.
@@ -31,6 +31,7 @@ use ferry_core::engine::{
 use ferry_core::image::ImageRef;
 use ferry_core::ports::{ReleasePointer, RolloutState};
 use ferry_core::release::{ReleaseState, StoppedContainer, StoppedTask, IN_FLIGHT};
+use ferry_core::tag_policy::parse_version;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 
@@ -556,15 +557,16 @@ impl World {
             }
         }
 
-        // Known-good never moves to an older push except by a rollback.
+        // Known-good never moves to a lower version except by a rollback (the
+        // shop's tags are semver; a retry deploys an older push of a higher version).
         let rolled_back = head.rolling_back.is_some()
             || head
                 .bad_releases
                 .iter()
                 .any(|id| Some(id) == self.known_good.as_ref().map(|k| &k.id));
         if let (Some(before), Some(after)) = (&self.known_good, &head.known_good) {
-            let pushed = |id| state.releases.get(id).and_then(|r| r.pushed_at);
-            if before.id != after.id && !rolled_back && pushed(&after.id) < pushed(&before.id) {
+            let lower = parse_version(&after.tag) < parse_version(&before.tag);
+            if before.id != after.id && !rolled_back && lower {
                 return Err(format!(
                     "known-good moved back from {} to {} without a rollback",
                     before.tag, after.tag
