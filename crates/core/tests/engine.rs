@@ -1742,3 +1742,27 @@ async fn a_failing_release_leaves_a_service_set_by_hand_to_the_drift_report() {
         "no service touched"
     );
 }
+
+#[tokio::test]
+async fn a_failing_migration_after_superseding_a_release_that_reached_its_services_restores_its_tag(
+) {
+    let (fake, engine) = estate();
+    push_shop(&engine, &fake, "1.0.0", 10).await;
+    stop(&engine, &migration_of(&fake, "1.0.0", 0, 15, 70)).await;
+    let running = fake.service(SHOP_CLUSTER, "api").task_definition;
+    // 1.0.0 is rolling out (every service runs it) when 1.1.0 supersedes it.
+    push_shop(&engine, &fake, "1.1.0", 80).await;
+
+    let decision = stop(&engine, &migration_of(&fake, "1.1.0", 1, 85, 140)).await;
+
+    assert!(
+        matches!(decision.outcome, Outcome::Failed { .. }),
+        "{decision:?}"
+    );
+    assert_eq!(fake.service(SHOP_CLUSTER, "api").task_definition, running);
+    assert_eq!(
+        fake.parameter(SHOP_PARAMETER).as_deref(),
+        Some("1.0.0"),
+        "the tag the services run"
+    );
+}

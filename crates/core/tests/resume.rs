@@ -581,3 +581,191 @@ async fn a_registration_failing_in_a_release_without_a_migration_is_registered_a
     );
     assert_released(&fake, "1.0.0");
 }
+
+#[tokio::test]
+async fn a_release_resumed_after_one_registration_failed_registers_each_family_once() {
+    let (fake, engine) = estate();
+    fake.fail_next(
+        "ecs:RegisterTaskDefinition",
+        Some("shop-api"),
+        "ThrottlingException",
+        true,
+    );
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+
+    assert_retried(deliver(&engine, &push, 10).await);
+    deliver(&engine, &push, 11).await.expect("resumed");
+
+    let mut families: Vec<String> = fake.registrations().into_iter().map(|r| r.family).collect();
+    families.sort();
+    assert_eq!(
+        families,
+        ["shop-api", "shop-migrate", "shop-scheduler", "shop-worker"],
+        "one revision per family"
+    );
+    migration_passes(&engine, &fake, "1.0.0").await;
+    every_service_completes(&engine, &fake).await;
+    assert_released(&fake, "1.0.0");
+}
+
+#[tokio::test]
+async fn a_release_resumed_after_its_migration_failed_to_start_writes_its_tag_once() {
+    let (fake, engine) = estate();
+    fake.fail_next("ecs:RunTask", None, "ThrottlingException", true);
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+
+    assert_retried(deliver(&engine, &push, 10).await);
+    deliver(&engine, &push, 11).await.expect("resumed");
+
+    let values: Vec<String> = fake
+        .parameter_history(SHOP_PARAMETER)
+        .into_iter()
+        .map(|v| v.value)
+        .collect();
+    assert_eq!(
+        values,
+        ["0.9.0", "1.0.0"],
+        "one SSM version for the release"
+    );
+}
+
+#[tokio::test]
+async fn a_first_release_that_fails_after_rewriting_the_tag_the_services_run_adds_no_ssm_version() {
+    let (fake, engine) = estate();
+    // 1.0.0 reaches the services, then fails on one of them: the tag stays
+    // 1.0.0 (a first release has no known-good release to go back to).
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    deliver(&engine, &push, 10).await.expect("claimed");
+    migration_passes(&engine, &fake, "1.0.0").await;
+    let id = fake.last_deployment(SHOP_CLUSTER, "api");
+    let failed = deployment(SHOP_CLUSTER, "api", &id, DeploymentOutcome::Failed);
+    engine
+        .on_deployment(&failed, T0 + 400)
+        .await
+        .expect("failed");
+    let versions_before = fake.parameter_history(SHOP_PARAMETER).len();
+    // Its retry reads 1.0.0 as the tag to restore, and its migration fails.
+    engine
+        .retry(
+            &ferry_core::engine::RetryRequest {
+                app: "shop".into(),
+                environment: "prod".into(),
+                repository: None,
+                tag: None,
+                digest: None,
+                force: false,
+            },
+            REGION,
+            T0 + 500,
+        )
+        .await
+        .expect("retried");
+    let task = fake.tasks().last().cloned().expect("the retry's migration");
+    let stopped = migration_exited(&task, 1, T0 + 510, T0 + 520);
+    engine
+        .on_task_stopped(&stopped, T0 + 520)
+        .await
+        .expect("failed");
+
+    let history = fake.parameter_history(SHOP_PARAMETER);
+    assert_eq!(
+        history.len(),
+        versions_before + 1,
+        "the retry wrote 1.0.0 once and restored nothing: {history:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_claimed_release_interrupted_in_preflight_keeps_the_tag_to_restore_it_read_at_its_claim()
+{
+    let (fake, engine) = estate();
+    // 1.0.0 migrates (it wrote its tag); 1.1.0 supersedes it and its secrets
+    // check fails once; resumed, its migration fails.
+    let first = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    deliver(&engine, &first, 10).await.expect("claimed");
+    fake.fail_next("secrets:DescribeSecret", None, "ThrottlingException", true);
+    let second = fake.push(SHOP_REPOSITORY, "1.1.0", &at(20));
+    assert_retried(deliver(&engine, &second, 20).await);
+    deliver(&engine, &second, 21).await.expect("resumed");
+    let task = fake.migration_task(&shop_release("1.1.0"));
+    let stopped = migration_exited(&task, 1, T0 + 30, T0 + 40);
+    engine
+        .on_task_stopped(&stopped, T0 + 40)
+        .await
+        .expect("failed");
+
+    assert_eq!(
+        fake.parameter(SHOP_PARAMETER).as_deref(),
+        Some("0.9.0"),
+        "the tag the services run, not the superseded release's"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_migration_whose_tag_restore_is_throttled_restores_it_when_the_event_is_redelivered(
+) {
+    let (fake, engine) = estate();
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    deliver(&engine, &push, 10).await.expect("claimed");
+    let task = fake.migration_task(&shop_release("1.0.0"));
+    let stopped = migration_exited(&task, 1, T0 + 20, T0 + 30);
+    fake.fail_next("ssm:PutParameter", None, "ThrottlingException", true);
+
+    assert_retried(engine.on_task_stopped(&stopped, T0 + 30).await);
+    engine
+        .on_task_stopped(&stopped, T0 + 31)
+        .await
+        .expect("redelivered");
+
+    assert_eq!(
+        fake.record(&shop_release("1.0.0")).state,
+        ReleaseState::Failed
+    );
+    assert_eq!(fake.parameter(SHOP_PARAMETER).as_deref(), Some("0.9.0"));
+}
+
+#[tokio::test]
+async fn a_failed_release_whose_settle_is_throttled_restores_its_tag_once() {
+    let (fake, engine) = estate();
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    deliver(&engine, &push, 10).await.expect("claimed");
+    let task = fake.migration_task(&shop_release("1.0.0"));
+    let stopped = migration_exited(&task, 1, T0 + 20, T0 + 30);
+    fake.fail_next("ledger:Settle", None, "ThrottlingException", true);
+
+    assert_retried(engine.on_task_stopped(&stopped, T0 + 30).await);
+    engine
+        .on_task_stopped(&stopped, T0 + 31)
+        .await
+        .expect("redelivered");
+
+    let values: Vec<String> = fake
+        .parameter_history(SHOP_PARAMETER)
+        .into_iter()
+        .map(|v| v.value)
+        .collect();
+    assert_eq!(values, ["0.9.0", "1.0.0", "0.9.0"]);
+}
+
+#[tokio::test]
+async fn a_release_superseding_a_first_release_that_recorded_no_tag_to_restore_restores_the_tag_the_services_run(
+) {
+    let (fake, engine) = estate();
+    // 1.0.0's claim-time read of the tag fails, and so does the mark that
+    // would resume it: it stays CLAIMED with no tag to restore recorded.
+    fake.fail_next("ssm:GetParameter", None, "ThrottlingException", true);
+    fake.fail_next("ledger:Update", None, "ThrottlingException", true);
+    let first = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    assert_retried(deliver(&engine, &first, 10).await);
+    let _ = deliver(&engine, &first, 11).await;
+    let second = fake.push(SHOP_REPOSITORY, "1.1.0", &at(20));
+    deliver(&engine, &second, 20).await.expect("claimed");
+    let task = fake.migration_task(&shop_release("1.1.0"));
+    let stopped = migration_exited(&task, 1, T0 + 30, T0 + 40);
+    engine
+        .on_task_stopped(&stopped, T0 + 40)
+        .await
+        .expect("failed");
+
+    assert_eq!(fake.parameter(SHOP_PARAMETER).as_deref(), Some("0.9.0"));
+}

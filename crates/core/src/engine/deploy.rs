@@ -31,7 +31,7 @@ use crate::ports::{
     Parameters, PortError, Registry, ReleaseEvent, ReleaseRecord, ReleaseUpdate, RollbackLedger,
     SecretsCheck, ServiceLookup, ServiceView, TaskDefinitionView,
 };
-use crate::release::{ReleaseState, Transition};
+use crate::release::{Guard, ReleaseState, Transition};
 
 type TaskDefinitionOf<P> = <<P as Ports>::Ecs as Ecs>::TaskDefinition;
 type ServiceOf<P> = <<P as Ports>::Ecs as Ecs>::Service;
@@ -428,14 +428,24 @@ impl<P: Ports> Engine<P> {
         supersedes: Option<&crate::release::ReleaseId>,
     ) -> Result<Option<String>, PortError> {
         match (&record.previous_tag, supersedes) {
+            // The lane has a known-good release: a failure restores its tag and
+            // puts back any service a superseded release rolled out
+            // (`decide::put_back`), so parameter and services agree.
             (Some(_), _) => Ok(None),
-            // The superseded release may have written its own tag already:
-            // what to restore is what it would have restored.
-            (None, Some(old)) => self
-                .ledger
-                .release(old)
-                .await
-                .map(|r| r.and_then(|r| r.previous_tag)),
+            // A lane's first releases: a superseded release that reached its
+            // services left them on its image, and nothing can put them back;
+            // a failure of this one restores the tag they run.
+            (None, Some(old)) => match self.ledger.release(old).await? {
+                Some(old) if !old.deployments.is_empty() => Ok(Some(old.tag)),
+                // The superseded release may have written its own tag already:
+                // what to restore is what it would have restored.
+                Some(old) if old.previous_tag.is_some() => Ok(old.previous_tag),
+                // It recorded none: it never wrote the tag, which is the one to restore.
+                _ => {
+                    let parameter = self.parameter_of(&target.lane())?;
+                    self.params.get(&parameter).await
+                }
+            },
             (None, None) => {
                 let parameter = self.parameter_of(&target.lane())?;
                 self.params.get(&parameter).await
@@ -459,15 +469,29 @@ impl<P: Ports> Engine<P> {
             verify: rest.verify,
             described,
         };
+        // A claimed release interrupted here keeps the tag to restore it read
+        // (its resumption no longer knows which release it superseded).
+        let done = ReleaseUpdate {
+            previous_tag: holding.value_before.clone(),
+            ..ReleaseUpdate::default()
+        };
         let (plan, mut problems) = match preflight(target, reads) {
             Preflight::Judged { plan, problems } => (plan, problems),
-            Preflight::Retry(e) => return Err(self.interrupt(&holding.record, e).await),
+            Preflight::Retry(e) => {
+                return Err(self
+                    .interrupt_recording(&holding.record, Guard::IN_FLIGHT, done, e)
+                    .await)
+            }
         };
         let references = plan.secret_references();
         if !references.is_empty() {
             match secrets_verdict(self.secrets.missing(&references).await) {
                 Ok(missing) => problems.extend(missing),
-                Err(e) => return Err(self.interrupt(&holding.record, e).await),
+                Err(e) => {
+                    return Err(self
+                        .interrupt_recording(&holding.record, Guard::IN_FLIGHT, done, e)
+                        .await)
+                }
             }
         }
         if !problems.is_empty() {
@@ -517,14 +541,28 @@ impl<P: Ports> Engine<P> {
         };
         let update = ReleaseUpdate {
             migration_deadline: target.migration().map(|m| now + m.timeout.as_secs()),
-            previous_tag: value_before,
+            previous_tag: value_before.clone(),
             ..ReleaseUpdate::default()
         };
         let (registered, moved) = futures_util::join!(
             self.register_copies(target, &record, &plan, resumed),
             self.move_on(&record, transition, update),
         );
-        let Some(mut record) = moved? else {
+        let moved = match moved {
+            Ok(moved) => moved,
+            // Still CLAIMED: its resumption needs the tag to restore read at the claim.
+            Err(e) if e.retryable => {
+                let done = ReleaseUpdate {
+                    previous_tag: value_before,
+                    ..ReleaseUpdate::default()
+                };
+                return Err(self
+                    .interrupt_recording(&record, Guard::IN_FLIGHT, done, e)
+                    .await);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(mut record) = moved else {
             tracing::info!(release = %record.id, "superseded before reaching SSM or ECS; stopping");
             return Ok(Some(Outcome::Superseded));
         };
@@ -638,7 +676,9 @@ impl<P: Ports> Engine<P> {
 
     /// RegisterTaskDefinition of every copy — the services' families, then the
     /// migration, then the smoke test when it runs the pushed repository — in
-    /// ECS's burst.
+    /// ECS's burst. A resumed release first looks for the copies its interrupted
+    /// attempt registered ([`Engine::registered_before`]) and registers only the
+    /// missing ones.
     async fn register_copies(
         &self,
         target: &Target<'_>,
@@ -734,9 +774,11 @@ impl<P: Ports> Engine<P> {
         let id = &record.id;
         let parameter = self.parameter_of(&record.lane)?;
         let write_tag = async {
-            match resumed {
-                true => self.write_tag_once(&parameter, &record.tag).await,
-                false => self.params.put(&parameter, &record.tag).await,
+            match (record.parameter_version, resumed) {
+                // An interrupted attempt that wrote the tag recorded its version.
+                (Some(version), _) => Ok(version),
+                (None, true) => self.write_tag_once(&parameter, &record.tag).await,
+                (None, false) => self.params.put(&parameter, &record.tag).await,
             }
         };
         let (put, run) = futures_util::join!(
@@ -774,7 +816,13 @@ impl<P: Ports> Engine<P> {
                     "ferry: the release could not record its migration; its retry starts it again",
                 )
                 .await;
-                return Err(self.interrupt(&record, e).await);
+                let done = ReleaseUpdate {
+                    parameter_version: Some(version),
+                    ..ReleaseUpdate::default()
+                };
+                return Err(self
+                    .interrupt_recording(&record, Guard::IN_FLIGHT, done, e)
+                    .await);
             }
         }
         tracing::info!(release = %id, %task, "migration started");
@@ -797,13 +845,20 @@ impl<P: Ports> Engine<P> {
             let reason = "ferry: the release was interrupted before its migration could count; its retry starts it again";
             self.stop_quietly(&record.cluster, task, reason).await;
         }
-        let wrote_tag = put.is_ok();
+        let version = put.as_ref().ok().copied();
+        let wrote_tag = version.is_some();
         let error = match (put, run) {
             (Err(e), _) | (_, Err(e)) => e,
             (Ok(_), Ok(_)) => return Err(EngineError::NotReady(record.id.to_string())),
         };
         if error.retryable {
-            return Err(self.interrupt(record, error).await);
+            let done = ReleaseUpdate {
+                parameter_version: version,
+                ..ReleaseUpdate::default()
+            };
+            return Err(self
+                .interrupt_recording(record, Guard::IN_FLIGHT, done, error)
+                .await);
         }
         let reason = format!("starting the migration: {error}");
         self.abandon(record, events, reason, wrote_tag).await

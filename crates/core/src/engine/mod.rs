@@ -299,6 +299,31 @@ impl<P: Ports> Engine<P> {
         reason: String,
         restore_parameter: bool,
     ) -> Result<Outcome, EngineError> {
+        // The previous tag goes back before the release is settled FAILED: a
+        // restore that fails leaves the release in flight (marked interrupted),
+        // so the redelivered event judges it again and restores the tag, where
+        // a FAILED release's redelivery would find nothing left to do.
+        let previous = match (&record.previous_tag, restore_parameter) {
+            // The release wrote the tag it would restore: nothing to put back.
+            (Some(previous), true) if *previous != record.tag => Some(previous),
+            _ => None,
+        };
+        let mut restore_error = None;
+        if let Some(previous) = previous {
+            let parameter = self.parameter_of(&record.lane)?;
+            // Read first: an earlier delivery may have restored it already.
+            let restored = async {
+                match self.params.get(&parameter).await? {
+                    Some(value) if value == *previous => Ok(0),
+                    _ => self.params.put(&parameter, previous).await,
+                }
+            };
+            match restored.await {
+                Ok(_) => {}
+                Err(e) if e.retryable => return Err(self.interrupt(record, e).await),
+                Err(e) => restore_error = Some(e),
+            }
+        }
         let update = ReleaseUpdate {
             reason: Some(reason.clone()),
             ..ReleaseUpdate::default()
@@ -314,28 +339,23 @@ impl<P: Ports> Engine<P> {
             .await?;
         if !settled {
             // Someone else moved the release on (superseded, or a duplicate event
-            // already failed it): their transition owns the SSM parameter now.
+            // already failed it): their transition owns the SSM parameter now,
+            // and a tag restored here goes where the lane head says it belongs.
+            if previous.is_some() && restore_error.is_none() {
+                let head = self.ledger.head(&record.lane).await?.unwrap_or_default();
+                self.correct_parameter(&record.lane, &head).await?;
+            }
             return Ok(Outcome::Superseded);
         }
         let mut failed = record.clone();
         failed.reason = Some(reason.clone());
         let event = event_for(&failed, Some(record.state), ReleaseState::Failed);
-        let restore = async {
-            match (&record.previous_tag, restore_parameter) {
-                (Some(previous), true) => {
-                    // Once: the release's own write may not have landed.
-                    let parameter = self.parameter_of(&record.lane)?;
-                    self.write_tag_once(&parameter, previous).await.map(|_| ())
-                }
-                _ => Ok(()),
-            }
-        };
-        let (restored, (), put_back) = futures_util::join!(
-            restore,
-            self.emit(vec![event]),
-            self.put_services_back(record)
-        );
-        restored?;
+        // A superseded release's rollout is put back on known-good beside the event.
+        let ((), put_back) =
+            futures_util::join!(self.emit(vec![event]), self.put_services_back(record));
+        if let Some(e) = restore_error {
+            return Err(e.into());
+        }
         put_back?;
         Ok(Outcome::Failed { reason })
     }
@@ -354,6 +374,19 @@ impl<P: Ports> Engine<P> {
         guard: crate::release::Guard,
         error: PortError,
     ) -> EngineError {
+        self.interrupt_recording(record, guard, ReleaseUpdate::default(), error)
+            .await
+    }
+
+    /// Like [`Engine::interrupt_in`], recording with the mark what the
+    /// interrupted step did get done (`done`), so its retry does not do it twice.
+    async fn interrupt_recording(
+        &self,
+        record: &ReleaseRecord,
+        guard: crate::release::Guard,
+        done: ReleaseUpdate,
+        error: PortError,
+    ) -> EngineError {
         tracing::warn!(release = %record.id, %error, "step failed; the release waits for the redelivered event");
         let marked = self
             .ledger
@@ -362,7 +395,7 @@ impl<P: Ports> Engine<P> {
                 guard,
                 ReleaseUpdate {
                     interrupted: Some(error.to_string()),
-                    ..ReleaseUpdate::default()
+                    ..done
                 },
             )
             .await;
