@@ -2,8 +2,9 @@
 functions crash, then ferry's invariants, checked on what AWS and the ledger say.
 
 A *history* is a short random sequence of what production does to one lane
-(``generate``): pushes of new versions whose migration passes, exits 1 or
-fails to start and whose deployments complete or trip the circuit breaker;
+(``generate``): pushes of new versions whose migration (or, in the lane without
+one, smoke test) passes, exits 1 or fails to start and whose deployments
+complete or trip the circuit breaker;
 pushes delivered twice, late or never (EventBridge delivers at least once and
 not in order; a lost push is the reconcile pass's to find); a version older
 than the lane's known-good release pushed late; an alarm that fires and clears; an operator's rollback or
@@ -47,7 +48,7 @@ from typing import Any
 
 import estate
 
-#: app -> (services, migration)
+#: app -> (services, migration; without one, a smoke test)
 CHAOS_APPS: dict[str, tuple[list[str], bool]] = {
     "chaos-a": (["api", "worker"], True),
     "chaos-b": (["api"], False),
@@ -67,6 +68,8 @@ def create_estate(stack: Any) -> None:
     for app, (services, migration) in CHAOS_APPS.items():
         estate.create_app(stack, app, services, migration=migration, baseline=BASELINE)
         estate.create_alarm(stack, f"{app}-prod-5xx")
+        if not migration:
+            estate.create_smoke_test(stack, app, baseline=BASELINE)
 
 
 # ------------------------------------------------------------------ histories
@@ -102,9 +105,8 @@ def generate(rng: random.Random, lane: Lane, steps: int) -> list[Step]:
         if roll < 0.45 or not lane.pushed:
             tag = lane.next_tag()
             lane.pushed.append(tag)
-            migration = "pass"
-            if lane.migration:
-                migration = rng.choices(["pass", "exit-1", "failed-to-start"], [0.75, 0.17, 0.08])[0]
+            # the migration's outcome, or the smoke test's in a lane without one
+            migration = rng.choices(["pass", "exit-1", "failed-to-start"], [0.75, 0.17, 0.08])[0]
             failing = rng.choice(lane.services) if rng.random() < 0.15 else None
             delivery = rng.choices(["once", "twice", "late", "lost"], [0.55, 0.2, 0.17, 0.08])[0]
             history.append(Step("push", {"tag": tag, "migration": migration, "failing": failing, "delivery": delivery}))
@@ -150,7 +152,10 @@ class Runner:
     # -- setup
 
     def prepare(self) -> None:
-        tasks = {f"family:{app}-migrate": {"after": TASK_SECONDS} for app, (_, migration) in CHAOS_APPS.items() if migration}
+        tasks = {
+            f"family:{app}-{'migrate' if migration else 'smoke'}": {"after": TASK_SECONDS}
+            for app, (_, migration) in CHAOS_APPS.items()
+        }
         deployments = {f"{app}-prod/{s}": {"after": DEPLOYMENT_SECONDS} for app, (services, _) in CHAOS_APPS.items() for s in services}
         self.stack.scenario({"tasks": tasks, "deployments": deployments})
         self.stack.router({"retry_delays": RETRY_DELAYS})
@@ -331,6 +336,21 @@ class Runner:
 
     # -- figures
 
+    def outcomes(self) -> dict[str, Any]:
+        """What the histories made: releases by end state, one-off tasks run."""
+        states: dict[str, int] = {}
+        for item in self.stack.ledger():
+            if str(item.get("pk", "")).startswith("release#chaos-"):
+                states[str(item.get("state"))] = states.get(str(item.get("state")), 0) + 1
+        tasks = {"migrations": 0, "smoke_tests": 0}
+        for call in self.stack.calls(0):
+            if call["operation"] == "ecs:RunTask" and call["status"] == 200:
+                if call["caller"] == "ferry-deploy":
+                    tasks["migrations"] += 1
+                elif call["caller"] == "ferry-watch":
+                    tasks["smoke_tests"] += 1
+        return {"releases": states, "one_off_tasks": tasks}
+
     def figures(self) -> dict[str, Any]:
         settle = sorted(self.settle_seconds)
         return {
@@ -389,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     state_dir = Path(tempfile.mkdtemp(prefix="ferry-chaos-"))
     stack = Stack(state_dir, bin_dir=args.bin_dir, config_extra=[str(here / "ferry-chaos.toml")], seed=create_estate)
     started = time.time()
+    outcomes: dict[str, Any] = {}
     try:
         stack.start()
         runner = Runner(stack, args.seed, args.fail, args.crash)
@@ -401,9 +422,10 @@ def main(argv: list[str] | None = None) -> int:
             for line in found:
                 print(f"  {line}", flush=True)
         runner.finish()
+        outcomes = runner.outcomes()
     finally:
         stack.stop()
-    figures = {**runner.figures(), "wall_s": round(time.time() - started, 1)}
+    figures = {**runner.figures(), **outcomes, "wall_s": round(time.time() - started, 1)}
     if args.json:
         print(json.dumps(figures, indent=1))
     else:
