@@ -79,6 +79,9 @@ fn log(decisions: &[Decision]) {
     }
 }
 
+// Every engine call is boxed: a flow's future holds each step it may take,
+// and unboxed in a debug build it outgrew a 2 MiB thread stack (the test
+// threads'; Lambda's runtime thread is larger, but not by design).
 pub async fn deploy(
     engine: &AwsEngine,
     region: &str,
@@ -87,13 +90,15 @@ pub async fn deploy(
 ) -> Result<Value, HandlerError> {
     let decisions = match inbound::deploy_input(payload)? {
         DeployInput::Skip(reason) => return Ok(ignored(reason)),
-        DeployInput::Push(push) => engine.on_push(&push, now).await?,
-        DeployInput::Deploy(request) => vec![engine.deploy(&request, region, now).await?],
-        DeployInput::Retry(request) => vec![engine.retry(&request, region, now).await?],
-        DeployInput::SecretChanged(change) => engine.on_secret_changed(&change, now).await?,
-        DeployInput::Promote(request) => engine.promote(&request, region, now).await?,
-        DeployInput::Approve(request) => engine.approve(&request, now).await?,
-        DeployInput::Reject(request) => engine.reject(&request, now).await?,
+        DeployInput::Push(push) => Box::pin(engine.on_push(&push, now)).await?,
+        DeployInput::Deploy(request) => vec![Box::pin(engine.deploy(&request, region, now)).await?],
+        DeployInput::Retry(request) => vec![Box::pin(engine.retry(&request, region, now)).await?],
+        DeployInput::SecretChanged(change) => {
+            Box::pin(engine.on_secret_changed(&change, now)).await?
+        }
+        DeployInput::Promote(request) => Box::pin(engine.promote(&request, region, now)).await?,
+        DeployInput::Approve(request) => Box::pin(engine.approve(&request, now)).await?,
+        DeployInput::Reject(request) => Box::pin(engine.reject(&request, now)).await?,
     };
     log(&decisions);
     Ok(reply(decisions))
@@ -108,7 +113,7 @@ pub async fn gate(
     let Some(stopped) = inbound::task_stopped(payload)? else {
         return Ok(ignored("task has not stopped".to_owned()));
     };
-    let decision = engine.on_task_stopped(&stopped, now).await?;
+    let decision = Box::pin(engine.on_task_stopped(&stopped, now)).await?;
     log(std::slice::from_ref(&decision));
     Ok(reply(vec![decision]))
 }
@@ -123,9 +128,13 @@ pub async fn watch(
         WatchInput::Deployment(None) => {
             return Ok(ignored("deployment has not finished".to_owned()))
         }
-        WatchInput::Deployment(Some(change)) => vec![engine.on_deployment(&change, now).await?],
-        WatchInput::BakeEnded(release) => vec![engine.on_bake_ended(&release, now).await?],
-        WatchInput::Bless(request) => engine.bless(&request).await?,
+        WatchInput::Deployment(Some(change)) => {
+            vec![Box::pin(engine.on_deployment(&change, now)).await?]
+        }
+        WatchInput::BakeEnded(release) => {
+            vec![Box::pin(engine.on_bake_ended(&release, now)).await?]
+        }
+        WatchInput::Bless(request) => Box::pin(engine.bless(&request)).await?,
     };
     log(&decisions);
     Ok(reply(decisions))
@@ -138,9 +147,11 @@ pub async fn rollback(
     now: u64,
 ) -> Result<Value, HandlerError> {
     let decisions = match inbound::rollback_input(payload)? {
-        RollbackInput::Alarm(alarm) => engine.on_alarm(&alarm).await?,
-        RollbackInput::Rollback(request) => engine.rollback(&request).await?,
-        RollbackInput::Unfreeze(request) => engine.unfreeze(&request, region, now).await?,
+        RollbackInput::Alarm(alarm) => Box::pin(engine.on_alarm(&alarm)).await?,
+        RollbackInput::Rollback(request) => Box::pin(engine.rollback(&request)).await?,
+        RollbackInput::Unfreeze(request) => {
+            Box::pin(engine.unfreeze(&request, region, now)).await?
+        }
     };
     log(&decisions);
     Ok(reply(decisions))
@@ -153,7 +164,7 @@ pub async fn reconcile(
     now: u64,
 ) -> Result<Value, HandlerError> {
     let request = inbound::reconcile_input(payload)?;
-    let decisions = engine.reconcile(&request, region, now).await?;
+    let decisions = Box::pin(engine.reconcile(&request, region, now)).await?;
     log(&decisions);
     Ok(reply(decisions))
 }
