@@ -925,7 +925,22 @@ JUSTIFIED_UNUSED: dict[tuple[str, str, str], str] = {
     ("ferry-local-SchedulerRole", "UndeliveredTimersToTheFailedInvocationsQueue", "sqs:SendMessage"):
         "Scheduler sends a bake timer it could not deliver to FailedInvocationsQueue (the schedule's DeadLetterConfig); "
         "the local router does not model Scheduler's dead-lettering",
+    ("ferry-gate", "ReadTaskDefinitions", "ecs:DescribeTaskDefinition"):
+        "a release failing at its migration after superseding a rollout reads the ferry:release tag of each revision "
+        "a service runs off known-good (engine/rollout.rs put_services_back); the suite's deterministic gate failures "
+        "meet services on known-good, and test_chaos.py reaches it only when its draws supersede a rollout",
 }
+
+#: Justified grants that a session may also use: the paths behind them are
+#: reached only when a race lands or a chaos draw falls that way
+#: (tests/e2e/test_chaos.py), so "used now" is no sign of a stale justification.
+USED_BY_CHANCE: frozenset[tuple[str, str, str]] = frozenset(
+    {
+        ("ferry-watch", "StopSmokeTestInManagedClusters", "ecs:StopTask"),
+        ("ferry-rollback", "StopMigrationInManagedClusters", "ecs:StopTask"),
+        ("ferry-gate", "ReadTaskDefinitions", "ecs:DescribeTaskDefinition"),
+    }
+)
 
 
 def granted(principal: dict[str, Any]) -> list[tuple[str, str]]:
@@ -976,7 +991,8 @@ def least_privilege_report(
             if uses[(sid, action)]:
                 lines.append(f"    used     {action:<34} {sid} ({uses[(sid, action)]} allowed)")
                 if key in justified:
-                    failures.append(f"{name} {sid} {action} is used now: remove its JUSTIFIED_UNUSED entry")
+                    if key not in USED_BY_CHANCE:
+                        failures.append(f"{name} {sid} {action} is used now: remove its JUSTIFIED_UNUSED entry")
                     seen_justified.add(key)
             elif key in justified:
                 lines.append(f"    unused   {action:<34} {sid} -- justified: {justified[key]}")
