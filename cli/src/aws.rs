@@ -165,33 +165,38 @@ impl Aws {
     }
 
     pub async fn table(&self) -> Result<String, CliError> {
-        if let Some(table) = &self.global.table {
-            return Ok(table.clone());
-        }
-        self.discover()
-            .await?
-            .table
-            .clone()
-            .ok_or_else(|| CliError::NotDiscovered {
-                function: self.deploy_function(),
-                variable: ENV_LEDGER_TABLE,
-                flag: "--table",
-            })
+        let given = self.global.table.clone();
+        self.given_or_discovered(given, |d| d.table.clone(), ENV_LEDGER_TABLE, "--table")
+            .await
     }
 
     pub async fn config_parameter(&self) -> Result<String, CliError> {
-        if let Some(name) = &self.global.config_parameter {
-            return Ok(name.clone());
+        let given = self.global.config_parameter.clone();
+        self.given_or_discovered(
+            given,
+            |d| d.config_parameter.clone(),
+            ENV_CONFIG_PARAMETER,
+            "--config-parameter",
+        )
+        .await
+    }
+
+    /// The flag's value, else the deploy function's environment variable.
+    async fn given_or_discovered(
+        &self,
+        given: Option<String>,
+        pick: impl FnOnce(&Discovered) -> Option<String>,
+        variable: &'static str,
+        flag: &'static str,
+    ) -> Result<String, CliError> {
+        if let Some(value) = given {
+            return Ok(value);
         }
-        self.discover()
-            .await?
-            .config_parameter
-            .clone()
-            .ok_or_else(|| CliError::NotDiscovered {
-                function: self.deploy_function(),
-                variable: ENV_CONFIG_PARAMETER,
-                flag: "--config-parameter",
-            })
+        pick(self.discover().await?).ok_or_else(|| CliError::NotDiscovered {
+            function: self.deploy_function(),
+            variable,
+            flag,
+        })
     }
 
     /// ferry's config from its parameter, validated as the functions validate it.

@@ -6,10 +6,10 @@
 use ferry_aws::ecs::{registration_input, EcsTaskDefinition};
 use ferry_core::config::Environment;
 use ferry_core::decide::push::{
-    decide_claim, preflight, secrets_verdict, ClaimPlan, FamilyCopy, Origin, Preflight,
-    PreflightReads, Target,
+    decide_claim, operator_target, preflight, requested_repository, secrets_verdict, ClaimPlan,
+    FamilyCopy, Preflight, PreflightReads, TargetRefusal,
 };
-use ferry_core::image::{release_tags, PushedImage};
+use ferry_core::image::release_tags;
 use ferry_core::ports::{
     Ecs, ImageSelector, Ledger, Parameters, Registry, SecretsCheck, ServiceView, TaskDefinitionView,
 };
@@ -88,25 +88,7 @@ fn claim_summary(plan: &ClaimPlan) -> String {
 }
 
 fn repository_of(env: &Environment, requested: Option<&str>) -> Result<String, CliError> {
-    let repositories = env.repositories();
-    match requested {
-        Some(r) if repositories.contains(r) => Ok(r.to_owned()),
-        Some(r) => Err(CliError::Usage(format!(
-            "{}/{} runs no repository `{r}` (it runs: {})",
-            env.app,
-            env.name,
-            repositories.into_iter().collect::<Vec<_>>().join(", ")
-        ))),
-        None => match repositories.into_iter().collect::<Vec<_>>().as_slice() {
-            [only] => Ok((*only).to_owned()),
-            several => Err(CliError::Usage(format!(
-                "{}/{} runs several repositories ({}); name one with --repository",
-                env.app,
-                env.name,
-                several.join(", ")
-            ))),
-        },
-    }
+    requested_repository(env, requested, "--repository").map_err(CliError::Usage)
 }
 
 fn family_plan(
@@ -162,27 +144,18 @@ pub async fn plan(aws: &Aws, args: &PlanArgs) -> Result<Plan, CliError> {
                 "image {selector:?} does not exist in ECR repository `{repository}`"
             ))
         })?;
-    let tag = args
-        .image
-        .tag
-        .clone()
-        .or(resolved.tags.first().cloned())
-        .ok_or_else(|| CliError::NotFound(format!("digest {} carries no tag; ferry records a tag in the SSM parameter, tag the image first", resolved.digest)))?;
-    let image = PushedImage::new(
-        &resolved.registry_id,
-        &aws.region(),
-        &repository,
-        &tag,
-        &resolved.digest,
-    )
-    .map_err(|e| CliError::Usage(format!("image: {e}")))?;
-    let target = Target {
+    let target = operator_target(
         env,
-        image,
-        pushed_at: resolved.pushed_at,
-        origin: Origin::Operator,
-        retry: None,
-    };
+        &repository,
+        &aws.region(),
+        args.image.tag.as_deref(),
+        &resolved,
+    )
+    .map_err(|refusal| match refusal {
+        TargetRefusal::Untagged(m) => CliError::NotFound(m),
+        TargetRefusal::BadImage(m) => CliError::Usage(m),
+    })?;
+    let tag = target.image.tag.clone();
     let tag_policy = match env.tag_policy.check(&tag, &env.mutable_tags, None) {
         Ok(()) => "accepted".to_owned(),
         Err(refusal) => refusal.to_string(),

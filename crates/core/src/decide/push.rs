@@ -32,6 +32,84 @@ pub struct Target<'a> {
     pub retry: Option<Retry>,
 }
 
+/// The repository an operator's request names, or the environment's only one;
+/// the error says what to name (`flag`: how the caller spells the choice).
+pub fn requested_repository(
+    env: &Environment,
+    requested: Option<&str>,
+    flag: &str,
+) -> Result<String, String> {
+    let repositories = env.repositories();
+    let listed = || repositories.iter().copied().collect::<Vec<_>>().join(", ");
+    match requested {
+        Some(r) if repositories.contains(r) => Ok(r.to_owned()),
+        Some(r) => Err(format!(
+            "environment {}/{} runs no repository `{r}` (it runs: {})",
+            env.app,
+            env.name,
+            listed()
+        )),
+        None => match repositories.iter().collect::<Vec<_>>().as_slice() {
+            [only] => Ok((**only).to_owned()),
+            _ => Err(format!(
+                "environment {}/{} runs several repositories ({}); name one with {flag}",
+                env.app,
+                env.name,
+                listed()
+            )),
+        },
+    }
+}
+
+/// Why an operator's image cannot be released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetRefusal {
+    /// The digest carries no tag to record in the SSM parameter.
+    Untagged(String),
+    /// The tag or digest is not a valid image reference.
+    BadImage(String),
+}
+
+impl std::fmt::Display for TargetRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetRefusal::Untagged(m) | TargetRefusal::BadImage(m) => f.write_str(m),
+        }
+    }
+}
+
+/// What an operator's deploy of a resolved image releases: its requested tag,
+/// or the first tag ECR holds for the digest (the SSM parameter records a tag).
+pub fn operator_target<'a>(
+    env: &'a Environment,
+    repository: &str,
+    region: &str,
+    requested_tag: Option<&str>,
+    resolved: &crate::ports::ResolvedImage,
+) -> Result<Target<'a>, TargetRefusal> {
+    let Some(tag) = requested_tag.or(resolved.tags.first().map(String::as_str)) else {
+        return Err(TargetRefusal::Untagged(format!(
+            "digest {} carries no tag; ferry records a tag in the SSM parameter, tag the image first",
+            resolved.digest
+        )));
+    };
+    let image = PushedImage::new(
+        &resolved.registry_id,
+        region,
+        repository,
+        tag,
+        &resolved.digest,
+    )
+    .map_err(|e| TargetRefusal::BadImage(format!("image: {e}")))?;
+    Ok(Target {
+        env,
+        image,
+        pushed_at: resolved.pushed_at,
+        origin: Origin::Operator,
+        retry: None,
+    })
+}
+
 impl Target<'_> {
     pub fn lane(&self) -> Lane {
         Lane {

@@ -19,8 +19,8 @@ use super::{
 };
 use crate::decide::promote::{promoted_only, source_refusal};
 use crate::decide::push::{
-    decide_claim, parameter_after_losing, preflight, secrets_verdict, ClaimPlan, Origin,
-    ParameterFix, Preflight, PreflightReads, ReleasePlan, Target,
+    decide_claim, operator_target, parameter_after_losing, preflight, secrets_verdict, ClaimPlan,
+    Origin, ParameterFix, Preflight, PreflightReads, ReleasePlan, Target,
 };
 use crate::image::{
     earlier_revisions, registered_for, release_tags, PushedImage, COPY_SEARCH_DEPTH,
@@ -153,27 +153,8 @@ impl<P: Ports> Engine<P> {
                 "image {selector:?} does not exist in ECR repository `{repository}`"
             )));
         };
-        let Some(tag) = request.tag.clone().or(resolved.tags.first().cloned()) else {
-            return Err(EngineError::BadRequest(format!(
-                "digest {} carries no tag; ferry records a tag in the SSM parameter, tag the image first",
-                resolved.digest
-            )));
-        };
-        let image = PushedImage::new(
-            &resolved.registry_id,
-            region,
-            &repository,
-            &tag,
-            &resolved.digest,
-        )
-        .map_err(|e| EngineError::BadRequest(format!("image: {e}")))?;
-        let target = Target {
-            env,
-            image,
-            pushed_at: resolved.pushed_at,
-            origin: Origin::Operator,
-            retry: None,
-        };
+        let target = operator_target(env, &repository, region, request.tag.as_deref(), &resolved)
+            .map_err(|refusal| EngineError::BadRequest(refusal.to_string()))?;
         self.release_environment(&target, now).await
     }
 
@@ -969,21 +950,6 @@ pub(super) fn requested_repository(
     env: &crate::config::Environment,
     requested: Option<&str>,
 ) -> Result<String, EngineError> {
-    let repositories = env.repositories();
-    match requested {
-        Some(r) if repositories.contains(r) => Ok(r.to_owned()),
-        Some(r) => Err(EngineError::BadRequest(format!(
-            "environment {}/{} runs no repository `{r}` (it runs: {})",
-            env.app,
-            env.name,
-            repositories.iter().copied().collect::<Vec<_>>().join(", ")
-        ))),
-        None => match repositories.iter().collect::<Vec<_>>().as_slice() {
-            [only] => Ok((**only).to_owned()),
-            _ => Err(EngineError::BadRequest(format!(
-                "environment {}/{} runs several repositories; say which with `repository`",
-                env.app, env.name
-            ))),
-        },
-    }
+    crate::decide::push::requested_repository(env, requested, "`repository`")
+        .map_err(EngineError::BadRequest)
 }
