@@ -311,14 +311,8 @@ impl<P: Ports> Engine<P> {
         let mut restore_error = None;
         if let Some(previous) = previous {
             let parameter = self.parameter_of(&record.lane)?;
-            // Read first: an earlier delivery may have restored it already.
-            let restored = async {
-                match self.params.get(&parameter).await? {
-                    Some(value) if value == *previous => Ok(0),
-                    _ => self.params.put(&parameter, previous).await,
-                }
-            };
-            match restored.await {
+            // Once: an earlier delivery may have restored it already.
+            match self.write_tag_once(&parameter, previous).await {
                 Ok(_) => {}
                 Err(e) if e.retryable => return Err(self.interrupt(record, e).await),
                 Err(e) => restore_error = Some(e),
