@@ -407,6 +407,12 @@ class CallLog:
             status_holder.append(status)
             return start_response(status, headers, *rest)
 
+        if detail is not None:
+            # The AWS SDK for Rust sends one `amz-sdk-invocation-id` (a UUID) on
+            # every attempt of one operation call (aws_runtime::invocation_id:
+            # "a consistent ID across retries"): two entries with one id are the
+            # SDK resending a call whose answer it did not get, not two calls.
+            detail["invocation"] = environ.get("HTTP_AMZ_SDK_INVOCATION_ID")
         result = app(environ, capture)
         self.record(caller, f"{service}:{operation}", int((status_holder or ["0"])[0].split(" ", 1)[0]), started, detail)
         return result

@@ -1610,6 +1610,50 @@ async fn a_superseded_releases_late_ssm_write_does_not_overwrite_its_successors_
     );
 }
 
+#[tokio::test]
+async fn a_superseded_releases_late_service_update_is_put_back_on_its_successors_revision() {
+    let (fake, engine) = estate();
+    push_shop(&engine, &fake, "1.0.0", 10).await;
+    // 1.0.0's migration passes; its UpdateService of the first service is slow.
+    fake.pause_call("ecs:UpdateService", 1);
+    let passed = migration_of(&fake, "1.0.0", 0, 15, 50);
+    let mut first = pin!(engine.on_task_stopped(&passed, T0 + 50));
+    drive_until(
+        first.as_mut(),
+        "1.0.0 is updating its first service",
+        || fake.waiting("ecs:UpdateService") == 1,
+    )
+    .await;
+    // 1.1.0 supersedes it, migrates and rolls every service out meanwhile.
+    push_shop(&engine, &fake, "1.1.0", 60).await;
+    let rolled_out = stop(&engine, &migration_of(&fake, "1.1.0", 0, 65, 100)).await;
+    assert!(
+        matches!(rolled_out.outcome, Outcome::Deploying { .. }),
+        "{rolled_out:?}"
+    );
+    let successor = fake.record(&shop_release("1.1.0"));
+    // Then 1.0.0's held call lands: that service runs 1.0.0's revision.
+    fake.resume("ecs:UpdateService");
+    let late = first.await.expect("handled");
+    assert_eq!(late.outcome, Outcome::Superseded);
+
+    assert!(
+        SHOP_SERVICES.iter().all(
+            |s| fake.service(SHOP_CLUSTER, s).task_definition == successor.task_definitions[*s]
+        ),
+        "every service runs 1.1.0's revision again"
+    );
+    let last = every_shop_service_completes(&engine, &fake, T0 + 600).await;
+    assert_eq!(
+        last.outcome,
+        Outcome::Succeeded,
+        "1.1.0 follows the deployment that put its service back"
+    );
+    assert!(SHOP_SERVICES
+        .iter()
+        .all(|s| fake.service(SHOP_CLUSTER, s).task_definition == successor.task_definitions[*s]));
+}
+
 // ---------------------------------------------------------------------------
 // A failure no retry can fix, after the claim: the release fails, naming the
 // step; no service is touched; the image tag is what it was; the lane is free.

@@ -524,7 +524,7 @@ async fn a_pass_racing_the_live_stopped_event_rolls_out_once() {
 }
 
 #[tokio::test]
-async fn a_pass_over_an_idle_lane_reads_three_things_and_writes_nothing() {
+async fn a_pass_over_an_idle_lane_reads_four_things_and_writes_nothing() {
     let (fake, engine) = estate();
     known_good(&engine, &fake, "1.0.0", 10).await;
     let before = fake.total_calls();
@@ -534,9 +534,48 @@ async fn a_pass_over_an_idle_lane_reads_three_things_and_writes_nothing() {
     assert_eq!(decision.outcome, Outcome::InSync);
     assert_eq!(
         fake.total_calls() - before,
-        3,
-        "lane head, DescribeImages, DescribeServices"
+        4,
+        "lane head, DescribeImages, DescribeServices, the image-tag parameter"
     );
+}
+
+#[tokio::test]
+async fn a_late_tag_write_left_on_an_idle_lane_is_written_back_to_the_known_good_tag() {
+    let (fake, engine) = estate();
+    known_good(&engine, &fake, "1.0.0", 10).await;
+    // A superseded rollout's PutParameter landed after the lane settled, and
+    // the undo that would have put the tag back was lost with its invocation.
+    fake.set_parameter(SHOP_PARAMETER, "1.1.0");
+
+    let decision = reconcile_shop(&engine, T0 + 700).await;
+
+    assert_eq!(
+        corrections(&decision),
+        vec![
+            "the image-tag parameter names 1.1.0, not the known-good 1.0.0 → wrote 1.0.0 back and labelled it known-good"
+                .to_owned()
+        ]
+    );
+    assert_eq!(fake.parameter(SHOP_PARAMETER).as_deref(), Some("1.0.0"));
+    let newest = fake
+        .parameter_history(SHOP_PARAMETER)
+        .pop()
+        .expect("versions");
+    assert!(newest.labels.contains("known-good"), "{newest:?}");
+    let again = reconcile_shop(&engine, T0 + 1000).await;
+    assert_eq!(again.outcome, Outcome::InSync);
+}
+
+#[tokio::test]
+async fn a_lane_with_a_release_in_flight_keeps_the_tag_its_release_wrote() {
+    let (fake, engine) = estate();
+    known_good(&engine, &fake, "1.0.0", 10).await;
+    deploying(&engine, &fake, "1.1.0", 300).await;
+
+    let decision = reconcile_shop(&engine, T0 + 400).await;
+
+    assert_eq!(decision.outcome, Outcome::InSync);
+    assert_eq!(fake.parameter(SHOP_PARAMETER).as_deref(), Some("1.1.0"));
 }
 
 #[tokio::test]

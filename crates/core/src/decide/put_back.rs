@@ -10,7 +10,10 @@
 //! A revision without ferry's release tag was put there by hand: that is drift,
 //! the reconcile pass's to report (and to heal only with `heal_drift`).
 
-use crate::ports::{KnownGoodRelease, LaneHead};
+use std::collections::BTreeMap;
+
+use crate::ports::{KnownGoodRelease, LaneHead, ReleaseRecord, ReleaseUpdate};
+use crate::release::ReleaseState;
 
 /// The known-good release to put services back on, if the lane is idle: a
 /// newer release in flight owns the services (its rollout replaces them).
@@ -52,12 +55,66 @@ pub fn services_to_put_back(
         .collect()
 }
 
+/// A superseded release's UpdateService landed late, while `successor` is in
+/// flight: of the services it `touched`, those the successor had already
+/// rolled out go back on the successor's revisions (its rollout will not
+/// deploy them again, and it would end known-good on the superseded
+/// revision). A service the successor has not reached is left to its rollout.
+pub fn successor_services_to_restore<'a>(
+    successor: &ReleaseRecord,
+    touched: impl IntoIterator<Item = &'a String>,
+) -> Vec<(String, String)> {
+    let rolled_out = matches!(
+        successor.state,
+        ReleaseState::Deploying | ReleaseState::Verifying | ReleaseState::Baking
+    );
+    if !rolled_out {
+        return Vec::new();
+    }
+    touched
+        .into_iter()
+        .filter(|service| successor.deployments.contains_key(*service))
+        .filter_map(|service| {
+            let arn = successor.task_definitions.get(service)?;
+            Some((service.clone(), arn.clone()))
+        })
+        .collect()
+}
+
+/// The successor's record after its services were put back: a deploying
+/// successor follows the new deployments (the ones it started were replaced
+/// and will never complete), conditional on the first one it replaces still
+/// being recorded. A successor past its deployments needs no write.
+pub fn follow_restored_deployments(
+    successor: &ReleaseRecord,
+    restored: &[(String, String)],
+) -> Option<ReleaseUpdate> {
+    if successor.state != ReleaseState::Deploying {
+        return None;
+    }
+    let mut deployments = successor.deployments.clone();
+    let mut replaced = None;
+    for (service, deployment) in restored {
+        let Some(previous) = deployments.insert(service.clone(), deployment.clone()) else {
+            continue;
+        };
+        if &previous != deployment && replaced.is_none() {
+            replaced = Some((service.clone(), previous));
+        }
+    }
+    let replaced = replaced?;
+    Some(ReleaseUpdate {
+        deployments: Some(deployments),
+        if_deployment: Some(replaced),
+        ..ReleaseUpdate::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ports::ReleasePointer;
     use crate::release::ReleaseId;
-    use std::collections::BTreeMap;
 
     fn good() -> KnownGoodRelease {
         KnownGoodRelease {
@@ -130,5 +187,80 @@ mod tests {
             Some("shop/prod/00000000000000a1".to_owned()),
         )];
         assert!(services_to_put_back(&good(), &off).is_empty());
+    }
+
+    fn successor(state: ReleaseState) -> ReleaseRecord {
+        ReleaseRecord {
+            task_definitions: BTreeMap::from([
+                ("api".to_owned(), "api:4".to_owned()),
+                ("worker".to_owned(), "worker:4".to_owned()),
+            ]),
+            deployments: BTreeMap::from([("api".to_owned(), "ecs-svc/b-api".to_owned())]),
+            ..ReleaseRecord::example(state)
+        }
+    }
+
+    fn touched() -> Vec<String> {
+        vec!["api".to_owned(), "worker".to_owned()]
+    }
+
+    #[test]
+    fn a_late_rollout_puts_back_only_the_services_the_successor_already_rolled_out() {
+        assert_eq!(
+            successor_services_to_restore(&successor(ReleaseState::Deploying), &touched()),
+            vec![("api".to_owned(), "api:4".to_owned())],
+            "worker has no deployment of the successor yet: its rollout replaces it"
+        );
+        assert_eq!(
+            successor_services_to_restore(&successor(ReleaseState::Baking), &touched()),
+            vec![("api".to_owned(), "api:4".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_successor_that_has_not_begun_its_rollout_is_left_to_roll_out() {
+        assert!(
+            successor_services_to_restore(&successor(ReleaseState::Migrating), &touched())
+                .is_empty()
+        );
+        assert!(successor_services_to_restore(
+            &successor(ReleaseState::AwaitingApproval),
+            &touched()
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn a_deploying_successor_follows_the_deployments_that_replaced_its_own() {
+        let restored = vec![("api".to_owned(), "ecs-svc/restore".to_owned())];
+        let update = follow_restored_deployments(&successor(ReleaseState::Deploying), &restored)
+            .expect("an update");
+        assert_eq!(
+            update.deployments,
+            Some(BTreeMap::from([(
+                "api".to_owned(),
+                "ecs-svc/restore".to_owned()
+            )]))
+        );
+        assert_eq!(
+            update.if_deployment,
+            Some(("api".to_owned(), "ecs-svc/b-api".to_owned())),
+            "conditional on the deployment it replaces"
+        );
+    }
+
+    #[test]
+    fn a_restore_that_found_the_successor_deployment_still_primary_writes_nothing() {
+        let unchanged = vec![("api".to_owned(), "ecs-svc/b-api".to_owned())];
+        assert_eq!(
+            follow_restored_deployments(&successor(ReleaseState::Deploying), &unchanged),
+            None
+        );
+        let restored = vec![("api".to_owned(), "ecs-svc/restore".to_owned())];
+        assert_eq!(
+            follow_restored_deployments(&successor(ReleaseState::Baking), &restored),
+            None,
+            "past its deployments nothing follows them"
+        );
     }
 }

@@ -43,6 +43,8 @@ pub struct LaneView<'a, S> {
     pub task: Option<&'a TaskStatus>,
     /// The guarding alarms, read when a rollout of the release has begun.
     pub alarms: &'a [AlarmStatus],
+    /// The lane's SSM image-tag parameter as it reads now (`None`: no such parameter).
+    pub parameter: Option<&'a str>,
     /// epoch seconds
     pub now: u64,
 }
@@ -117,6 +119,11 @@ pub enum Finding {
         expected: String,
         actual: String,
     },
+    /// An idle lane's image-tag parameter names another tag than its
+    /// known-good release: a late write (a superseded rollout's, a resumed
+    /// one's) landed after the rollback or release that set it, and the undo
+    /// that would have put it back was lost. Written back to the known-good tag.
+    TagOffKnownGood { expected: String, actual: String },
 }
 
 impl Finding {
@@ -183,6 +190,9 @@ impl Finding {
                 expected,
                 actual,
             } => format!("service {service} runs {actual}, not the known-good {expected}"),
+            Finding::TagOffKnownGood { expected, actual } => format!(
+                "the image-tag parameter names {actual}, not the known-good {expected}"
+            ),
         }
     }
 }
@@ -477,16 +487,22 @@ fn idle<S: ServiceView>(view: &LaneView<'_, S>, head: &LaneHead) -> Vec<Finding>
     let Some(known_good) = head.history.first() else {
         return Vec::new();
     };
-    view.services
-        .iter()
-        .filter_map(|service| {
+    let tag = view
+        .parameter
+        .filter(|value| *value != known_good.tag)
+        .map(|value| Finding::TagOffKnownGood {
+            expected: known_good.tag.clone(),
+            actual: value.to_owned(),
+        });
+    tag.into_iter()
+        .chain(view.services.iter().filter_map(|service| {
             let expected = known_good.task_definitions.get(service.name())?;
             (service.task_definition() != expected).then(|| Finding::UnknownRevision {
                 service: service.name().to_owned(),
                 expected: expected.clone(),
                 actual: service.task_definition().to_owned(),
             })
-        })
+        }))
         .collect()
 }
 

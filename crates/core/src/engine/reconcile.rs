@@ -6,7 +6,8 @@
 //! the event paths, so a pass racing a live event has one effect.
 //!
 //! Round trips per lane: 1. lane head ∥ ECR DescribeImages ∥ DescribeServices
-//! (an idle lane in sync stops here: three calls); 2. the release in flight;
+//! ∥ the image-tag parameter (an idle lane in sync stops here: four calls);
+//! 2. the release in flight;
 //! 3. its one-off task (DescribeTasks) ∥ the guarding alarms, when it has them.
 
 use serde::Deserialize;
@@ -18,9 +19,9 @@ use crate::decide::reconcile::{judge_drift, reconcile_lane, Finding, LaneView};
 use crate::decide::retry::Retry;
 use crate::image::PushedImage;
 use crate::ports::{
-    Alarms, Ecs, EventSink, ImageSelector, Lane, LaneHead, Ledger, Notice, NoticeKind, PortError,
-    Registry, ReleaseRecord, ReleaseUpdate, ResolvedImage, RollbackLedger, TaskDefinitionView,
-    TaskStatus,
+    Alarms, Ecs, EventSink, ImageSelector, Lane, LaneHead, Ledger, Notice, NoticeKind, Parameters,
+    PortError, Registry, ReleaseRecord, ReleaseUpdate, ResolvedImage, RollbackLedger,
+    TaskDefinitionView, TaskStatus,
 };
 use crate::release::{Guard, ReleaseId, ReleaseState, StoppedTask};
 use crate::rollback::RollbackCause;
@@ -51,6 +52,9 @@ struct LaneRead<P: Ports> {
     release: Option<ReleaseRecord>,
     task: Option<TaskStatus>,
     alarms: Vec<crate::ports::AlarmStatus>,
+    /// The image-tag parameter's value, read beside the head: a late write
+    /// left on an idle lane is only seen here.
+    parameter: Option<String>,
 }
 
 impl<P: Ports> Engine<P> {
@@ -146,6 +150,7 @@ impl<P: Ports> Engine<P> {
             services: &read.services,
             task: read.task.as_ref(),
             alarms: &read.alarms,
+            parameter: read.parameter.as_deref(),
             now,
         };
         let findings = reconcile_lane(&view);
@@ -237,12 +242,14 @@ impl<P: Ports> Engine<P> {
             .iter()
             .map(|s| s.name.clone())
             .collect();
-        let (head, images, services) = futures_util::join!(
+        let parameter = self.parameter_of(lane)?;
+        let (head, images, services, parameter) = futures_util::join!(
             self.ledger.head(lane),
             self.registry.images(&lane.repository),
             self.ecs.describe_services(&env.cluster, &names),
+            self.params.get(&parameter),
         );
-        let (head, images, services) = (head?, images?, services?.found);
+        let (head, images, services, parameter) = (head?, images?, services?.found, parameter?);
         let release_id = head.as_ref().and_then(|h| {
             h.rolling_back
                 .as_ref()
@@ -287,6 +294,7 @@ impl<P: Ports> Engine<P> {
             release,
             task: task?,
             alarms: alarms?,
+            parameter,
         })
     }
 
@@ -465,6 +473,20 @@ impl<P: Ports> Engine<P> {
             } => {
                 self.judge_revision(env, lane, read, service, expected, actual)
                     .await
+            }
+            Finding::TagOffKnownGood { expected, .. } => {
+                // Read again: a release claimed since the pass read the head
+                // owns the parameter now (it writes it only after its claim).
+                let head = self.ledger.head(lane).await?.unwrap_or_default();
+                let idle = head.in_flight.is_none() && head.rolling_back.is_none();
+                if !idle || head.history.first().map(|good| &good.tag) != Some(expected) {
+                    return Ok(None);
+                }
+                self.correct_parameter(lane, &head).await?;
+                Ok(Some((
+                    NoticeKind::Reconciled,
+                    format!("wrote {expected} back and labelled it known-good"),
+                )))
             }
         }
     }

@@ -9,7 +9,10 @@ use super::{
     fan_out, Engine, EngineError, Outcome, Ports, DESCRIBE_CONCURRENCY, UPDATE_SERVICE_CONCURRENCY,
 };
 use crate::decide::deployment::deployments_already_started;
-use crate::decide::put_back::{off_known_good, put_back_target, services_to_put_back};
+use crate::decide::put_back::{
+    follow_restored_deployments, off_known_good, put_back_target, services_to_put_back,
+    successor_services_to_restore,
+};
 use crate::image::RELEASE_TAG;
 use crate::ports::{
     Ecs, Ledger, Parameters, PortError, ReleaseEvent, ReleaseRecord, ReleaseUpdate, ServiceView,
@@ -113,9 +116,11 @@ impl<P: Ports> Engine<P> {
         })
     }
 
-    /// Puts the services a late rollout touched back on the lane's known-good
-    /// revisions, unless a newer release is in flight (its rollout owns them),
-    /// and the image tag where the head says it belongs if this rollout wrote it.
+    /// Puts the services a late rollout touched back: on the lane's known-good
+    /// revisions when the lane is idle; on the in-flight successor's revisions
+    /// where the successor had already rolled them out (its rollout will not
+    /// come back to them). The image tag goes where the head says it belongs
+    /// if this rollout wrote it.
     async fn undo_rollout(
         &self,
         record: &ReleaseRecord,
@@ -126,7 +131,12 @@ impl<P: Ports> Engine<P> {
         if wrote_parameter {
             self.correct_parameter(&record.lane, &head).await?;
         }
-        let (None, Some(good)) = (&head.in_flight, head.history.first()) else {
+        if let Some(successor) = &head.in_flight {
+            return self
+                .undo_under_successor(record, &successor.id, touched)
+                .await;
+        }
+        let Some(good) = head.history.first() else {
             return Ok(());
         };
         tracing::warn!(release = %record.id, to = %good.id, "undoing a rollout that landed after a rollback");
@@ -134,17 +144,54 @@ impl<P: Ports> Engine<P> {
             .keys()
             .filter_map(|s| good.task_definitions.get(s).map(|a| (s.clone(), a.clone())))
             .collect();
-        let cluster = &record.cluster;
-        let restored = fan_out(
+        self.restore_services(&record.cluster, restore).await?;
+        Ok(())
+    }
+
+    /// The late rollout of `record` landed while `successor` is in flight.
+    async fn undo_under_successor(
+        &self,
+        record: &ReleaseRecord,
+        successor: &crate::release::ReleaseId,
+        touched: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let Some(successor) = self.ledger.release(successor).await? else {
+            return Ok(());
+        };
+        let restore = successor_services_to_restore(&successor, touched.keys());
+        if restore.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(release = %record.id, to = %successor.id, ?restore, "putting back services a late rollout took from the release in flight");
+        let services: Vec<String> = restore.iter().map(|(s, _)| s.clone()).collect();
+        let deployments = self.restore_services(&record.cluster, restore).await?;
+        let restored: Vec<(String, String)> = services.into_iter().zip(deployments).collect();
+        if let Some(update) = follow_restored_deployments(&successor, &restored) {
+            let followed = self
+                .ledger
+                .update(&successor.id, ReleaseState::Deploying.stays(), update)
+                .await?;
+            if followed.is_none() {
+                tracing::warn!(release = %successor.id, "the release moved on before it could follow its restored deployments");
+            }
+        }
+        Ok(())
+    }
+
+    /// RestoreService on each (service, revision); the deployment ids, in order.
+    async fn restore_services(
+        &self,
+        cluster: &str,
+        restore: Vec<(String, String)>,
+    ) -> Result<Vec<String>, PortError> {
+        fan_out(
             restore,
             UPDATE_SERVICE_CONCURRENCY,
             |(service, arn)| async move { self.ecs.restore_service(cluster, &service, &arn).await },
         )
-        .await;
-        for result in restored {
-            result?;
-        }
-        Ok(())
+        .await
+        .into_iter()
+        .collect()
     }
 
     /// After `record` failed: the services a release it superseded had rolled
@@ -188,16 +235,7 @@ impl<P: Ports> Engine<P> {
             return Ok(());
         }
         tracing::warn!(release = %record.id, to = %good.id, ?restore, "putting back services a superseded release rolled out");
-        let cluster = &record.cluster;
-        let restored = fan_out(
-            restore,
-            UPDATE_SERVICE_CONCURRENCY,
-            |(service, arn)| async move { self.ecs.restore_service(cluster, &service, &arn).await },
-        )
-        .await;
-        for result in restored {
-            result?;
-        }
+        self.restore_services(&record.cluster, restore).await?;
         Ok(())
     }
 }
