@@ -8,10 +8,11 @@ variable "name" {
   default     = "ferry"
 
   validation {
-    # The longest derived name, the role <name>-reconcile, must stay within
-    # IAM's 64 characters; Lambda allows letters, digits, hyphens, underscores.
-    condition     = can(regex("^[A-Za-z0-9_-]{1,48}$", var.name))
-    error_message = "name: 1 to 48 letters, digits, hyphens or underscores."
+    # The longest derived name, the rule <name>-deploy-secret-value-changed,
+    # must fit EventBridge's 64 characters; function, role and queue names
+    # allow letters, digits, hyphens and underscores.
+    condition     = can(regex("^[A-Za-z0-9_-]{1,36}$", var.name))
+    error_message = "name: 1 to 36 letters, digits, hyphens or underscores."
   }
 }
 
