@@ -35,12 +35,19 @@ Compared:
 * every template parameter has a variable with the same default and the same
   AllowedPattern / AllowedValues;
 * ferry's own alarms: the same set, metric, namespace, statistic, period,
-  threshold, comparison and missing-data treatment.
+  threshold, comparison and missing-data treatment;
+* release notifications, once template.yaml has them (skipped before): which
+  resources exist only when enabled (and with an e-mail), the rule's pattern,
+  target, input paths and input template (the rendered text itself is tested
+  against the template in tests/emulator), the topic's name and policy, the
+  e-mail subscription.
 
 Not compared (read the module for these):
 
 * names CloudFormation generates (rules, queues, alarms, roles, table): the
   module names them ``<name>-...``;
+* a template parameter's description and the module's extra variables
+  (package_dir, s3_*, name);
 * the dead-letter queues' settings and their queue policies (who may send:
   the rules of the queue's function; TLS only), the alarms' descriptions,
   dimensions and actions;
@@ -79,9 +86,11 @@ ADDRESSES = {
     "LedgerTable": "aws_dynamodb_table.ledger",
     "SchedulerRole": "aws_iam_role.scheduler",
     "FailedInvocationsQueue": "aws_sqs_queue.failed_invocations",
+    "NotificationTopic": "aws_sns_topic.notifications[0]",
+    "ReleaseNotificationRule": "aws_cloudwatch_event_rule.release_notifications[0]",
 }
 # What `Ref` returns for those resources, as module attributes.
-REF_ATTRIBUTES = {"LedgerTable": "name", "FailedInvocationsQueue": "url"}
+REF_ATTRIBUTES = {"LedgerTable": "name", "FailedInvocationsQueue": "url", "NotificationTopic": "arn"}
 
 
 # --------------------------------------------------------------------- loading
@@ -586,6 +595,11 @@ def hcl_unescape(text: str) -> str:
 def test_every_template_parameter_is_a_variable_with_the_same_default_and_constraint(name):
     parameter, variable = PARAMETERS[name], MODULE_DOC.variable.get(snake(name))
     assert variable is not None, f"no variable {snake(name)} for parameter {name}"
+    if parameter.get("AllowedValues") == ["true", "false"]:
+        # A CloudFormation switch is a String; Terraform has bool.
+        assert variable["type"] == "bool"
+        assert variable["default"] is (parameter["Default"] == "true")
+        return
     expected_type = {"String": "string", "Number": "number", "CommaDelimitedList": "${list(string)}"}[parameter["Type"]]
     assert variable["type"] == expected_type
     # ConfigToml's default is the template's sample configuration; the module
@@ -624,3 +638,78 @@ def test_the_module_has_the_templates_alarms_with_the_same_metric_and_threshold(
         expected = ("Namespace", "MetricName", "Statistic", "Period", "EvaluationPeriods", "Threshold", "ComparisonOperator", "TreatMissingData")
         assert tuple(alarm[f] for f in fields) == tuple(properties[e] for e in expected), logical_id
     assert seen == covered
+
+
+# ----------------------------------------------------------- notifications
+
+NOTIFICATION_RESOURCES = {
+    "NotificationTopic": ("aws_sns_topic", "notifications"),
+    "NotificationTopicPolicy": ("aws_sns_topic_policy", "notifications"),
+    "NotificationEmailSubscription": ("aws_sns_topic_subscription", "notification_email"),
+    "ReleaseNotificationRule": ("aws_cloudwatch_event_rule", "release_notifications"),
+}
+needs_notifications = pytest.mark.skipif(
+    "ReleaseNotificationRule" not in RESOURCES,
+    reason="template.yaml has no release notifications yet: they come with the notifications change to the template",
+)
+
+
+@needs_notifications
+def test_release_notifications_exist_only_when_enabled_as_in_the_template():
+    assert CONDITIONS["NotificationsEnabled"] == {"Fn::Equals": [{"Ref": "EnableNotifications"}, "true"]}
+    enabled = "${var.enable_notifications ? 1 : 0}"
+    for logical_id, (type_, name) in NOTIFICATION_RESOURCES.items():
+        condition = RESOURCES[logical_id]["Condition"]
+        expected = enabled if condition == "NotificationsEnabled" else None
+        if condition == "HasNotificationEmail":
+            assert CONDITIONS[condition] == {
+                "Fn::And": [{"Condition": "NotificationsEnabled"}, {"Fn::Not": [{"Fn::Equals": [{"Ref": "NotificationEmail"}, ""]}]}]
+            }
+            expected = '${var.enable_notifications && var.notification_email != "" ? 1 : 0}'
+        assert MODULE_DOC.resource[type_][name]["count"] == expected, logical_id
+    assert MODULE_DOC.resource["aws_cloudwatch_event_target"]["release_notifications"]["count"] == enabled
+    notification_resources = {(t, n) for t, named in MODULE_DOC.resource.items() for n, body in named.items() if str(body.get("count", "")).startswith("${var.enable_notifications")}
+    assert notification_resources == set(NOTIFICATION_RESOURCES.values()) | {("aws_cloudwatch_event_target", "release_notifications")}
+
+
+@needs_notifications
+def test_the_release_notification_rule_has_the_templates_pattern_and_input_transformer():
+    template = RESOURCES["ReleaseNotificationRule"]["Properties"]
+    local = MODULE_DOC.locals["release_notification"]
+    rule = tf(MODULE_DOC.resource["aws_cloudwatch_event_rule"]["release_notifications"])
+    assert rule["event_pattern"] == "${jsonencode(local.release_notification.pattern)}"
+    assert json.dumps(local["pattern"], sort_keys=True) == json.dumps(template["EventPattern"], sort_keys=True)
+    assert rule["description"] == template["Description"]
+    assert rule["event_bus_name"] == template["EventBusName"]
+    assert template.get("State", "ENABLED") == "ENABLED" and rule.get("state", "ENABLED") == "ENABLED"
+
+    (template_target,) = template["Targets"]
+    target = tf(MODULE_DOC.resource["aws_cloudwatch_event_target"]["release_notifications"])
+    assert target["target_id"] == template_target["Id"]
+    assert target["arn"] == cfn(template_target["Arn"])
+    transformer = only(target["input_transformer"])
+    assert transformer["input_paths"] == template_target["InputTransformer"]["InputPathsMap"]
+    assert hcl_unescape(transformer["input_template"]) == cfn(template_target["InputTransformer"]["InputTemplate"])
+
+
+@needs_notifications
+def test_the_notification_topic_takes_only_the_rules_events_and_the_optional_email():
+    topic = RESOURCES["NotificationTopic"]["Properties"]
+    module_topic = tf(MODULE_DOC.resource["aws_sns_topic"]["notifications"])
+    assert (module_topic["name"], module_topic["display_name"]) == (cfn(topic["TopicName"]), topic["DisplayName"])
+    assert ("KmsMasterKeyId" in topic) == ("kms_master_key_id" in module_topic)
+
+    (statement,) = RESOURCES["NotificationTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (module_statement,) = MODULE_DOC.data["aws_iam_policy_document"]["notifications"]["statement"]
+    principal = only(module_statement["principals"])
+    assert (principal["type"], principal["identifiers"]) == ("Service", [statement["Principal"]["Service"]])
+    assert module_statement["sid"] == statement["Sid"]
+    assert normalized_module_statement(module_statement) == normalized_template_statement(statement)
+
+    subscription = RESOURCES["NotificationEmailSubscription"]["Properties"]
+    module_subscription = tf(MODULE_DOC.resource["aws_sns_topic_subscription"]["notification_email"])
+    assert (module_subscription["topic_arn"], module_subscription["protocol"], module_subscription["endpoint"]) == (
+        cfn(subscription["TopicArn"]),
+        subscription["Protocol"],
+        cfn(subscription["Endpoint"]),
+    )

@@ -39,6 +39,11 @@ module "ferry" {
   reconcile_schedule    = "rate(5 minutes)"
   alarm_topic_arn       = var.alarm_topic_arn
   log_retention_in_days = 365
+
+  # One line per FAILED, ROLLED_BACK, SUCCEEDED or AWAITING_APPROVAL release
+  # on an SNS topic, e-mailed to notification_email when it is set.
+  enable_notifications = true
+  notification_email   = var.notification_email
 }
 
 variable "region" {
@@ -56,6 +61,17 @@ variable "alarm_topic_arn" {
   description = "Optional SNS topic for ferry's own alarms."
   type        = string
   default     = ""
+}
+
+variable "notification_email" {
+  description = "Optional e-mail address for release notifications (SNS asks it to confirm first)."
+  type        = string
+  default     = ""
+}
+
+output "notification_topic_arn" {
+  description = "Release notifications: subscribe AWS Chatbot (Slack) or any SNS endpoint."
+  value       = module.ferry.notification_topic_arn
 }
 
 output "function_names" {

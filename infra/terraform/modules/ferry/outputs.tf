@@ -27,3 +27,8 @@ output "events_dead_letter_queue_urls" {
   description = "Each function's rule dead-letter queue (events EventBridge could not deliver), keyed by function."
   value       = { for key, queue in aws_sqs_queue.events_dead_letter : key => queue.url }
 }
+
+output "notification_topic_arn" {
+  description = "SNS topic of release notifications (one line per FAILED, ROLLED_BACK, SUCCEEDED or AWAITING_APPROVAL release), null unless enable_notifications; subscribe e-mail, AWS Chatbot or any SNS endpoint."
+  value       = one(aws_sns_topic.notifications[*].arn)
+}

@@ -160,3 +160,22 @@ variable "log_retention_in_days" {
     error_message = "log_retention_in_days: one of 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
   }
 }
+
+# ------------------------------------------------------ release notifications
+
+variable "enable_notifications" {
+  description = "Creates an SNS topic (output notification_topic_arn) that receives one line per release that FAILED, ROLLED_BACK, SUCCEEDED or waits for approval (AWAITING_APPROVAL): app/environment, tag, state, cause and a link to the release's logs. Subscribe e-mail below, or anything SNS delivers to (AWS Chatbot for Slack)."
+  type        = bool
+  default     = false
+}
+
+variable "notification_email" {
+  description = "Optional e-mail address subscribed to the notification topic (with enable_notifications); SNS sends it a confirmation message first."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^([^@\\s]+@[^@\\s]+)?$", var.notification_email))
+    error_message = "notification_email: an e-mail address, or empty."
+  }
+}
