@@ -511,6 +511,7 @@ fn release_event(
         reason: reason.map(str::to_owned),
         services: vec!["api".into(), "worker".into(), "scheduler".into()],
         plan: None,
+        timing: None,
     }
 }
 
