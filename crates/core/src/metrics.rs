@@ -84,3 +84,70 @@ pub fn measurements(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(state: ReleaseState, previous: Option<ReleaseState>) -> ReleaseEvent {
+        ReleaseEvent {
+            release_id: "shop/prod/3f2a9c1b7e40d5a1".into(),
+            app: "shop".into(),
+            environment: "prod".into(),
+            repository: "shop".into(),
+            tag: "1.0.0".into(),
+            digest: "sha256:ab".into(),
+            state,
+            previous_state: previous,
+            reason: None,
+            services: vec!["api".into()],
+            plan: None,
+            timing: Some(ReleaseTiming {
+                claimed_at: 100,
+                updated_at: 1_000,
+                migration_deadline: Some(1_000),
+            }),
+        }
+    }
+
+    fn values(event: &ReleaseEvent) -> Vec<Metric> {
+        measurements(event, Some(900), 1_060)
+            .into_iter()
+            .map(|m| m.value)
+            .collect()
+    }
+
+    #[test]
+    fn rolling_back_a_release_that_had_succeeded_measures_the_rollback_only() {
+        let rolled_back = event(ReleaseState::RolledBack, Some(ReleaseState::Succeeded));
+        assert_eq!(values(&rolled_back), [Metric::TimeToRollback(60)]);
+    }
+
+    #[test]
+    fn a_migration_is_timed_from_its_deadline_less_the_configured_timeout() {
+        let passed = event(ReleaseState::Deploying, Some(ReleaseState::Migrating));
+        assert_eq!(values(&passed), [Metric::MigrationDuration(960)]);
+        // without the lane's timeout (config changed), no guess is recorded
+        assert_eq!(measurements(&passed, None, 1_060), []);
+    }
+
+    #[test]
+    fn an_event_without_the_ledgers_timestamps_measures_nothing() {
+        let settled = ReleaseEvent {
+            timing: None,
+            ..event(ReleaseState::Succeeded, Some(ReleaseState::Baking))
+        };
+        assert_eq!(measurements(&settled, Some(900), 1_060), []);
+    }
+
+    #[test]
+    fn a_superseded_or_rejected_release_counts_as_an_outcome_with_its_duration() {
+        for state in [ReleaseState::Superseded, ReleaseState::Rejected] {
+            let ended = event(state, Some(ReleaseState::Claimed));
+            assert_eq!(
+                values(&ended),
+                [Metric::ReleaseDuration(960), Metric::Outcome(state)]
+            );
+        }
+    }
+}
