@@ -11,6 +11,7 @@ pub mod events;
 pub mod handlers;
 pub mod inbound;
 pub mod ledger;
+pub mod metrics;
 pub mod runtime;
 pub mod secrets;
 pub mod ssm;
@@ -34,6 +35,7 @@ impl Ports for AwsPorts {
     type Events = events::EventBus;
     type Alarms = alarms::CloudWatchAlarms;
     type Timers = timers::SchedulerTimers;
+    type Metrics = metrics::EmfMetrics;
 }
 
 pub type AwsEngine = Engine<AwsPorts>;
@@ -91,6 +93,7 @@ where
         events: events::EventBus::new(client!(aws_sdk_eventbridge), bus),
         alarms: alarms::CloudWatchAlarms::new(client!(aws_sdk_cloudwatch)),
         timers: timers::SchedulerTimers::new(client!(aws_sdk_scheduler), timer.clone()),
+        metrics: metrics::EmfMetrics,
     }
 }
 

@@ -12,6 +12,8 @@ use ferry_aws::inbound::{
     DeployInput, RollbackInput, WatchInput,
 };
 use ferry_core::engine::{AlarmState, DeploymentOutcome, Push, ReconcileRequest, TaskStopped};
+use ferry_core::ports::{ApprovalPlan, ParameterChange, ReleaseEvent};
+use ferry_core::release::ReleaseState;
 use serde_json::Value;
 
 const ACCOUNT: &str = "123456789012";
@@ -395,7 +397,140 @@ fn expectations() -> BTreeMap<&'static str, Expectation> {
             }
         );
     });
+    // ferry's own events, as EventBridge delivers them to the notification rule
+    expect(
+        "ferry-release-state-change-failed.json",
+        RELEASE_NOTIFICATIONS,
+        |e| {
+            let event = release_event(
+                "1.0.0",
+                ReleaseState::Failed,
+                Some(ReleaseState::Migrating),
+                Some("migration container \"migrate\" exited with code 1 (stop code EssentialContainerExited: Essential container in task exited)"),
+            );
+            delivered(e, &event);
+        },
+    );
+    expect(
+        "ferry-release-state-change-rolled-back.json",
+        RELEASE_NOTIFICATIONS,
+        |e| {
+            let event = release_event(
+                "1.1.0",
+                ReleaseState::RolledBack,
+                Some(ReleaseState::RollingBack),
+                Some("alarm shop-prod-5xx: Threshold Crossed: 1 out of the last 1 datapoints [57.0 (23/11/26 10:10:00)] was greater than the threshold (10.0) (minimum 1 datapoint for OK -> ALARM transition)."),
+            );
+            delivered(e, &event);
+        },
+    );
+    expect(
+        "ferry-release-state-change-awaiting-approval.json",
+        RELEASE_NOTIFICATIONS,
+        |e| {
+            let revision = |family: &str| {
+                format!("arn:aws:ecs:eu-west-1:{ACCOUNT}:task-definition/{family}:8")
+            };
+            let event = ReleaseEvent {
+                plan: Some(ApprovalPlan {
+                    task_definitions: ["api", "scheduler", "worker"]
+                        .into_iter()
+                        .map(|s| (s.to_owned(), revision(&format!("shop-{s}"))))
+                        .collect(),
+                    parameter: ParameterChange {
+                        name: "/shop/prod/compute/currentImageTag".into(),
+                        from: Some("1.0.0".into()),
+                        to: "1.1.0".into(),
+                    },
+                    migration: Some(revision("shop-migrate")),
+                    expires_at: epoch_secs("2026-11-24T11:00:09Z"),
+                }),
+                ..release_event(
+                    "1.1.0",
+                    ReleaseState::AwaitingApproval,
+                    Some(ReleaseState::Claimed),
+                    None,
+                )
+            };
+            delivered(e, &event);
+        },
+    );
+    expect(
+        "ferry-release-state-change-succeeded.json",
+        RELEASE_NOTIFICATIONS,
+        |e| {
+            let event = release_event(
+                "1.0.0",
+                ReleaseState::Succeeded,
+                Some(ReleaseState::Baking),
+                None,
+            );
+            delivered(e, &event);
+        },
+    );
+    expect(
+        "ferry-release-state-change-deploying.json",
+        RELEASE_NOTIFICATIONS,
+        |e| {
+            let event = release_event(
+                "1.0.0",
+                ReleaseState::Deploying,
+                Some(ReleaseState::Migrating),
+                None,
+            );
+            delivered(e, &event);
+        },
+    );
     map
+}
+
+/// Where ferry's own Release State Change events go: no function, the
+/// notification rule (rendered by tests/emulator/test_notifications.py).
+const RELEASE_NOTIFICATIONS: &str = "ReleaseNotificationRule";
+
+/// The event ferry emits for the README's 1.0.0 (or 1.1.0) release of shop/prod.
+fn release_event(
+    tag: &str,
+    state: ReleaseState,
+    previous_state: Option<ReleaseState>,
+    reason: Option<&str>,
+) -> ReleaseEvent {
+    let (id, digest) = match tag {
+        "1.0.0" => ("shop/prod/3f2a9c1b7e40d5a1", digest("3f2a9c1b7e40d5a1")),
+        _ => ("shop/prod/8b7c6d5e4f3a2b1c", digest("8b7c6d5e4f3a2b1c")),
+    };
+    ReleaseEvent {
+        release_id: id.into(),
+        app: "shop".into(),
+        environment: "prod".into(),
+        repository: "shop".into(),
+        tag: tag.into(),
+        digest,
+        state,
+        previous_state,
+        reason: reason.map(str::to_owned),
+        services: vec!["api".into(), "worker".into(), "scheduler".into()],
+        plan: None,
+        timing: None,
+    }
+}
+
+/// `event` is `emitted` as EventBridge delivers a PutEvents entry of ferry's:
+/// the envelope, the source and detail-type ferry puts, the detail exactly as
+/// `ReleaseEvent` serializes (no entry resources: an empty list).
+fn delivered(event: Value, emitted: &ReleaseEvent) {
+    assert_eq!(event["version"], "0");
+    assert_eq!(event["source"], ferry_aws::events::SOURCE);
+    assert_eq!(event["detail-type"], ferry_aws::events::DETAIL_TYPE);
+    assert_eq!(event["account"], ACCOUNT);
+    assert_eq!(event["region"], REGION);
+    assert_eq!(event["resources"], Value::Array(Vec::new()));
+    assert!(event["id"].as_str().is_some_and(|id| !id.is_empty()));
+    epoch_secs(event["time"].as_str().expect("a time"));
+    assert_eq!(
+        event["detail"],
+        serde_json::to_value(emitted).expect("a ReleaseEvent serializes")
+    );
 }
 
 fn push_of(event: Value, repository: &str, tag: &str, digest: &str, time: &str) {
@@ -517,7 +652,11 @@ fn every_aws_event_fixture_has_the_eventbridge_envelope() {
         assert_eq!(text("version"), "0", "{name}: `version`");
         assert!(!text("id").is_empty(), "{name}: `id`");
         assert!(!text("detail-type").is_empty(), "{name}: `detail-type`");
-        assert!(text("source").starts_with("aws."), "{name}: `source`");
+        // AWS services' events, or ferry's own (PutEvents with source `ferry`)
+        assert!(
+            text("source").starts_with("aws.") || text("source") == ferry_aws::events::SOURCE,
+            "{name}: `source`"
+        );
         assert_eq!(text("account"), ACCOUNT, "{name}: `account` (one estate)");
         assert_eq!(text("region"), REGION, "{name}: `region` (one estate)");
         assert!(

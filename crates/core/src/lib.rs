@@ -7,6 +7,7 @@ pub mod config;
 pub mod decide;
 pub mod engine;
 pub mod image;
+pub mod metrics;
 pub mod names;
 pub mod ports;
 pub mod release;

@@ -660,6 +660,19 @@ pub struct ReleaseEvent {
     /// On the event of a release taking AWAITING_APPROVAL: what approving it does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<ApprovalPlan>,
+    /// When the release was claimed and last written, for the metrics
+    /// ([`crate::metrics`]); not part of the event ferry puts on the bus.
+    #[serde(skip)]
+    pub timing: Option<ReleaseTiming>,
+}
+
+/// The ledger's timestamps of a release (epoch seconds) at a transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleaseTiming {
+    pub claimed_at: u64,
+    /// The record's last write before this transition.
+    pub updated_at: u64,
+    pub migration_deadline: Option<u64>,
 }
 
 /// What a release awaiting approval would change once approved: the revisions
@@ -786,6 +799,14 @@ impl NoticeKind {
             NoticeKind::DriftDetected => "Drift Detected",
         }
     }
+}
+
+/// Where ferry's release metrics go. Writing one never fails a release: the
+/// adapter reports its own trouble, the engine does not wait on it.
+pub trait Metrics: Send + Sync {
+    /// Epoch seconds now: the end of the durations measured.
+    fn now(&self) -> u64;
+    fn record(&self, measurements: &[crate::metrics::Measurement]);
 }
 
 pub trait EventSink: Send + Sync {

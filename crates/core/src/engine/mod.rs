@@ -24,8 +24,9 @@ use serde::Serialize;
 
 use crate::config::{Config, Environment};
 use crate::ports::{
-    Alarms, Ecs, EventSink, HeadChange, Lane, Ledger, Parameters, PortError, Registry,
-    ReleaseEvent, ReleaseRecord, ReleaseUpdate, RollbackLedger, SecretsCheck, Timers,
+    Alarms, Ecs, EventSink, HeadChange, Lane, Ledger, Metrics, Parameters, PortError, Registry,
+    ReleaseEvent, ReleaseRecord, ReleaseTiming, ReleaseUpdate, RollbackLedger, SecretsCheck,
+    Timers,
 };
 use crate::release::{ReleaseState, Transition};
 
@@ -59,6 +60,7 @@ pub trait Ports {
     type Events: EventSink;
     type Alarms: Alarms;
     type Timers: Timers;
+    type Metrics: Metrics;
 }
 
 pub struct Engine<P: Ports> {
@@ -71,6 +73,7 @@ pub struct Engine<P: Ports> {
     pub events: P::Events,
     pub alarms: P::Alarms,
     pub timers: P::Timers,
+    pub metrics: P::Metrics,
 }
 
 /// Why an invocation failed. Retryable errors should make Lambda run the event
@@ -249,6 +252,11 @@ pub(crate) fn event_for(
         reason: record.reason.clone(),
         services: record.services.clone(),
         plan: None,
+        timing: Some(ReleaseTiming {
+            claimed_at: record.created_at,
+            updated_at: record.updated_at,
+            migration_deadline: record.migration_deadline,
+        }),
     }
 }
 
@@ -268,12 +276,32 @@ where
 impl<P: Ports> Engine<P> {
     /// Emits the audit events. A failed emit is logged by the adapter and does not
     /// fail the release: the ledger, not the event bus, is the record of truth.
+    /// The transitions' metrics are recorded first, whatever becomes of the events.
     async fn emit(&self, events: Vec<ReleaseEvent>) {
         if events.is_empty() {
             return;
         }
+        self.record_metrics(&events);
         if let Err(error) = self.events.emit(&events).await {
             tracing::warn!(%error, "could not emit Release State Change events");
+        }
+    }
+
+    fn record_metrics(&self, events: &[ReleaseEvent]) {
+        let now = self.metrics.now();
+        let measured: Vec<_> = events
+            .iter()
+            .flat_map(|event| {
+                let timeout = self
+                    .config
+                    .environment(&event.app, &event.environment)
+                    .and_then(|env| env.migration_for(&event.repository))
+                    .map(|m| m.timeout.as_secs());
+                crate::metrics::measurements(event, timeout, now)
+            })
+            .collect();
+        if !measured.is_empty() {
+            self.metrics.record(&measured);
         }
     }
 

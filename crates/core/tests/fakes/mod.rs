@@ -28,13 +28,14 @@ use ferry_core::engine::{
     Decision, DeploymentChange, DeploymentOutcome, Engine, Ports, Push, TaskStopped,
 };
 use ferry_core::image::{ContainerImage, ImageChange, ReleaseTags};
+use ferry_core::metrics::Measurement;
 use ferry_core::names::PushTime;
 use ferry_core::ports::{
     superseded_reason, AlarmState, AlarmStatus, Alarms, Claim, ClaimOutcome, DeploymentStatus, Ecs,
-    EventSink, HeadChange, HeldPush, ImageSelector, Lane, LaneHead, Ledger, Notice, Parameters,
-    PortError, PortResult, Registry, ReleaseEvent, ReleasePointer, ReleaseRecord, ReleaseUpdate,
-    ResolvedImage, RollbackInProgress, RollbackLedger, RollbackWrite, RolloutState, SecretsCheck,
-    ServiceLookup, ServiceView, TaskDefinitionView, TaskPhase, TaskStatus, Timers,
+    EventSink, HeadChange, HeldPush, ImageSelector, Lane, LaneHead, Ledger, Metrics, Notice,
+    Parameters, PortError, PortResult, Registry, ReleaseEvent, ReleasePointer, ReleaseRecord,
+    ReleaseUpdate, ResolvedImage, RollbackInProgress, RollbackLedger, RollbackWrite, RolloutState,
+    SecretsCheck, ServiceLookup, ServiceView, TaskDefinitionView, TaskPhase, TaskStatus, Timers,
 };
 use ferry_core::release::{
     Guard, ReleaseId, ReleaseState, StoppedContainer, StoppedTask, Transition,
@@ -260,6 +261,7 @@ impl Ports for FakePorts {
     type Events = FakeAws;
     type Alarms = FakeAws;
     type Timers = FakeAws;
+    type Metrics = FakeAws;
 }
 
 pub type FakeEngine = Engine<FakePorts>;
@@ -510,6 +512,10 @@ pub struct State {
     pub notices: Vec<Notice>,
     // EventBridge
     pub events: Vec<ReleaseEvent>,
+    // CloudWatch embedded metrics, and the clock that ends their durations
+    // (epoch seconds; unset: T0)
+    pub metrics: Vec<Measurement>,
+    pub metrics_clock: Option<u64>,
     // CloudWatch: alarm name → status
     pub alarms: BTreeMap<String, AlarmStatus>,
     // EventBridge Scheduler: bake timers, release → epoch seconds
@@ -547,6 +553,7 @@ impl FakeAws {
             events: self.clone(),
             alarms: self.clone(),
             timers: self.clone(),
+            metrics: self.clone(),
         }
     }
 
@@ -2013,6 +2020,16 @@ impl Timers for FakeAws {
         // As Scheduler: a schedule of that name exists already → no new one.
         self.state().timers.entry(release.clone()).or_insert(at);
         Ok(())
+    }
+}
+
+impl Metrics for FakeAws {
+    fn now(&self) -> u64 {
+        self.state().metrics_clock.unwrap_or(T0)
+    }
+
+    fn record(&self, measurements: &[Measurement]) {
+        self.state().metrics.extend_from_slice(measurements);
     }
 }
 
