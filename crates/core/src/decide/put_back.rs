@@ -10,8 +10,6 @@
 //! A revision without ferry's release tag was put there by hand: that is drift,
 //! the reconcile pass's to report (and to heal only with `heal_drift`).
 
-use std::collections::BTreeMap;
-
 use crate::ports::{KnownGoodRelease, LaneHead, ReleaseRecord, ReleaseUpdate};
 use crate::release::ReleaseState;
 
@@ -115,6 +113,7 @@ mod tests {
     use super::*;
     use crate::ports::ReleasePointer;
     use crate::release::ReleaseId;
+    use std::collections::BTreeMap;
 
     fn good() -> KnownGoodRelease {
         KnownGoodRelease {
