@@ -130,6 +130,41 @@ def generate(rng: random.Random, lane: Lane, steps: int) -> list[Step]:
     return history
 
 
+def racing_writes(calls: list[dict[str, Any]], name: str, value: str) -> bool:
+    """Whether the two writes of ``value`` to ``name`` are one call the SDK
+    sent again, or two writers that raced, rather than ferry writing a value it
+    had seen there.
+
+    PutParameter takes no idempotency token and SSM no condition: every path
+    that writes the image tag reads it first and writes only if it differs
+    (``Engine::write_tag_once``). Two versions with one value then come only
+    from (a) the SDK resending a PutParameter whose answer it lost after it
+    took effect — one ``amz-sdk-invocation-id`` on both (the SDK keeps it
+    across retries: aws_runtime::invocation_id), AWS behaves the same — or
+    (b) two invocations racing read-then-write: the second writer's last read
+    began before the first write ended, so it could not see it. A second write
+    whose caller read the parameter again after the first write ended is ferry
+    writing twice: a violation."""
+    writes = [c for c in calls if c["operation"] == "ssm:PutParameter" and c["detail"].get("name") == name]
+    for i, (first, second) in enumerate(zip(writes, writes[1:])):
+        if first["detail"].get("value") != value or second["detail"].get("value") != value:
+            continue
+        if first["detail"].get("invocation") and first["detail"].get("invocation") == second["detail"].get("invocation"):
+            return True
+        # the second writer's read: its caller's last GetParameter of the name
+        # before it, made after the write of the value before (a path that
+        # writes without reading has none, and its duplicate is a violation)
+        before = writes[i - 1]["ended"] if i > 0 else 0.0
+        reads = [
+            c for c in calls
+            if c["operation"] == "ssm:GetParameter" and c["caller"] == second["caller"]
+            and c["detail"].get("name") == name and before <= c["time"] and c["ended"] <= second["time"]
+        ]
+        if reads and max(r["time"] for r in reads) < first["ended"]:
+            return True
+    return False
+
+
 # ------------------------------------------------------------------ running
 
 
@@ -150,6 +185,9 @@ class Runner:
         self.faults: dict[str, int] = {}
         self.passes = 0
         self.explain = False
+        # same-value SSM versions from an SDK resend or two racing writers
+        # (racing_writes): reported, not violations
+        self.racing_ssm_writes = 0
 
     # -- setup
 
@@ -329,19 +367,12 @@ class Runner:
         found += [f"{service} force-deployed {n} times to {definition}" for (service, definition), n in updates.items() if n > 1]
         values = [v["value"] for v in stack.parameter_history(parameter(app))]
         fresh = values[max(0, before["ssm_versions"] - 1):]
-        # PutParameter takes no idempotency token: when its answer is lost after
-        # it took effect, the SDK's retry writes a second version with the same
-        # value (AWS does the same). That is one call, not ferry writing twice.
-        resent: set[str] = set()
-        seen: set[tuple[str, str]] = set()
-        for call in calls:
-            detail = call["detail"]
-            if call["operation"] == "ssm:PutParameter" and detail.get("name") == parameter(app) and detail.get("invocation"):
-                key = (detail["invocation"], detail.get("value"))
-                if key in seen:
-                    resent.add(str(detail.get("value")))
-                seen.add(key)
-        found += [f"{parameter(app)} written twice with {a}" for a, b in zip(fresh, fresh[1:]) if a == b and a not in resent]
+        duplicates = [a for a, b in zip(fresh, fresh[1:]) if a == b]
+        for value in duplicates:
+            if racing_writes(calls, parameter(app), value):
+                self.racing_ssm_writes += 1
+            else:
+                found.append(f"{parameter(app)} written twice with {value}")
         if found and self.explain:
             for call in stack.calls(before["call_seq"]):
                 if call["caller"].startswith("ferry-") and (call.get("detail") or call["status"] != 200):
@@ -376,6 +407,7 @@ class Runner:
             "faults": self.faults,
             "reconcile_passes": self.passes,
             "violations": len(self.violations),
+            "racing_ssm_writes": self.racing_ssm_writes,
             "settle_p50_s": round(statistics.median(settle), 2) if settle else None,
             "settle_p99_s": round(settle[min(len(settle) - 1, int(len(settle) * 0.99))], 2) if settle else None,
         }

@@ -10,15 +10,7 @@ import os
 
 import pytest
 
-from chaos import Runner
-
-# Off in the default suite until the violation classes `scripts/chaos` still
-# finds in about one history in fifty are fixed (docs/DESIGN.md, "Open under
-# chaos"): with them, four random histories would fail CI by chance.
-pytestmark = pytest.mark.skipif(
-    os.environ.get("FERRY_CHAOS_SUITE") != "1",
-    reason="FERRY_CHAOS_SUITE=1 runs it; known violation classes are open (docs/DESIGN.md)",
-)
+from chaos import Runner, racing_writes
 
 HISTORIES, STEPS, SEED = 4, 6, 20261202
 
@@ -33,6 +25,10 @@ def runner(stack):
     chaos.finish()
 
 
+@pytest.mark.skipif(
+    os.environ.get("FERRY_CHAOS_SUITE") != "1",
+    reason="FERRY_CHAOS_SUITE=1 runs it",
+)
 def test_invariants_hold_through_failing_calls_and_crashed_functions(runner):
     for _ in range(HISTORIES):
         runner.run_history(steps=STEPS)
@@ -41,3 +37,39 @@ def test_invariants_hold_through_failing_calls_and_crashed_functions(runner):
     assert figures["histories"] == HISTORIES
     failed = sum(n for kind, n in figures["faults"].items() if kind not in ("calls", "crash", "crash_missed"))
     assert failed > 0 and figures["faults"].get("crash", 0) > 0, figures
+
+
+def _put(seq, caller, value, start, end, invocation):
+    return {"seq": seq, "caller": caller, "operation": "ssm:PutParameter", "status": 200, "time": start, "ended": end,
+            "detail": {"name": "/p", "value": value, "invocation": invocation}}
+
+
+def _get(seq, caller, start, end):
+    return {"seq": seq, "caller": caller, "operation": "ssm:GetParameter", "status": 200, "time": start, "ended": end,
+            "detail": {"name": "/p", "invocation": f"read-{seq}"}}
+
+
+def test_a_put_parameter_the_sdk_sent_again_is_one_call():
+    calls = [_put(1, "ferry-gate", "1.1.0", 1.0, 1.1, "same"), _put(2, "ferry-gate", "1.1.0", 6.0, 6.1, "same")]
+    assert racing_writes(calls, "/p", "1.1.0")
+
+
+def test_two_writers_that_read_before_either_wrote_raced():
+    calls = [
+        _get(1, "ferry-gate", 1.0, 1.1), _get(2, "ferry-gate", 1.0, 1.1),
+        _put(3, "ferry-gate", "1.1.0", 1.2, 1.3, "a"), _put(4, "ferry-gate", "1.1.0", 1.2, 1.35, "b"),
+    ]
+    assert racing_writes(calls, "/p", "1.1.0")
+
+
+def test_a_writer_that_read_the_value_after_it_was_written_and_wrote_it_again_is_a_violation():
+    calls = [
+        _get(1, "ferry-gate", 1.0, 1.1), _put(2, "ferry-gate", "1.1.0", 1.2, 1.3, "a"),
+        _get(3, "ferry-gate", 2.0, 2.1), _put(4, "ferry-gate", "1.1.0", 2.2, 2.3, "b"),
+    ]
+    assert not racing_writes(calls, "/p", "1.1.0")
+
+
+def test_a_writer_that_never_read_and_wrote_the_value_again_is_a_violation():
+    calls = [_put(1, "ferry-deploy", "1.1.0", 1.0, 1.1, "a"), _put(2, "ferry-deploy", "1.1.0", 2.0, 2.1, "b")]
+    assert not racing_writes(calls, "/p", "1.1.0")

@@ -336,12 +336,19 @@ def _put_parameter_detail(body: bytes) -> dict[str, Any]:
     return {"name": request.get("Name"), "value": request.get("Value")}
 
 
-#: calls whose log entry carries what they changed (the chaos runs count
-#: duplicate effects per release from it): operation -> request body -> detail
+def _get_parameter_detail(body: bytes) -> dict[str, Any]:
+    return {"name": _json_body(body).get("Name")}
+
+
+#: calls whose log entry carries what they changed, or read before a change
+#: (the chaos runs count duplicate effects per release from it, and tell a
+#: write that raced another from one made after it): operation -> request
+#: body -> detail
 _DETAILED = {
     "RegisterTaskDefinition": _register_detail,
     "UpdateService": _update_service_detail,
     "PutParameter": _put_parameter_detail,
+    "GetParameter": _get_parameter_detail,
 }
 
 
