@@ -181,7 +181,8 @@ class Runner:
         self.settle_seconds: list[float] = []
         self.histories = 0
         self.steps = 0
-        self.violations: list[str] = []
+        self.violations: list[str] = []  # what each violating history broke, with its diagnostics
+        self.violating_histories = 0
         self.faults: dict[str, int] = {}
         self.passes = 0
         self.explain = False
@@ -238,6 +239,7 @@ class Runner:
         if found:
             found = [f"{lane.app} history {self.histories + 1}: {'; '.join(map(str, history))}", *found]
         self.violations.extend(found)
+        self.violating_histories += bool(found)
         self.histories += 1
         self.steps += len(history)
         return found
@@ -406,7 +408,7 @@ class Runner:
             "crash_share": self.crash,
             "faults": self.faults,
             "reconcile_passes": self.passes,
-            "violations": len(self.violations),
+            "violating_histories": self.violating_histories,
             "racing_ssm_writes": self.racing_ssm_writes,
             "settle_p50_s": round(statistics.median(settle), 2) if settle else None,
             "settle_p99_s": round(settle[min(len(settle) - 1, int(len(settle) * 0.99))], 2) if settle else None,
