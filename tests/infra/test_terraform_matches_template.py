@@ -36,7 +36,7 @@ Compared:
   AllowedPattern / AllowedValues;
 * ferry's own alarms: the same set, metric, namespace, statistic, period,
   threshold, comparison and missing-data treatment;
-* release notifications, once template.yaml has them (skipped before): which
+* release notifications: which
   resources exist only when enabled (and with an e-mail), the rule's pattern,
   target, input paths and input template (the rendered text itself is tested
   against the template in tests/emulator), the topic's name and policy, the
@@ -62,14 +62,17 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import hcl2
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+# the local stack's CloudFormation helpers (tests/emulator/cfn.py): one reader of template.yaml
+sys.path.insert(0, str(ROOT / "tests" / "emulator"))
+import cfn  # noqa: E402
 TEMPLATE = ROOT / "template.yaml"
 MODULE = ROOT / "infra" / "terraform" / "modules" / "ferry"
 
@@ -97,23 +100,8 @@ REF_ATTRIBUTES = {"LedgerTable": "name", "FailedInvocationsQueue": "url", "Notif
 
 
 def load_template() -> dict[str, Any]:
-    class CloudFormationLoader(yaml.SafeLoader):
-        """SafeLoader plus CloudFormation's short-form tags (``!Ref x`` -> ``{"Ref": x}``)."""
-
-    def construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-        name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-            if name == "Fn::GetAtt":
-                value = value.split(".", 1)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)
-        return {name: value}
-
-    CloudFormationLoader.add_multi_constructor("!", construct)
-    return yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)
+    """template.yaml with CloudFormation's short-form tags, by the local stack's own loader."""
+    return cfn.load_template(str(TEMPLATE))
 
 
 class Module:
@@ -648,13 +636,8 @@ NOTIFICATION_RESOURCES = {
     "NotificationEmailSubscription": ("aws_sns_topic_subscription", "notification_email"),
     "ReleaseNotificationRule": ("aws_cloudwatch_event_rule", "release_notifications"),
 }
-needs_notifications = pytest.mark.skipif(
-    "ReleaseNotificationRule" not in RESOURCES,
-    reason="template.yaml has no release notifications yet: they come with the notifications change to the template",
-)
 
 
-@needs_notifications
 def test_release_notifications_exist_only_when_enabled_as_in_the_template():
     assert CONDITIONS["NotificationsEnabled"] == {"Fn::Equals": [{"Ref": "EnableNotifications"}, "true"]}
     enabled = "${var.enable_notifications ? 1 : 0}"
@@ -672,7 +655,6 @@ def test_release_notifications_exist_only_when_enabled_as_in_the_template():
     assert notification_resources == set(NOTIFICATION_RESOURCES.values()) | {("aws_cloudwatch_event_target", "release_notifications")}
 
 
-@needs_notifications
 def test_the_release_notification_rule_has_the_templates_pattern_and_input_transformer():
     template = RESOURCES["ReleaseNotificationRule"]["Properties"]
     local = MODULE_DOC.locals["release_notification"]
@@ -692,7 +674,6 @@ def test_the_release_notification_rule_has_the_templates_pattern_and_input_trans
     assert hcl_unescape(transformer["input_template"]) == cfn(template_target["InputTransformer"]["InputTemplate"])
 
 
-@needs_notifications
 def test_the_notification_topic_takes_only_the_rules_events_and_the_optional_email():
     topic = RESOURCES["NotificationTopic"]["Properties"]
     module_topic = tf(MODULE_DOC.resource["aws_sns_topic"]["notifications"])

@@ -475,20 +475,32 @@ impl<P: Ports> Engine<P> {
                     .await
             }
             Finding::TagOffKnownGood { expected, .. } => {
-                // Read again: a release claimed since the pass read the head
-                // owns the parameter now (it writes it only after its claim).
-                let head = self.ledger.head(lane).await?.unwrap_or_default();
-                let idle = head.in_flight.is_none() && head.rolling_back.is_none();
-                if !idle || head.history.first().map(|good| &good.tag) != Some(expected) {
-                    return Ok(None);
-                }
-                self.correct_parameter(lane, &head).await?;
-                Ok(Some((
-                    NoticeKind::Reconciled,
-                    format!("wrote {expected} back and labelled it known-good"),
-                )))
+                let written = self.write_known_good_back(lane, expected).await?;
+                Ok(written.then(|| {
+                    (
+                        NoticeKind::Reconciled,
+                        format!("wrote {expected} back and labelled it known-good"),
+                    )
+                }))
             }
         }
+    }
+
+    /// Writes the known-good tag `expected` back to an idle lane's parameter.
+    /// The head is read again: a release claimed since the pass read it owns
+    /// the parameter (it writes it only after its claim). False: not idle now.
+    async fn write_known_good_back(
+        &self,
+        lane: &Lane,
+        expected: &str,
+    ) -> Result<bool, EngineError> {
+        let head = self.ledger.head(lane).await?.unwrap_or_default();
+        let idle = head.in_flight.is_none() && head.rolling_back.is_none();
+        if !idle || head.history.first().map(|good| good.tag.as_str()) != Some(expected) {
+            return Ok(false);
+        }
+        self.correct_parameter(lane, &head).await?;
+        Ok(true)
     }
 
     /// A push, delivered again: the same release id as its event, so a late
