@@ -21,7 +21,8 @@ release in flight with no write for a while; the pass resumes such a step only
 once no write happened for longer than a function can run (``STALLED_AFTER``,
 17 minutes with its grace). Instead of waiting, the harness moves the
 ledger's clock: every release record's ``updated_at`` goes back by that much
-(``age_ledger``), the one place where the chaos runs bend time. Passes are run
+(``age_ledger``; claims on tag writes age with them), the one place where
+the chaos runs bend time. Passes are run
 until one finds nothing to do.
 
 *Invariants*, per lane, after settling (``check``): no release in flight and
@@ -30,8 +31,9 @@ known-good release's tag; every service runs the known-good digest, on one
 completed deployment; no service on a rolled-back (bad) digest; the known-good
 history only ever goes up in version; per release, at most one registration
 per family, at most one forced UpdateService per service and revision, no two
-consecutive SSM versions with the same value (but for one PutParameter the SDK
-sent again after losing its answer: one ``amz-sdk-invocation-id``, one call);
+consecutive SSM versions with the same value, concurrent writers included (but
+for one PutParameter the SDK sent again after losing its answer: one
+``amz-sdk-invocation-id``, one call);
 every pointer of the head names
 a release record in the matching state.
 
@@ -130,37 +132,26 @@ def generate(rng: random.Random, lane: Lane, steps: int) -> list[Step]:
     return history
 
 
-def racing_writes(calls: list[dict[str, Any]], name: str, value: str) -> bool:
-    """Whether the two writes of ``value`` to ``name`` are one call the SDK
-    sent again, or two writers that raced, rather than ferry writing a value it
-    had seen there.
+def resent_write(calls: list[dict[str, Any]], name: str, value: str) -> bool:
+    """Whether two consecutive writes of ``value`` to ``name`` are one call the
+    SDK sent again after losing its answer, rather than ferry writing twice.
 
-    PutParameter takes no idempotency token and SSM no condition: every path
-    that writes the image tag reads it first and writes only if it differs
-    (``Engine::write_tag_once``). Two versions with one value then come only
-    from (a) the SDK resending a PutParameter whose answer it lost after it
-    took effect — one ``amz-sdk-invocation-id`` on both (the SDK keeps it
-    across retries: aws_runtime::invocation_id), AWS behaves the same — or
-    (b) two invocations racing read-then-write: the second writer's last read
-    began before the first write ended, so it could not see it. A second write
-    whose caller read the parameter again after the first write ended is ferry
-    writing twice: a violation."""
+    PutParameter takes no idempotency token and SSM no condition. Every path
+    that writes the image tag reads it and claims the write in the ledger
+    first (``Engine::write_tag_once``, ``Ledger::claim_tag_write``): a writer
+    that finds the value there does not write, and of two writers that both
+    read another value only the claim's holder writes. One call the SDK resent
+    after it took effect is not ferry's second write: both carry one
+    ``amz-sdk-invocation-id`` (the SDK keeps it across retries:
+    aws_runtime::invocation_id), and AWS would take both the same way. Any
+    other same-value pair is a violation, a race between two writers
+    included."""
     writes = [c for c in calls if c["operation"] == "ssm:PutParameter" and c["detail"].get("name") == name]
-    for i, (first, second) in enumerate(zip(writes, writes[1:])):
+    for first, second in zip(writes, writes[1:]):
         if first["detail"].get("value") != value or second["detail"].get("value") != value:
             continue
-        if first["detail"].get("invocation") and first["detail"].get("invocation") == second["detail"].get("invocation"):
-            return True
-        # the second writer's read: its caller's last GetParameter of the name
-        # before it, made after the write of the value before (a path that
-        # writes without reading has none, and its duplicate is a violation)
-        before = writes[i - 1]["ended"] if i > 0 else 0.0
-        reads = [
-            c for c in calls
-            if c["operation"] == "ssm:GetParameter" and c["caller"] == second["caller"]
-            and c["detail"].get("name") == name and before <= c["time"] and c["ended"] <= second["time"]
-        ]
-        if reads and max(r["time"] for r in reads) < first["ended"]:
+        invocation = first["detail"].get("invocation")
+        if invocation and invocation == second["detail"].get("invocation"):
             return True
     return False
 
@@ -186,9 +177,9 @@ class Runner:
         self.faults: dict[str, int] = {}
         self.passes = 0
         self.explain = False
-        # same-value SSM versions from an SDK resend or two racing writers
-        # (racing_writes): reported, not violations
-        self.racing_ssm_writes = 0
+        # same-value SSM versions from one PutParameter the SDK resent
+        # (resent_write): reported, not violations
+        self.resent_ssm_writes = 0
 
     # -- setup
 
@@ -371,8 +362,8 @@ class Runner:
         fresh = values[max(0, before["ssm_versions"] - 1):]
         duplicates = [a for a, b in zip(fresh, fresh[1:]) if a == b]
         for value in duplicates:
-            if racing_writes(calls, parameter(app), value):
-                self.racing_ssm_writes += 1
+            if resent_write(calls, parameter(app), value):
+                self.resent_ssm_writes += 1
             else:
                 found.append(f"{parameter(app)} written twice with {value}")
         if found and self.explain:
@@ -409,7 +400,7 @@ class Runner:
             "faults": self.faults,
             "reconcile_passes": self.passes,
             "violating_histories": self.violating_histories,
-            "racing_ssm_writes": self.racing_ssm_writes,
+            "resent_ssm_writes": self.resent_ssm_writes,
             "settle_p50_s": round(statistics.median(settle), 2) if settle else None,
             "settle_p99_s": round(settle[min(len(settle) - 1, int(len(settle) * 0.99))], 2) if settle else None,
         }
@@ -421,16 +412,22 @@ def parameter(app: str) -> str:
 
 def age_ledger(stack: Any, app: str, seconds: int = STALL_SECONDS) -> None:
     """Time passes for the ledger: every release record of ``app`` was last
-    written ``seconds`` earlier than it says (see the module doc)."""
+    written, and every claim on its tag writes taken, ``seconds`` earlier than
+    it says (see the module doc)."""
     dynamodb = stack.client("dynamodb")
     for item in stack.ledger():
         if str(item.get("pk", "")).startswith(f"release#{app}/") and item.get("state") not in TERMINAL and "updated_at" in item:
-            dynamodb.update_item(
-                TableName=stack.ledger_table,
-                Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
-                UpdateExpression="SET updated_at = :aged",
-                ExpressionAttributeValues={":aged": {"N": str(int(item["updated_at"]) - seconds)}},
-            )
+            field = "updated_at"
+        elif str(item.get("pk", "")).startswith(f"lane#{app}/") and item.get("sk") == "tag-claim" and "claimed_at" in item:
+            field = "claimed_at"  # a claim on a tag write whose writer died lapses too
+        else:
+            continue
+        dynamodb.update_item(
+            TableName=stack.ledger_table,
+            Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
+            UpdateExpression=f"SET {field} = :aged",
+            ExpressionAttributeValues={":aged": {"N": str(int(item[field]) - seconds)}},
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from chaos import Runner, racing_writes
+from chaos import Runner, resent_write
 
 HISTORIES, STEPS, SEED = 4, 6, 20261202
 
@@ -44,32 +44,21 @@ def _put(seq, caller, value, start, end, invocation):
             "detail": {"name": "/p", "value": value, "invocation": invocation}}
 
 
-def _get(seq, caller, start, end):
-    return {"seq": seq, "caller": caller, "operation": "ssm:GetParameter", "status": 200, "time": start, "ended": end,
-            "detail": {"name": "/p", "invocation": f"read-{seq}"}}
-
-
 def test_a_put_parameter_the_sdk_sent_again_is_one_call():
     calls = [_put(1, "ferry-gate", "1.1.0", 1.0, 1.1, "same"), _put(2, "ferry-gate", "1.1.0", 6.0, 6.1, "same")]
-    assert racing_writes(calls, "/p", "1.1.0")
+    assert resent_write(calls, "/p", "1.1.0")
 
 
-def test_two_writers_that_read_before_either_wrote_raced():
+def test_two_writers_of_one_value_are_a_violation_even_when_they_raced():
+    # Both read before either wrote: the claim in the ledger lets only one write.
+    calls = [_put(3, "ferry-gate", "1.1.0", 1.2, 1.3, "a"), _put(4, "ferry-reconcile", "1.1.0", 1.2, 1.35, "b")]
+    assert not resent_write(calls, "/p", "1.1.0")
+
+
+def test_a_resent_write_of_another_value_does_not_excuse_a_duplicate():
     calls = [
-        _get(1, "ferry-gate", 1.0, 1.1), _get(2, "ferry-gate", 1.0, 1.1),
-        _put(3, "ferry-gate", "1.1.0", 1.2, 1.3, "a"), _put(4, "ferry-gate", "1.1.0", 1.2, 1.35, "b"),
+        _put(1, "ferry-deploy", "1.0.0", 1.0, 1.1, "a"), _put(2, "ferry-deploy", "1.1.0", 2.0, 2.1, "b"),
+        _put(3, "ferry-deploy", "1.1.0", 3.0, 3.1, "c"), _put(4, "ferry-deploy", "1.1.0", 4.0, 4.1, "c"),
     ]
-    assert racing_writes(calls, "/p", "1.1.0")
-
-
-def test_a_writer_that_read_the_value_after_it_was_written_and_wrote_it_again_is_a_violation():
-    calls = [
-        _get(1, "ferry-gate", 1.0, 1.1), _put(2, "ferry-gate", "1.1.0", 1.2, 1.3, "a"),
-        _get(3, "ferry-gate", 2.0, 2.1), _put(4, "ferry-gate", "1.1.0", 2.2, 2.3, "b"),
-    ]
-    assert not racing_writes(calls, "/p", "1.1.0")
-
-
-def test_a_writer_that_never_read_and_wrote_the_value_again_is_a_violation():
-    calls = [_put(1, "ferry-deploy", "1.1.0", 1.0, 1.1, "a"), _put(2, "ferry-deploy", "1.1.0", 2.0, 2.1, "b")]
-    assert not racing_writes(calls, "/p", "1.1.0")
+    assert resent_write(calls, "/p", "1.1.0"), "3 and 4 are one call"
+    assert not resent_write(calls[:3], "/p", "1.1.0"), "2 and 3 are two"

@@ -147,18 +147,33 @@ def writes(mark: Mark) -> list[str]:
 def assert_three_round_trips(calls: list[dict[str, Any]], services: list[str]) -> None:
     """From the event to the last UpdateService, ferry reads the lane head,
     writes one transaction (the rollback recorded with its target), then sends
-    every UpdateService (with the SSM write and the read of the release left, for
-    its event) at once: each step only after the previous was answered (the
-    emulator records when a call arrived and when it was answered). Only then the
-    `known-good` label, the transaction that ends the rollback, and the event."""
+    every UpdateService at once, beside the claim on the lane's tag writes and
+    the read of the release left (for its event): each step only after the
+    previous was answered (the emulator records when a call arrived and when it
+    was answered). Under the claim the tag is written, then the claim given
+    back; then the `known-good` label, the transaction that ends the rollback
+    (once every UpdateService was answered), and the event."""
     read, begin, *rest = sorted(calls, key=lambda c: c["time"])
     assert (read["operation"], begin["operation"]) == ("dynamodb:GetItem", "dynamodb:TransactWriteItems"), timeline(calls)
     assert begin["time"] >= read["ended"] and all(c["time"] >= begin["ended"] for c in rest), timeline(calls)
-    third = [c for c in rest if c["operation"] in ("ecs:UpdateService", "ssm:PutParameter", "dynamodb:GetItem")]
-    after = [c for c in rest if c not in third]
-    assert sorted(c["operation"] for c in third) == sorted(["ecs:UpdateService"] * len(services) + ["dynamodb:GetItem", "ssm:PutParameter"]), timeline(calls)
-    assert sorted(c["operation"] for c in after) == sorted(["dynamodb:TransactWriteItems", "events:PutEvents", "ssm:LabelParameterVersion"]), timeline(calls)
-    assert all(a["time"] >= max(t["ended"] for t in third) for a in after), timeline(calls)
+    by_operation: dict[str, list[dict[str, Any]]] = {}
+    for call in rest:
+        by_operation.setdefault(call["operation"], []).append(call)
+    counts = {operation: len(found) for operation, found in by_operation.items()}
+    assert counts == {
+        "ecs:UpdateService": len(services), "dynamodb:GetItem": 1, "dynamodb:UpdateItem": 2, "ssm:PutParameter": 1,
+        "ssm:LabelParameterVersion": 1, "dynamodb:TransactWriteItems": 1, "events:PutEvents": 1,
+    }, timeline(calls)
+    updates = by_operation["ecs:UpdateService"]
+    claim, give_back = by_operation["dynamodb:UpdateItem"]
+    (put,), (label,) = by_operation["ssm:PutParameter"], by_operation["ssm:LabelParameterVersion"]
+    (close,), (event,) = by_operation["dynamodb:TransactWriteItems"], by_operation["events:PutEvents"]
+    # the third round trip: every UpdateService, the claim, the read of the release left
+    third_began = max(c["time"] for c in updates + [claim, *by_operation["dynamodb:GetItem"]])
+    assert third_began < min(c["ended"] for c in updates + [claim]), timeline(calls)
+    assert put["time"] >= claim["ended"] and give_back["time"] >= put["ended"], timeline(calls)
+    assert label["time"] >= give_back["ended"], timeline(calls)
+    assert close["time"] >= max(c["ended"] for c in updates + [label]) and event["time"] >= close["ended"], timeline(calls)
 
 
 def app_state(stack, app: str, services: list[str]) -> dict[str, Any]:

@@ -4,9 +4,13 @@
 //! - lane head: `pk = lane#<app>/<env>#<repository>`, `sk = head`
 //! - release:   `pk = release#<release id>`, `sk = release`
 //!   (`env_key` and `created_at` on each release allow listing an environment's history)
+//! - tag claim: `pk = lane#<app>/<env>#<repository>`, `sk = tag-claim`: who holds the
+//!   writes of the lane's image-tag parameter (`holder`, `claimed_at`) and the
+//!   version the last holder wrote (`last_written`); an item of its own so no
+//!   transaction on the head can drop it
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
@@ -17,7 +21,7 @@ use ferry_core::names::PushTime;
 use ferry_core::ports::{
     superseded_reason, Claim, ClaimOutcome, HeadChange, HeldPush, KnownGoodRelease, Lane, LaneHead,
     Ledger, PortError, PortResult, ReleasePointer, ReleaseRecord, ReleaseUpdate, Retried,
-    RollbackInProgress, RollbackLedger, RollbackWrite,
+    RollbackInProgress, RollbackLedger, RollbackWrite, TagClaim, TAG_CLAIM_LEASE,
 };
 use ferry_core::release::{Guard, ReleaseId, ReleaseState, Transition};
 
@@ -170,6 +174,25 @@ fn head_key(lane: &Lane) -> Item {
         ),
         ("sk".to_owned(), s("head")),
     ])
+}
+
+fn tag_claim_key(lane: &Lane) -> Item {
+    let mut key = head_key(lane);
+    key.insert("sk".to_owned(), s("tag-claim"));
+    key
+}
+
+/// Unique among the claims of every running function: the process, the
+/// moment and a counter (no two claims of one process share the last two).
+fn claim_token() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static TAKEN: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let count = TAKEN.fetch_add(1, Ordering::Relaxed);
+    format!("{}-{nanos}-{count}", std::process::id())
 }
 
 fn release_key(id: &ReleaseId) -> Item {
@@ -812,6 +835,54 @@ impl Ledger for DynamoLedger {
         self.transact_release_and_head(release_update, head_update)
             .await
     }
+
+    async fn claim_tag_writes(&self, lane: &Lane) -> PortResult<Option<TagClaim>> {
+        // Held by another writer for at most its lease (a claimed write is one
+        // PutParameter); a little past it the claim has lapsed and is taken.
+        let attempts =
+            2 + Duration::from_secs(TAG_CLAIM_LEASE).as_millis() / CLAIM_RETRY_INTERVAL.as_millis();
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                tokio::time::sleep(CLAIM_RETRY_INTERVAL).await;
+            }
+            if let Some(claim) = self.try_claim_tag_writes(lane).await? {
+                return Ok(Some(claim));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn release_tag_claim(
+        &self,
+        lane: &Lane,
+        claim: &TagClaim,
+        written: Option<i64>,
+    ) -> PortResult<()> {
+        let update = match written {
+            Some(_) => "REMOVE holder, claimed_at SET last_written = :written",
+            None => "REMOVE holder, claimed_at",
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(tag_claim_key(lane)))
+            .update_expression(update)
+            .condition_expression("holder = :token")
+            .set_expression_attribute_values(Some(
+                [
+                    (":token", Some(s(&claim.token))),
+                    (":written", written.map(n)),
+                ]
+                .into_iter()
+                .filter_map(|(name, value)| value.map(|v| (name.to_owned(), v)))
+                .collect(),
+            ))
+            .send()
+            .await;
+        // Not ours any more (another claim replaced it): nothing to give back.
+        applied(result).map(|_| ())
+    }
 }
 
 impl DynamoLedger {
@@ -899,6 +970,45 @@ impl DynamoLedger {
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
     PortError::new("dynamodb:TransactWriteItems", e.to_string())
+}
+
+/// How often a writer waiting for the claim on a lane's tag writes tries again.
+const CLAIM_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl DynamoLedger {
+    /// One attempt: taken (with what the last holder wrote) or held by another.
+    async fn try_claim_tag_writes(&self, lane: &Lane) -> PortResult<Option<TagClaim>> {
+        let now = now();
+        let token = claim_token();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(tag_claim_key(lane)))
+            .update_expression("SET holder = :token, claimed_at = :now")
+            .condition_expression("attribute_not_exists(holder) OR claimed_at < :lapsed")
+            .expression_attribute_values(":token", s(&token))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":lapsed", n(now.saturating_sub(TAG_CLAIM_LEASE)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let last_written = out
+                    .attributes()
+                    .and_then(|old| old.get("last_written"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok());
+                Ok(Some(TagClaim {
+                    token,
+                    last_written,
+                }))
+            }
+            Err(err) if failed_condition(&err) => Ok(None),
+            Err(err) => Err(port_error("dynamodb:UpdateItem", err)),
+        }
+    }
 }
 
 impl RollbackLedger for DynamoLedger {

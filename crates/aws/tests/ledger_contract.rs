@@ -144,6 +144,10 @@ contracts!(
     // records
     a_release_record_round_trips_every_field,
     a_bare_release_record_round_trips,
+    // the claim on the image-tag writes
+    the_tag_writes_are_claimed_by_one_holder_at_a_time,
+    only_the_holder_gives_the_claim_back,
+    a_held_claim_is_waited_for_until_its_holder_gives_it_back,
 );
 
 // ---------------------------------------------------------------------------
@@ -1823,6 +1827,119 @@ mod contract {
                 in_flight: Some(pointer(&bare)),
                 ..LaneHead::default()
             }
+        );
+    }
+
+    // -- the claim on the image-tag writes --------------------------------
+
+    pub async fn the_tag_writes_are_claimed_by_one_holder_at_a_time<L: Ledger + RollbackLedger>(
+        ledger: &L,
+    ) {
+        let a = claimed(ledger, "1.0.0").await;
+        let before = head(ledger).await;
+        let first = ledger
+            .claim_tag_writes(&lane())
+            .await
+            .expect("claim")
+            .expect("nobody holds them: taken");
+        assert_eq!(
+            first.last_written, None,
+            "nothing written under a claim yet"
+        );
+        ledger
+            .release_tag_claim(&lane(), &first, Some(7))
+            .await
+            .expect("give back");
+        let second = ledger
+            .claim_tag_writes(&lane())
+            .await
+            .expect("claim")
+            .expect("given back: taken again");
+        assert_ne!(first.token, second.token, "each claim is its own");
+        assert_eq!(
+            second.last_written,
+            Some(7),
+            "the next holder learns what was written"
+        );
+        // A holder that wrote nothing leaves the last written version as it was.
+        ledger
+            .release_tag_claim(&lane(), &second, None)
+            .await
+            .expect("give back");
+        let third = ledger
+            .claim_tag_writes(&lane())
+            .await
+            .expect("claim")
+            .expect("taken");
+        assert_eq!(third.last_written, Some(7));
+
+        assert_eq!(head(ledger).await, before, "a claim leaves the head alone");
+        assert_eq!(state(ledger, &a.id).await, ReleaseState::Claimed);
+        let (read_head, read_record) = ledger.read(&lane(), &a.id).await.expect("read");
+        assert_eq!(
+            (read_head, read_record.map(|r| r.id)),
+            (Some(before), Some(a.id))
+        );
+    }
+
+    pub async fn a_held_claim_is_waited_for_until_its_holder_gives_it_back<
+        L: Ledger + RollbackLedger,
+    >(
+        ledger: &L,
+    ) {
+        let lane = lane();
+        let holder = ledger
+            .claim_tag_writes(&lane)
+            .await
+            .expect("claim")
+            .expect("taken");
+        let (waiter, ()) = futures_util::join!(ledger.claim_tag_writes(&lane), async {
+            ledger
+                .release_tag_claim(&lane, &holder, Some(5))
+                .await
+                .expect("give back")
+        });
+        let waiter = waiter.expect("claim").expect("taken once given back");
+        assert_eq!(
+            waiter.last_written,
+            Some(5),
+            "it learns what the holder wrote"
+        );
+    }
+
+    pub async fn only_the_holder_gives_the_claim_back<L: Ledger + RollbackLedger>(ledger: &L) {
+        let first = ledger
+            .claim_tag_writes(&lane())
+            .await
+            .expect("claim")
+            .expect("taken");
+        ledger
+            .release_tag_claim(&lane(), &first, Some(3))
+            .await
+            .expect("give back");
+        let second = ledger
+            .claim_tag_writes(&lane())
+            .await
+            .expect("claim")
+            .expect("taken");
+        // The first holder gives back again (a late retry): nothing changes.
+        ledger
+            .release_tag_claim(&lane(), &first, Some(4))
+            .await
+            .expect("no-op");
+        ledger
+            .release_tag_claim(&lane(), &second, None)
+            .await
+            .expect("give back");
+        let third = ledger
+            .claim_tag_writes(&lane())
+            .await
+            .expect("claim")
+            .expect("taken");
+        assert_eq!(
+            third.last_written,
+            Some(3),
+            "the stale holder wrote nothing down"
         );
     }
 

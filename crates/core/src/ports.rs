@@ -391,6 +391,24 @@ pub trait RollbackLedger: Send + Sync {
     ) -> impl Future<Output = PortResult<bool>> + Send;
 }
 
+/// How long a claim on the writes of a lane's image-tag parameter holds
+/// (seconds): as long as the claimed PutParameter may take (the SDK's operation
+/// timeout, crates/aws clients.rs), and short enough for a writer that waits
+/// for the claim to wait it out inside one invocation (60 s). Past it the claim
+/// has lapsed: its writer died or gave up.
+pub const TAG_CLAIM_LEASE: u64 = 20;
+
+/// The claim on the writes of one lane's image-tag parameter
+/// ([`Ledger::claim_tag_writes`]): held by one invocation at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagClaim {
+    /// Tells this claim from the next holder's.
+    pub token: String,
+    /// The version the last holder wrote, if it wrote: a read older than it
+    /// missed that write.
+    pub last_written: Option<i64>,
+}
+
 pub trait Ledger: Send + Sync {
     /// Consistent read of the lane head and one release.
     fn read(
@@ -427,6 +445,25 @@ pub trait Ledger: Send + Sync {
         update: ReleaseUpdate,
         head: HeadChange,
     ) -> impl Future<Output = PortResult<bool>> + Send;
+
+    /// Claims the writes of the lane's image-tag parameter, waiting while
+    /// another invocation holds them (up to [`TAG_CLAIM_LEASE`], after which
+    /// its claim has lapsed): `None` if they stayed held. PutParameter has no
+    /// condition and no idempotency token; this is what keeps two invocations
+    /// that both read another value from both writing it.
+    fn claim_tag_writes(
+        &self,
+        lane: &Lane,
+    ) -> impl Future<Output = PortResult<Option<TagClaim>>> + Send;
+
+    /// Gives the claim back, with the version written under it if any
+    /// (conditional on the claim still being this one).
+    fn release_tag_claim(
+        &self,
+        lane: &Lane,
+        claim: &TagClaim,
+        written: Option<i64>,
+    ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// How ferry sees a task definition: enough to plan a release, while the adapter

@@ -1589,13 +1589,20 @@ async fn a_superseded_releases_late_ssm_write_does_not_overwrite_its_successors_
         fake.waiting("ssm:PutParameter") == 1
     })
     .await;
-    let second = deliver(&engine, &newer, 11).await;
+    // 1.1.0 waits for the claim on the tag writes that 1.0.0 holds.
+    let mut second = pin!(engine.on_push(&newer, T0 + 11));
+    drive_until(second.as_mut(), "1.1.0 waits to write its tag", || {
+        fake.awaiting_claim() == 1
+    })
+    .await;
+    fake.resume("ssm:PutParameter");
+    let (first, second) = futures_util::join!(first, second);
+    let second = only(second.expect("1.1.0 is handled"));
     assert!(
         matches!(second.outcome, Outcome::Migrating { .. }),
         "{second:?}"
     );
-    fake.resume("ssm:PutParameter");
-    let first = only(first.await.unwrap());
+    let first = only(first.unwrap());
     assert_eq!(first.outcome, Outcome::Superseded);
     assert_eq!(
         fake.stopped().len(),
@@ -1607,6 +1614,103 @@ async fn a_superseded_releases_late_ssm_write_does_not_overwrite_its_successors_
         fake.parameter(SHOP_PARAMETER).as_deref(),
         Some("1.1.0"),
         "SSM names the release in flight, not the superseded one"
+    );
+}
+
+#[tokio::test]
+async fn two_deliveries_of_a_failed_migration_at_once_restore_the_previous_tag_once() {
+    let (fake, engine) = estate();
+    push_shop(&engine, &fake, "1.0.0", 10).await;
+    let failed = migration_of(&fake, "1.0.0", 1, 15, 50);
+    // The first delivery's restore of 0.9.0 is slow; ECS's second delivery of
+    // the STOPPED event reads 1.0.0 as well meanwhile.
+    fake.pause_call("ssm:PutParameter", 2);
+    let mut first = pin!(engine.on_task_stopped(&failed, T0 + 50));
+    drive_until(
+        first.as_mut(),
+        "the first delivery is restoring 0.9.0",
+        || fake.waiting("ssm:PutParameter") == 1,
+    )
+    .await;
+    let mut second = pin!(engine.on_task_stopped(&failed, T0 + 51));
+    drive_until(
+        second.as_mut(),
+        "the second delivery waits for the claim on the tag writes",
+        || fake.awaiting_claim() == 1,
+    )
+    .await;
+    fake.resume("ssm:PutParameter");
+    let (first, second) = futures_util::join!(first, second);
+
+    assert_eq!(
+        parameter_values(&fake, SHOP_PARAMETER),
+        ["0.9.0", "1.0.0", "0.9.0"],
+        "one SSM version for the restore"
+    );
+    let failed = [first.expect("handled"), second.expect("handled")]
+        .iter()
+        .filter(|d| matches!(d.outcome, Outcome::Failed { .. }))
+        .count();
+    assert_eq!(failed, 1, "one delivery fails the release");
+}
+
+#[tokio::test]
+async fn a_tag_write_whose_claimer_died_waits_for_its_lease_then_is_made_once() {
+    let (fake, engine) = estate();
+    // The first attempt claims the writes and loses its PutParameter, then the
+    // release of its claim: the claim stays, with no write behind it.
+    fake.fail_next("ssm:PutParameter", None, "InternalServerError", true);
+    fake.fail_next("ledger:ReleaseTagClaim", None, "InternalServerError", true);
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    let first = engine.on_push(&push, T0 + 10).await;
+    assert!(matches!(first, Err(ref e) if e.is_retryable()), "{first:?}");
+
+    let held = engine.on_push(&push, T0 + 11).await;
+    assert!(
+        matches!(held, Err(ref e) if e.is_retryable() && e.to_string().contains("holds the writes")),
+        "within the lease the redelivery waits, then retries: {held:?}"
+    );
+    assert_eq!(parameter_values(&fake, SHOP_PARAMETER), ["0.9.0"]);
+
+    fake.advance_clock(ferry_core::ports::TAG_CLAIM_LEASE);
+    deliver(&engine, &push, 40).await;
+    assert_eq!(
+        parameter_values(&fake, SHOP_PARAMETER),
+        ["0.9.0", "1.0.0"],
+        "the lapsed claim is taken and the tag written once"
+    );
+}
+
+#[tokio::test]
+async fn a_tag_write_that_ended_after_the_read_beside_the_claim_is_not_made_again() {
+    let (fake, engine) = estate();
+    push_shop(&engine, &fake, "1.0.0", 10).await;
+    let failed = migration_of(&fake, "1.0.0", 1, 15, 50);
+    // The duplicate's read goes out before the first delivery's restore lands,
+    // and its claim is taken only once that restore gave the claim back.
+    fake.pause_call("ssm:PutParameter", 2);
+    let mut first = pin!(engine.on_task_stopped(&failed, T0 + 50));
+    drive_until(
+        first.as_mut(),
+        "the first delivery is restoring 0.9.0",
+        || fake.waiting("ssm:PutParameter") == 1,
+    )
+    .await;
+    let mut second = pin!(engine.on_task_stopped(&failed, T0 + 51));
+    drive_until(
+        second.as_mut(),
+        "the duplicate read 1.0.0 and waits",
+        || fake.awaiting_claim() == 1 && fake.count("ssm:GetParameter") >= 2,
+    )
+    .await;
+    fake.resume("ssm:PutParameter");
+    let _ = first.await.expect("handled");
+    let _ = second.await.expect("handled");
+
+    assert_eq!(
+        parameter_values(&fake, SHOP_PARAMETER),
+        ["0.9.0", "1.0.0", "0.9.0"],
+        "the duplicate read again and found 0.9.0"
     );
 }
 

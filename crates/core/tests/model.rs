@@ -40,7 +40,7 @@ const ALARM: &str = "shop-prod-5xx";
 const TAGS: [&str; 5] = ["1.0.0", "1.1.0", "1.2.0", "2.0.0", "latest"];
 
 /// AWS calls a fault can hit (every call the engine makes through a port).
-const OPERATIONS: [&str; 27] = [
+const OPERATIONS: [&str; 29] = [
     "ledger:Read",
     "ledger:Head",
     "ledger:Release",
@@ -52,6 +52,8 @@ const OPERATIONS: [&str; 27] = [
     "ledger:MarkRollback",
     "ledger:Hold",
     "ledger:Unfreeze",
+    "ledger:ClaimTagWrites",
+    "ledger:ReleaseTagClaim",
     "ecs:DescribeServices",
     "ecs:DescribeTaskDefinition",
     "ecs:RegisterTaskDefinition",
@@ -236,6 +238,8 @@ impl World {
         self.now += 5;
         let mut attempts = 0;
         loop {
+            // Claims on tag writes lapse on the histories' clock.
+            self.fake.set_clock(self.now);
             let result = self.attempt(step).await;
             match result {
                 Ok(()) => return Ok(()),

@@ -319,7 +319,6 @@ impl<P: Ports> Engine<P> {
                     registered: moved.task_definitions.values().cloned().collect(),
                     // An approve that Lambda retries reaches here again: one
                     // SSM version however often (a read per approval).
-                    resumed: true,
                 };
                 Ok(self
                     .start_migration(moved, events, started)

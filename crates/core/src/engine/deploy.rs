@@ -566,7 +566,6 @@ impl<P: Ports> Engine<P> {
                     essential: migration.base.essential_containers(),
                     like,
                     registered: arns,
-                    resumed,
                 };
                 self.start_migration(record, events, started).await
             }
@@ -750,16 +749,13 @@ impl<P: Ports> Engine<P> {
             essential,
             like,
             registered,
-            resumed,
         } = started;
         let id = &record.id;
-        let parameter = self.parameter_of(&record.lane)?;
         let write_tag = async {
-            match (record.parameter_version, resumed) {
+            match record.parameter_version {
                 // An interrupted attempt that wrote the tag recorded its version.
-                (Some(version), _) => Ok(version),
-                (None, true) => self.write_tag_once(&parameter, &record.tag).await,
-                (None, false) => self.params.put(&parameter, &record.tag).await,
+                Some(version) => Ok(version),
+                None => self.write_tag_once(&record.lane, &record.tag).await,
             }
         };
         let (put, run) = futures_util::join!(
@@ -868,13 +864,13 @@ impl<P: Ports> Engine<P> {
         lane: &Lane,
         head: &LaneHead,
     ) -> Result<(), EngineError> {
-        let parameter = self.parameter_of(lane)?;
         match parameter_after_losing(head) {
             ParameterFix::Successor(tag) => {
-                self.write_tag_once(&parameter, &tag).await?;
+                self.write_tag_once(lane, &tag).await?;
             }
             ParameterFix::KnownGood(tag) => {
-                let version = self.write_tag_once(&parameter, &tag).await?;
+                let parameter = self.parameter_of(lane)?;
+                let version = self.write_tag_once(lane, &tag).await?;
                 self.params
                     .label(&parameter, version, super::KNOWN_GOOD_LABEL)
                     .await?;
@@ -941,8 +937,6 @@ pub(super) struct StartMigration<S> {
     pub(super) like: S,
     /// Every ARN registered for the release, the migration's last.
     pub(super) registered: Vec<String>,
-    /// Resumed: an interrupted attempt may have written the image tag.
-    pub(super) resumed: bool,
 }
 
 /// The repository an operator's deploy names, or the environment's only one.

@@ -24,9 +24,9 @@ use serde::Serialize;
 
 use crate::config::{Config, Environment};
 use crate::ports::{
-    Alarms, Ecs, EventSink, HeadChange, Lane, Ledger, Metrics, Parameters, PortError, Registry,
-    ReleaseEvent, ReleaseRecord, ReleaseTiming, ReleaseUpdate, RollbackLedger, SecretsCheck,
-    Timers,
+    Alarms, Ecs, EventSink, HeadChange, Lane, Ledger, Metrics, Parameters, PortError, PortResult,
+    Registry, ReleaseEvent, ReleaseRecord, ReleaseTiming, ReleaseUpdate, RollbackLedger,
+    SecretsCheck, TagClaim, Timers,
 };
 use crate::release::{ReleaseState, Transition};
 
@@ -310,14 +310,61 @@ impl<P: Ports> Engine<P> {
     /// Writes the image tag unless the parameter holds it already — as it does
     /// when an interrupted attempt (or the rollback being undone around) wrote
     /// it: one SSM version per value written. Returns the version naming it.
-    pub(super) async fn write_tag_once(
+    ///
+    /// Two invocations can both read another value (a duplicate STOPPED event
+    /// and the reconcile pass failing one release; a superseded rollout's undo
+    /// and its successor writing the successor's tag), and PutParameter has no
+    /// condition: the writes of a lane's parameter are claimed in the ledger,
+    /// one invocation at a time. The read goes beside the claim; if a holder
+    /// wrote after it began (the claim names the version written last), it is
+    /// made again.
+    pub(super) async fn write_tag_once(&self, lane: &Lane, tag: &str) -> Result<i64, PortError> {
+        let parameter = self.parameter_of(lane)?;
+        let (claim, current) = futures_util::join!(
+            self.ledger.claim_tag_writes(lane),
+            self.params.current(&parameter),
+        );
+        let Some(claim) = claim? else {
+            return Err(PortError::new(
+                "ssm:PutParameter",
+                format!(
+                    "another invocation holds the writes of {parameter} past their lease; retry"
+                ),
+            )
+            .with_code("TagWritesClaimed")
+            .retryable());
+        };
+        let written = self.write_claimed(&parameter, tag, &claim, current).await;
+        let version = written
+            .as_ref()
+            .ok()
+            .and_then(|&(version, wrote)| wrote.then_some(version));
+        if let Err(error) = self.ledger.release_tag_claim(lane, &claim, version).await {
+            tracing::warn!(%lane, %error, "could not give back the claim on the tag writes; it lapses");
+        }
+        written.map(|(version, _)| version)
+    }
+
+    /// The version naming `tag`, and whether this call wrote it.
+    async fn write_claimed(
         &self,
         parameter: &str,
         tag: &str,
-    ) -> Result<i64, PortError> {
-        match self.params.current(parameter).await? {
-            Some((value, version)) if value == tag => Ok(version),
-            _ => self.params.put(parameter, tag).await,
+        claim: &TagClaim,
+        read: PortResult<Option<(String, i64)>>,
+    ) -> Result<(i64, bool), PortError> {
+        let mut current = read?;
+        let missed = |current: &Option<(String, i64)>| {
+            claim
+                .last_written
+                .is_some_and(|last| current.as_ref().is_none_or(|(_, version)| *version < last))
+        };
+        if missed(&current) {
+            current = self.params.current(parameter).await?;
+        }
+        match current {
+            Some((value, version)) if value == tag => Ok((version, false)),
+            _ => Ok((self.params.put(parameter, tag).await?, true)),
         }
     }
 
@@ -338,9 +385,8 @@ impl<P: Ports> Engine<P> {
         };
         let mut restore_error = None;
         if let Some(previous) = previous {
-            let parameter = self.parameter_of(&record.lane)?;
             // Once: an earlier delivery may have restored it already.
-            match self.write_tag_once(&parameter, previous).await {
+            match self.write_tag_once(&record.lane, previous).await {
                 Ok(_) => {}
                 Err(e) if e.retryable => return Err(self.interrupt(record, e).await),
                 Err(e) => restore_error = Some(e),

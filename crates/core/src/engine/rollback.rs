@@ -284,7 +284,7 @@ impl<P: Ports> Engine<P> {
                     (service, arn, result)
                 }
             }),
-            self.write_tag_once(&parameter, &to.tag),
+            self.write_tag_once(lane, &to.tag),
             self.ledger.release(&rollback.release.id),
         );
         let mut inactive = Vec::new();

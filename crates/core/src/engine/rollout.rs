@@ -15,7 +15,7 @@ use crate::decide::put_back::{
 };
 use crate::image::RELEASE_TAG;
 use crate::ports::{
-    Ecs, Ledger, Parameters, PortError, ReleaseEvent, ReleaseRecord, ReleaseUpdate, ServiceView,
+    Ecs, Ledger, PortError, ReleaseEvent, ReleaseRecord, ReleaseUpdate, ServiceView,
     TaskDefinitionView,
 };
 use crate::release::ReleaseState;
@@ -59,16 +59,7 @@ impl<P: Ports> Engine<P> {
         let put_parameter = async {
             match record.parameter_version {
                 Some(_) => None,
-                None => Some(
-                    async {
-                        let parameter = self.parameter_of(&record.lane)?;
-                        match resumed {
-                            true => self.write_tag_once(&parameter, &record.tag).await,
-                            false => self.params.put(&parameter, &record.tag).await,
-                        }
-                    }
-                    .await,
-                ),
+                None => Some(self.write_tag_once(&record.lane, &record.tag).await),
             }
         };
         let (updated, put) = futures_util::join!(

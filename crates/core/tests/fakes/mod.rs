@@ -35,7 +35,8 @@ use ferry_core::ports::{
     EventSink, HeadChange, HeldPush, ImageSelector, Lane, LaneHead, Ledger, Metrics, Notice,
     Parameters, PortError, PortResult, Registry, ReleaseEvent, ReleasePointer, ReleaseRecord,
     ReleaseUpdate, ResolvedImage, RollbackInProgress, RollbackLedger, RollbackWrite, RolloutState,
-    SecretsCheck, ServiceLookup, ServiceView, TaskDefinitionView, TaskPhase, TaskStatus, Timers,
+    SecretsCheck, ServiceLookup, ServiceView, TagClaim, TaskDefinitionView, TaskPhase, TaskStatus,
+    Timers, TAG_CLAIM_LEASE,
 };
 use ferry_core::release::{
     Guard, ReleaseId, ReleaseState, StoppedContainer, StoppedTask, Transition,
@@ -482,6 +483,14 @@ struct Failure {
     retryable: bool,
 }
 
+/// The ledger's claim item of one lane: its holder (token, taken at) and the
+/// version the last holder wrote.
+#[derive(Debug, Default, Clone)]
+pub struct FakeTagClaims {
+    pub holder: Option<(String, u64)>,
+    pub last_written: Option<i64>,
+}
+
 #[derive(Default)]
 pub struct State {
     // ledger
@@ -489,6 +498,13 @@ pub struct State {
     pub releases: BTreeMap<ReleaseId, ReleaseRecord>,
     /// Claims that applied (the transaction committed).
     pub claims_applied: usize,
+    /// Per lane, the claim on the image-tag writes.
+    pub tag_claims: BTreeMap<Lane, FakeTagClaims>,
+    pub tag_claims_taken: u64,
+    /// The ledger's clock (epoch seconds) for claim leases; tests move it.
+    pub clock: u64,
+    /// Writers waiting for the claim on a lane's tag writes.
+    pub awaiting_claim: usize,
     // ECS
     /// family → revisions, revision n at index n - 1
     pub task_definitions: BTreeMap<String, Vec<FakeTaskDefinition>>,
@@ -799,6 +815,26 @@ impl FakeAws {
     }
 
     /// How many calls of `operation` are held by a pause now.
+    /// Writers waiting for the claim on a lane's tag writes.
+    pub fn awaiting_claim(&self) -> usize {
+        self.state().awaiting_claim
+    }
+
+    /// Whether an invocation holds the claim on some lane's tag writes.
+    pub fn tag_writes_claimed(&self) -> bool {
+        self.state().tag_claims.values().any(|c| c.holder.is_some())
+    }
+
+    /// Sets the ledger's clock (claim leases), epoch seconds.
+    pub fn set_clock(&self, now: u64) {
+        self.state().clock = now;
+    }
+
+    /// Moves the ledger's clock (claim leases) on.
+    pub fn advance_clock(&self, seconds: u64) {
+        self.state().clock += seconds;
+    }
+
     pub fn waiting(&self, operation: &'static str) -> usize {
         self.state().held.get(operation).copied().unwrap_or(0)
     }
@@ -1183,6 +1219,9 @@ pub fn deployment(
 // Futures the fake awaits
 
 /// Pending once (waking itself), so concurrent invocations interleave at every call.
+/// How many times the fake's `claim_tag_writes` looks before the lease is out.
+const AWAIT_POLLS: usize = 200;
+
 struct YieldOnce(bool);
 
 impl Future for YieldOnce {
@@ -1508,6 +1547,66 @@ impl Ledger for FakeAws {
             }
         }
         Ok(true)
+    }
+
+    async fn claim_tag_writes(&self, lane: &Lane) -> PortResult<Option<TagClaim>> {
+        self.enter("ledger:ClaimTagWrites", "").await?;
+        self.state().awaiting_claim += 1;
+        // The lease, in polls: a holder a test holds lets go while this one
+        // yields; one that never lets go makes it run out.
+        let mut taken = None;
+        for _ in 0..AWAIT_POLLS {
+            taken = {
+                let mut state = self.state();
+                let now = state.clock;
+                let slot = state.tag_claims.entry(lane.clone()).or_default();
+                if slot
+                    .holder
+                    .as_ref()
+                    .is_none_or(|(_, at)| now >= at + TAG_CLAIM_LEASE)
+                {
+                    let last_written = slot.last_written;
+                    state.tag_claims_taken += 1;
+                    let token = format!("claim-{}", state.tag_claims_taken);
+                    state.tag_claims.entry(lane.clone()).or_default().holder =
+                        Some((token.clone(), now));
+                    Some(TagClaim {
+                        token,
+                        last_written,
+                    })
+                } else {
+                    None
+                }
+            };
+            if taken.is_some() {
+                break;
+            }
+            YieldOnce(false).await;
+        }
+        self.state().awaiting_claim -= 1;
+        Ok(taken)
+    }
+
+    async fn release_tag_claim(
+        &self,
+        lane: &Lane,
+        claim: &TagClaim,
+        written: Option<i64>,
+    ) -> PortResult<()> {
+        self.enter("ledger:ReleaseTagClaim", "").await?;
+        let mut state = self.state();
+        let slot = state.tag_claims.entry(lane.clone()).or_default();
+        if slot
+            .holder
+            .as_ref()
+            .is_some_and(|(token, _)| *token == claim.token)
+        {
+            slot.holder = None;
+            if written.is_some() {
+                slot.last_written = written;
+            }
+        }
+        Ok(())
     }
 }
 
