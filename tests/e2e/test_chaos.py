@@ -27,7 +27,7 @@ def runner(stack):
 
 @pytest.mark.skipif(
     os.environ.get("FERRY_CHAOS_SUITE") != "1",
-    reason="FERRY_CHAOS_SUITE=1 runs it",
+    reason="FERRY_CHAOS_SUITE=1 runs it (opt-in while one crash class stays open: docs/DESIGN.md)",
 )
 def test_invariants_hold_through_failing_calls_and_crashed_functions(runner):
     for _ in range(HISTORIES):
