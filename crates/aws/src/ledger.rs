@@ -182,6 +182,9 @@ fn tag_claim_key(lane: &Lane) -> Item {
     key
 }
 
+/// How often a writer waiting for the claim on a lane's tag writes tries again.
+const CLAIM_RETRY_INTERVAL: Duration = Duration::from_millis(250);
+
 /// Unique among the claims of every running function: the process, the
 /// moment and a counter (no two claims of one process share the last two).
 fn claim_token() -> String {
@@ -886,6 +889,40 @@ impl Ledger for DynamoLedger {
 }
 
 impl DynamoLedger {
+    /// One attempt: taken (with what the last holder wrote) or held by another.
+    async fn try_claim_tag_writes(&self, lane: &Lane) -> PortResult<Option<TagClaim>> {
+        let now = now();
+        let token = claim_token();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(tag_claim_key(lane)))
+            .update_expression("SET holder = :token, claimed_at = :now")
+            .condition_expression("attribute_not_exists(holder) OR claimed_at < :lapsed")
+            .expression_attribute_values(":token", s(&token))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":lapsed", n(now.saturating_sub(TAG_CLAIM_LEASE)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let last_written = out
+                    .attributes()
+                    .and_then(|old| old.get("last_written"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok());
+                Ok(Some(TagClaim {
+                    token,
+                    last_written,
+                }))
+            }
+            Err(err) if failed_condition(&err) => Ok(None),
+            Err(err) => Err(port_error("dynamodb:UpdateItem", err)),
+        }
+    }
+
     async fn transact(&self, items: Vec<TransactWriteItem>) -> PortResult<bool> {
         match self
             .client
@@ -970,45 +1007,6 @@ impl DynamoLedger {
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
     PortError::new("dynamodb:TransactWriteItems", e.to_string())
-}
-
-/// How often a writer waiting for the claim on a lane's tag writes tries again.
-const CLAIM_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
-
-impl DynamoLedger {
-    /// One attempt: taken (with what the last holder wrote) or held by another.
-    async fn try_claim_tag_writes(&self, lane: &Lane) -> PortResult<Option<TagClaim>> {
-        let now = now();
-        let token = claim_token();
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(tag_claim_key(lane)))
-            .update_expression("SET holder = :token, claimed_at = :now")
-            .condition_expression("attribute_not_exists(holder) OR claimed_at < :lapsed")
-            .expression_attribute_values(":token", s(&token))
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":lapsed", n(now.saturating_sub(TAG_CLAIM_LEASE)))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                let last_written = out
-                    .attributes()
-                    .and_then(|old| old.get("last_written"))
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok());
-                Ok(Some(TagClaim {
-                    token,
-                    last_written,
-                }))
-            }
-            Err(err) if failed_condition(&err) => Ok(None),
-            Err(err) => Err(port_error("dynamodb:UpdateItem", err)),
-        }
-    }
 }
 
 impl RollbackLedger for DynamoLedger {

@@ -27,7 +27,7 @@ use ferry_core::names::PushTime;
 use ferry_core::ports::{
     Claim, ClaimOutcome, HeadChange, HeldPush, KnownGoodRelease, Lane, LaneHead, Ledger,
     PortResult, ReleasePointer, ReleaseRecord, ReleaseUpdate, Retried, RollbackInProgress,
-    RollbackLedger, RollbackWrite,
+    RollbackLedger, RollbackWrite, TagClaim,
 };
 use ferry_core::release::{Guard, ReleaseId, ReleaseState, Transition};
 
@@ -1832,29 +1832,34 @@ mod contract {
 
     // -- the claim on the image-tag writes --------------------------------
 
+    /// The claim on the lane's tag writes, which must be free.
+    async fn take_claim<L: Ledger>(ledger: &L, what: &str) -> TagClaim {
+        ledger
+            .claim_tag_writes(&lane())
+            .await
+            .expect("claim")
+            .unwrap_or_else(|| panic!("{what}"))
+    }
+
+    async fn give_back<L: Ledger>(ledger: &L, claim: &TagClaim, written: Option<i64>, what: &str) {
+        ledger
+            .release_tag_claim(&lane(), claim, written)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+
     pub async fn the_tag_writes_are_claimed_by_one_holder_at_a_time<L: Ledger + RollbackLedger>(
         ledger: &L,
     ) {
         let a = claimed(ledger, "1.0.0").await;
         let before = head(ledger).await;
-        let first = ledger
-            .claim_tag_writes(&lane())
-            .await
-            .expect("claim")
-            .expect("nobody holds them: taken");
+        let first = take_claim(ledger, "nobody holds them: taken").await;
         assert_eq!(
             first.last_written, None,
             "nothing written under a claim yet"
         );
-        ledger
-            .release_tag_claim(&lane(), &first, Some(7))
-            .await
-            .expect("give back");
-        let second = ledger
-            .claim_tag_writes(&lane())
-            .await
-            .expect("claim")
-            .expect("given back: taken again");
+        give_back(ledger, &first, Some(7), "give back").await;
+        let second = take_claim(ledger, "given back: taken again").await;
         assert_ne!(first.token, second.token, "each claim is its own");
         assert_eq!(
             second.last_written,
@@ -1862,15 +1867,8 @@ mod contract {
             "the next holder learns what was written"
         );
         // A holder that wrote nothing leaves the last written version as it was.
-        ledger
-            .release_tag_claim(&lane(), &second, None)
-            .await
-            .expect("give back");
-        let third = ledger
-            .claim_tag_writes(&lane())
-            .await
-            .expect("claim")
-            .expect("taken");
+        give_back(ledger, &second, None, "give back").await;
+        let third = take_claim(ledger, "taken").await;
         assert_eq!(third.last_written, Some(7));
 
         assert_eq!(head(ledger).await, before, "a claim leaves the head alone");
@@ -1888,17 +1886,11 @@ mod contract {
         ledger: &L,
     ) {
         let lane = lane();
-        let holder = ledger
-            .claim_tag_writes(&lane)
-            .await
-            .expect("claim")
-            .expect("taken");
-        let (waiter, ()) = futures_util::join!(ledger.claim_tag_writes(&lane), async {
-            ledger
-                .release_tag_claim(&lane, &holder, Some(5))
-                .await
-                .expect("give back")
-        });
+        let holder = take_claim(ledger, "taken").await;
+        let (waiter, ()) = futures_util::join!(
+            ledger.claim_tag_writes(&lane),
+            give_back(ledger, &holder, Some(5), "give back"),
+        );
         let waiter = waiter.expect("claim").expect("taken once given back");
         assert_eq!(
             waiter.last_written,
@@ -1908,34 +1900,13 @@ mod contract {
     }
 
     pub async fn only_the_holder_gives_the_claim_back<L: Ledger + RollbackLedger>(ledger: &L) {
-        let first = ledger
-            .claim_tag_writes(&lane())
-            .await
-            .expect("claim")
-            .expect("taken");
-        ledger
-            .release_tag_claim(&lane(), &first, Some(3))
-            .await
-            .expect("give back");
-        let second = ledger
-            .claim_tag_writes(&lane())
-            .await
-            .expect("claim")
-            .expect("taken");
+        let first = take_claim(ledger, "taken").await;
+        give_back(ledger, &first, Some(3), "give back").await;
+        let second = take_claim(ledger, "taken").await;
         // The first holder gives back again (a late retry): nothing changes.
-        ledger
-            .release_tag_claim(&lane(), &first, Some(4))
-            .await
-            .expect("no-op");
-        ledger
-            .release_tag_claim(&lane(), &second, None)
-            .await
-            .expect("give back");
-        let third = ledger
-            .claim_tag_writes(&lane())
-            .await
-            .expect("claim")
-            .expect("taken");
+        give_back(ledger, &first, Some(4), "no-op").await;
+        give_back(ledger, &second, None, "give back").await;
+        let third = take_claim(ledger, "taken").await;
         assert_eq!(
             third.last_written,
             Some(3),

@@ -1617,13 +1617,16 @@ async fn a_superseded_releases_late_ssm_write_does_not_overwrite_its_successors_
     );
 }
 
-#[tokio::test]
-async fn two_deliveries_of_a_failed_migration_at_once_restore_the_previous_tag_once() {
-    let (fake, engine) = estate();
-    push_shop(&engine, &fake, "1.0.0", 10).await;
-    let failed = migration_of(&fake, "1.0.0", 1, 15, 50);
-    // The first delivery's restore of 0.9.0 is slow; ECS's second delivery of
-    // the STOPPED event reads 1.0.0 as well meanwhile.
+/// ECS delivers a failing migration's STOPPED event twice: the first delivery
+/// is held in its restore of 0.9.0 (its second PutParameter) while the second
+/// runs until `second_waits`; then both finish.
+async fn failed_migration_delivered_twice_at_once(
+    fake: &FakeAws,
+    engine: &FakeEngine,
+    second_waits: (&str, impl Fn() -> bool),
+) -> [Decision; 2] {
+    push_shop(engine, fake, "1.0.0", 10).await;
+    let failed = migration_of(fake, "1.0.0", 1, 15, 50);
     fake.pause_call("ssm:PutParameter", 2);
     let mut first = pin!(engine.on_task_stopped(&failed, T0 + 50));
     drive_until(
@@ -1633,21 +1636,33 @@ async fn two_deliveries_of_a_failed_migration_at_once_restore_the_previous_tag_o
     )
     .await;
     let mut second = pin!(engine.on_task_stopped(&failed, T0 + 51));
-    drive_until(
-        second.as_mut(),
-        "the second delivery waits for the claim on the tag writes",
-        || fake.awaiting_claim() == 1,
-    )
-    .await;
+    let (what, condition) = second_waits;
+    drive_until(second.as_mut(), what, condition).await;
     fake.resume("ssm:PutParameter");
     let (first, second) = futures_util::join!(first, second);
+    [first.expect("handled"), second.expect("handled")]
+}
+
+#[tokio::test]
+async fn two_deliveries_of_a_failed_migration_at_once_restore_the_previous_tag_once() {
+    let (fake, engine) = estate();
+    // The second delivery reads 1.0.0 as well, and waits for the first's claim.
+    let decisions = failed_migration_delivered_twice_at_once(
+        &fake,
+        &engine,
+        (
+            "the second delivery waits for the claim on the tag writes",
+            || fake.awaiting_claim() == 1,
+        ),
+    )
+    .await;
 
     assert_eq!(
         parameter_values(&fake, SHOP_PARAMETER),
         ["0.9.0", "1.0.0", "0.9.0"],
         "one SSM version for the restore"
     );
-    let failed = [first.expect("handled"), second.expect("handled")]
+    let failed = decisions
         .iter()
         .filter(|d| matches!(d.outcome, Outcome::Failed { .. }))
         .count();
@@ -1684,28 +1699,16 @@ async fn a_tag_write_whose_claimer_died_waits_for_its_lease_then_is_made_once() 
 #[tokio::test]
 async fn a_tag_write_that_ended_after_the_read_beside_the_claim_is_not_made_again() {
     let (fake, engine) = estate();
-    push_shop(&engine, &fake, "1.0.0", 10).await;
-    let failed = migration_of(&fake, "1.0.0", 1, 15, 50);
     // The duplicate's read goes out before the first delivery's restore lands,
     // and its claim is taken only once that restore gave the claim back.
-    fake.pause_call("ssm:PutParameter", 2);
-    let mut first = pin!(engine.on_task_stopped(&failed, T0 + 50));
-    drive_until(
-        first.as_mut(),
-        "the first delivery is restoring 0.9.0",
-        || fake.waiting("ssm:PutParameter") == 1,
+    failed_migration_delivered_twice_at_once(
+        &fake,
+        &engine,
+        ("the duplicate read 1.0.0 and waits", || {
+            fake.awaiting_claim() == 1 && fake.count("ssm:GetParameter") >= 2
+        }),
     )
     .await;
-    let mut second = pin!(engine.on_task_stopped(&failed, T0 + 51));
-    drive_until(
-        second.as_mut(),
-        "the duplicate read 1.0.0 and waits",
-        || fake.awaiting_claim() == 1 && fake.count("ssm:GetParameter") >= 2,
-    )
-    .await;
-    fake.resume("ssm:PutParameter");
-    let _ = first.await.expect("handled");
-    let _ = second.await.expect("handled");
 
     assert_eq!(
         parameter_values(&fake, SHOP_PARAMETER),

@@ -305,8 +305,6 @@ impl<P: Ports> Engine<P> {
         }
     }
 
-    /// Fails an in-flight release: records the reason, frees the lane and, if
-    /// this release already wrote the SSM parameter, restores the previous tag.
     /// Writes the image tag unless the parameter holds it already — as it does
     /// when an interrupted attempt (or the rollback being undone around) wrote
     /// it: one SSM version per value written. Returns the version naming it.
@@ -354,12 +352,9 @@ impl<P: Ports> Engine<P> {
         read: PortResult<Option<(String, i64)>>,
     ) -> Result<(i64, bool), PortError> {
         let mut current = read?;
-        let missed = |current: &Option<(String, i64)>| {
-            claim
-                .last_written
-                .is_some_and(|last| current.as_ref().is_none_or(|(_, version)| *version < last))
-        };
-        if missed(&current) {
+        let version_read = current.as_ref().map(|(_, version)| *version);
+        if claim.last_written > version_read {
+            // A holder wrote after this read began.
             current = self.params.current(parameter).await?;
         }
         match current {
@@ -368,6 +363,8 @@ impl<P: Ports> Engine<P> {
         }
     }
 
+    /// Fails an in-flight release: records the reason, frees the lane and, if
+    /// this release already wrote the SSM parameter, restores the previous tag.
     async fn fail_release(
         &self,
         record: &ReleaseRecord,

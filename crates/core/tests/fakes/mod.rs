@@ -1557,26 +1557,22 @@ impl Ledger for FakeAws {
         let mut taken = None;
         for _ in 0..AWAIT_POLLS {
             taken = {
-                let mut state = self.state();
-                let now = state.clock;
+                let mut guard = self.state();
+                let state = &mut *guard;
                 let slot = state.tag_claims.entry(lane.clone()).or_default();
-                if slot
+                let free = slot
                     .holder
                     .as_ref()
-                    .is_none_or(|(_, at)| now >= at + TAG_CLAIM_LEASE)
-                {
-                    let last_written = slot.last_written;
+                    .is_none_or(|(_, at)| state.clock >= at + TAG_CLAIM_LEASE);
+                free.then(|| {
                     state.tag_claims_taken += 1;
                     let token = format!("claim-{}", state.tag_claims_taken);
-                    state.tag_claims.entry(lane.clone()).or_default().holder =
-                        Some((token.clone(), now));
-                    Some(TagClaim {
+                    slot.holder = Some((token.clone(), state.clock));
+                    TagClaim {
                         token,
-                        last_written,
-                    })
-                } else {
-                    None
-                }
+                        last_written: slot.last_written,
+                    }
+                })
             };
             if taken.is_some() {
                 break;
