@@ -59,7 +59,8 @@ impl ServiceView for EcsService {
 /// One entry of DescribeServices' `deployments[]`: `status` PRIMARY (the
 /// deployment the service is moving to; ACTIVE and INACTIVE are older ones),
 /// `taskDefinition`, and `rolloutState`, which ECS sets only for the ECS
-/// deployment controller (an unknown spelling counts as none).
+/// deployment controller (an unknown spelling counts as none), and
+/// `createdAt`.
 pub fn deployment_status(deployment: &Deployment) -> DeploymentStatus {
     DeploymentStatus {
         id: deployment.id().unwrap_or_default().to_owned(),
@@ -68,6 +69,9 @@ pub fn deployment_status(deployment: &Deployment) -> DeploymentStatus {
         rollout: deployment
             .rollout_state()
             .and_then(|state| RolloutState::parse(state.as_str())),
+        created_at: deployment
+            .created_at()
+            .and_then(|t| u64::try_from(t.secs()).ok()),
     }
 }
 

@@ -564,7 +564,7 @@ async fn images_lists_every_tagged_image_over_every_page() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deployments_lists_the_primary_first_with_its_revision_and_rollout_state() {
+async fn deployments_lists_the_primary_first_with_its_revision_rollout_state_and_start() {
     use ferry_aws::ecs::EcsAdapter;
     use ferry_core::ports::{Ecs, RolloutState, ServiceView};
 
@@ -576,6 +576,10 @@ async fn deployments_lists_the_primary_first_with_its_revision_and_rollout_state
         shop.task_definition("shop-api", "api", &format!("{}/shop:0.9.1", registry())),
     )
     .await;
+    let sent_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_secs();
     shop.emulator
         .ecs()
         .update_service()
@@ -607,6 +611,19 @@ async fn deployments_lists_the_primary_first_with_its_revision_and_rollout_state
     assert_eq!(
         rolling[1].task_definition, before,
         "the deployment it replaces"
+    );
+    let began = rolling[0]
+        .created_at
+        .expect("createdAt of the new deployment");
+    assert!(
+        began >= sent_at,
+        "began {began}, UpdateService sent {sent_at}"
+    );
+    assert!(
+        rolling[1]
+            .created_at
+            .is_some_and(|earlier| earlier <= began),
+        "{rolling:?}"
     );
 
     shop.finish_deployment("api", "COMPLETED").await;

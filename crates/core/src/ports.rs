@@ -7,7 +7,7 @@ use std::future::Future;
 
 use crate::image::{ContainerImage, ImageChange, ReleaseTags};
 use crate::names::PushTime;
-use crate::release::{Guard, ReleaseId, ReleaseState};
+use crate::release::{Guard, ReleaseId, ReleaseState, Transition};
 
 /// One failed call to AWS, with what the caller needs to decide what to do next.
 /// The SDK error is kept as the source, never flattened to a string.
@@ -156,8 +156,10 @@ pub struct ReleaseRecord {
     pub verify_task: Option<String>,
     /// epoch seconds by which the smoke test must have stopped
     pub verify_deadline: Option<u64>,
-    /// epoch seconds: when the first UpdateService of the rollout was sent. An
-    /// alarm whose state changed after this judges the release.
+    /// epoch seconds: when the release entered DEPLOYING, before its first
+    /// UpdateService was sent. An alarm whose state changed after this judges
+    /// the release; a deployment ECS began after this is the rollout's or one
+    /// that overtook it.
     pub rollout_started_at: Option<u64>,
     /// epoch seconds: when the bake ends.
     pub bake_ends_at: Option<u64>,
@@ -279,6 +281,20 @@ pub struct ReleaseUpdate {
     pub resume: bool,
     /// epoch seconds: when the approval request expires.
     pub approval_expires_at: Option<u64>,
+}
+
+impl ReleaseUpdate {
+    /// The update of the write that makes `transition` at `now`. Entering
+    /// DEPLOYING marks when the rollout began, before any UpdateService is
+    /// sent: a rollout resumed after a crash tells the deployments ECS began
+    /// since (its own, or one that overtook it) from those it found there
+    /// (`decide::deployment::resumed_rollout`).
+    pub fn entering(mut self, transition: Transition, now: u64) -> Self {
+        if transition.to() == ReleaseState::Deploying {
+            self.rollout_started_at = Some(now);
+        }
+        self
+    }
 }
 
 /// What a settling transition does to the lane head, in the same transaction.
@@ -517,6 +533,9 @@ pub struct DeploymentStatus {
     pub task_definition: String,
     /// `None` when ECS reports no rollout state (not the ECS deployment controller).
     pub rollout: Option<RolloutState>,
+    /// epoch seconds: when ECS began the deployment (`createdAt`): an
+    /// UpdateService, or a circuit breaker rolling a failed one back.
+    pub created_at: Option<u64>,
 }
 
 /// A task as DescribeTasks reports it.

@@ -1,7 +1,8 @@
 //! The core under random histories: pushes (duplicated, delayed, reordered,
 //! stale), migration outcomes, deployment outcomes, alarms, bake timers,
-//! operator actions, reconcile passes and retryable failures of any AWS call
-//! (followed by the redelivery Lambda makes), run against the engine over the
+//! operator actions, reconcile passes, retryable failures of any AWS call and
+//! invocations killed after their k-th call (each followed by the redelivery
+//! Lambda makes), run against the engine over the
 //! in-memory AWS. After every step the promises ferry makes are checked:
 //!
 //! - every release is terminal or legitimately in flight, at most one per lane;
@@ -80,6 +81,16 @@ enum Exit {
     FailedToStart,
 }
 
+/// How a deployment ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    Completed,
+    Failed,
+    /// Failed, and ECS's circuit breaker rolled the service back to its last
+    /// completed deployment's revision before ferry heard of it.
+    RolledBackByEcs,
+}
+
 /// One thing that happens to the estate. Indices pick among what exists
 /// (modulo its count), so any sequence is meaningful and shrinks well.
 #[derive(Clone)]
@@ -101,7 +112,7 @@ enum Step {
     /// A shop service's latest deployment ends (or its event is redelivered).
     DeploymentEnds {
         service: usize,
-        completed: bool,
+        ending: Ending,
     },
     Alarm {
         raised: bool,
@@ -125,6 +136,11 @@ enum Step {
     Wait {
         seconds: u64,
     },
+    /// The next invocation is killed once `after` AWS calls have entered
+    /// (Lambda then delivers its event again).
+    Crash {
+        after: usize,
+    },
 }
 
 impl fmt::Debug for Step {
@@ -138,11 +154,15 @@ impl fmt::Debug for Step {
             ),
             Step::Redeliver { push } => write!(f, "redeliver push #{push}"),
             Step::TaskStops { task, exit } => write!(f, "task #{task} stops {exit:?}"),
-            Step::DeploymentEnds { service, completed } => write!(
+            Step::DeploymentEnds { service, ending } => write!(
                 f,
                 "{} deployment {}",
                 SHOP_SERVICES[service % SHOP_SERVICES.len()],
-                if *completed { "COMPLETED" } else { "FAILED" }
+                match ending {
+                    Ending::Completed => "COMPLETED",
+                    Ending::Failed => "FAILED",
+                    Ending::RolledBackByEcs => "FAILED (rolled back by the circuit breaker)",
+                }
             ),
             Step::Alarm { raised } => write!(f, "alarm {}", if *raised { "ALARM" } else { "OK" }),
             Step::BakeTimer { timer } => write!(f, "bake timer #{timer} fires"),
@@ -161,6 +181,7 @@ impl fmt::Debug for Step {
                 )
             }
             Step::Wait { seconds } => write!(f, "wait {seconds}s"),
+            Step::Crash { after } => write!(f, "next invocation killed after {after} calls"),
         }
     }
 }
@@ -172,8 +193,12 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0..8usize).prop_map(|push| Step::Redeliver { push }),
         5 => (0..6usize, prop_oneof![4 => Just(Exit::Zero), 1 => Just(Exit::One), 1 => Just(Exit::FailedToStart)])
             .prop_map(|(task, exit)| Step::TaskStops { task, exit }),
-        8 => (0..SHOP_SERVICES.len(), prop::bool::weighted(0.85))
-            .prop_map(|(service, completed)| Step::DeploymentEnds { service, completed }),
+        8 => (0..SHOP_SERVICES.len(), prop_oneof![
+                17 => Just(Ending::Completed),
+                2 => Just(Ending::Failed),
+                1 => Just(Ending::RolledBackByEcs),
+            ])
+            .prop_map(|(service, ending)| Step::DeploymentEnds { service, ending }),
         2 => any::<bool>().prop_map(|raised| Step::Alarm { raised }),
         3 => (0..4usize).prop_map(|timer| Step::BakeTimer { timer }),
         1 => Just(Step::Rollback),
@@ -183,6 +208,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => Just(Step::Reconcile),
         3 => (0..OPERATIONS.len()).prop_map(|operation| Step::Fault { operation }),
         2 => (1..1_200u64).prop_map(|seconds| Step::Wait { seconds }),
+        2 => (0..12usize).prop_map(|after| Step::Crash { after }),
     ]
 }
 
@@ -214,6 +240,7 @@ struct World {
 /// Figures of a run, summed over cases.
 static STEPS: AtomicU64 = AtomicU64::new(0);
 static REDELIVERIES: AtomicU64 = AtomicU64::new(0);
+static CRASHES: AtomicU64 = AtomicU64::new(0);
 static CASES: AtomicU64 = AtomicU64::new(0);
 
 impl World {
@@ -240,7 +267,14 @@ impl World {
         loop {
             // Claims on tag writes lapse on the histories' clock.
             self.fake.set_clock(self.now);
-            let result = self.attempt(step).await;
+            let fake = self.fake.clone();
+            let Some(result) = fake.until_killed(self.attempt(step)).await else {
+                // Killed: Lambda runs the event again, as after a failure.
+                CRASHES.fetch_add(1, Ordering::Relaxed);
+                attempts += 1;
+                self.now += 1;
+                continue;
+            };
             match result {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_retryable() && attempts < 6 => {
@@ -290,21 +324,28 @@ impl World {
                     engine.on_task_stopped(&stopped, now).await?;
                 }
             }
-            Step::DeploymentEnds { service, completed } => {
+            Step::DeploymentEnds { service, ending } => {
                 let service = SHOP_SERVICES[service % SHOP_SERVICES.len()];
                 let svc = fake.service(SHOP_CLUSTER, service);
                 let id = svc.deployments.last().cloned().expect("a deployment");
-                let outcome = match svc.rollouts.get(&id) {
-                    Some(RolloutState::Completed) => DeploymentOutcome::Completed,
-                    Some(RolloutState::Failed) => DeploymentOutcome::Failed,
-                    _ if completed => DeploymentOutcome::Completed,
-                    _ => DeploymentOutcome::Failed,
+                let outcome = match (svc.rollouts.get(&id), ending) {
+                    (Some(RolloutState::Completed), _) => DeploymentOutcome::Completed,
+                    (Some(RolloutState::Failed), _) => DeploymentOutcome::Failed,
+                    (_, Ending::Completed) => DeploymentOutcome::Completed,
+                    (_, Ending::Failed | Ending::RolledBackByEcs) => DeploymentOutcome::Failed,
                 };
-                let state = match outcome {
-                    DeploymentOutcome::Completed => RolloutState::Completed,
-                    DeploymentOutcome::Failed => RolloutState::Failed,
-                };
-                fake.deployment_ends_unseen(SHOP_CLUSTER, service, state);
+                let ended = svc.rollouts.contains_key(&id);
+                match outcome {
+                    DeploymentOutcome::Failed if !ended && ending == Ending::RolledBackByEcs => {
+                        fake.circuit_breaker_rolls_back(SHOP_CLUSTER, service);
+                    }
+                    DeploymentOutcome::Completed => {
+                        fake.deployment_ends_unseen(SHOP_CLUSTER, service, RolloutState::Completed)
+                    }
+                    DeploymentOutcome::Failed => {
+                        fake.deployment_ends_unseen(SHOP_CLUSTER, service, RolloutState::Failed)
+                    }
+                }
                 let change = deployment(SHOP_CLUSTER, service, &id, outcome);
                 engine.on_deployment(&change, now).await?;
             }
@@ -388,6 +429,7 @@ impl World {
                 fake.fail_next(operation, None, "ThrottlingException", true);
             }
             Step::Wait { seconds } => self.now += seconds,
+            Step::Crash { after } => fake.kill_after_calls(after),
         }
         Ok(())
     }
@@ -673,8 +715,9 @@ fn random_histories_keep_every_promise_after_every_step() {
     let (steps, runs) = (STEPS.load(Ordering::Relaxed), CASES.load(Ordering::Relaxed));
     println!(
         "model: {cases} histories, {runs} runs (with shrinking), {steps} steps, {} redeliveries, \
-         {} violations, {:.2}s ({:.0} histories/s, {:.0} steps/s)",
+         {} invocations killed, {} violations, {:.2}s ({:.0} histories/s, {:.0} steps/s)",
         REDELIVERIES.load(Ordering::Relaxed),
+        CRASHES.load(Ordering::Relaxed),
         u32::from(result.is_err()),
         elapsed.as_secs_f64(),
         runs as f64 / elapsed.as_secs_f64(),

@@ -239,6 +239,61 @@ async fn a_resumed_rollout_adopts_the_deployments_its_killed_attempt_started() {
 }
 
 #[tokio::test]
+async fn a_resumed_rollout_whose_deployment_ecs_rolled_back_rolls_the_release_back_instead_of_forcing_it_again(
+) {
+    let (fake, engine) = estate_with(EstateOptions {
+        migration: false,
+        ..EstateOptions::default()
+    });
+    let good = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    deliver(&engine, &good, 10).await.expect("released");
+    every_service_completes(&engine, &fake).await;
+    let good_tds: Vec<String> = SHOP_SERVICES
+        .iter()
+        .map(|s| fake.service(SHOP_CLUSTER, s).task_definition)
+        .collect();
+    let good_api = fake.service(SHOP_CLUSTER, "api").task_definition;
+    // 1.1.0 rolls out and its function is killed before it records the
+    // deployments; api's fails and the circuit breaker puts 1.0.0 back.
+    fake.set_clock(T0 + 100);
+    let bad = fake.push(SHOP_REPOSITORY, "1.1.0", &at(100));
+    deliver(&engine, &bad, 100).await.expect("rolled out");
+    let bad_api = fake.service(SHOP_CLUSTER, "api").task_definition;
+    fake.killed_after_update_service(&shop_release("1.1.0"));
+    fake.set_clock(T0 + 160);
+    let breaker = fake
+        .circuit_breaker_rolls_back(SHOP_CLUSTER, "api")
+        .expect("1.0.0's deployment completed");
+    assert_eq!(fake.service(SHOP_CLUSTER, "api").task_definition, good_api);
+
+    let again = deliver(&engine, &bad, 170).await.expect("resumed");
+
+    assert!(
+        matches!(&again.outcome, Outcome::RolledBack { reason, .. }
+            if reason.contains("service api is on") && reason.contains(&breaker)),
+        "{again:?}"
+    );
+    let forced_onto_bad = fake
+        .updates()
+        .into_iter()
+        .filter(|u| u.service == "api" && u.task_definition == bad_api)
+        .count();
+    assert_eq!(forced_onto_bad, 1, "the failed deployment is not repeated");
+    for (service, good_td) in SHOP_SERVICES.iter().zip(&good_tds) {
+        assert_eq!(
+            &fake.service(SHOP_CLUSTER, service).task_definition,
+            good_td,
+            "{service} back on 1.0.0"
+        );
+    }
+    assert_eq!(fake.parameter(SHOP_PARAMETER).as_deref(), Some("1.0.0"));
+    assert_eq!(
+        fake.record(&shop_release("1.1.0")).state,
+        ReleaseState::RolledBack
+    );
+}
+
+#[tokio::test]
 async fn a_rollout_without_a_migration_that_lands_after_a_rollback_is_undone() {
     let (fake, engine) = estate_with(EstateOptions {
         migration: false,
@@ -719,6 +774,36 @@ async fn a_failed_migration_whose_tag_restore_is_throttled_restores_it_when_the_
         .await
         .expect("redelivered");
 
+    assert_eq!(
+        fake.record(&shop_release("1.0.0")).state,
+        ReleaseState::Failed
+    );
+    assert_eq!(fake.parameter(SHOP_PARAMETER).as_deref(), Some("0.9.0"));
+}
+
+#[tokio::test]
+async fn a_redelivered_push_does_not_run_again_a_migration_whose_failure_was_interrupted() {
+    let (fake, engine) = estate();
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    deliver(&engine, &push, 10).await.expect("claimed");
+    let task = fake.migration_task(&shop_release("1.0.0"));
+    let stopped = migration_exited(&task, 1, T0 + 20, T0 + 30);
+    fake.fail_next("ssm:PutParameter", None, "ThrottlingException", true);
+    assert_retried(engine.on_task_stopped(&stopped, T0 + 30).await);
+
+    let again = deliver(&engine, &push, 31).await.expect("redelivered push");
+
+    assert_eq!(
+        again.outcome,
+        Outcome::Duplicate {
+            state: ReleaseState::Migrating
+        }
+    );
+    assert_eq!(fake.count("ecs:RunTask"), 1, "the migration ran once");
+    engine
+        .on_task_stopped(&stopped, T0 + 32)
+        .await
+        .expect("the STOPPED event redelivered");
     assert_eq!(
         fake.record(&shop_release("1.0.0")).state,
         ReleaseState::Failed

@@ -1,7 +1,9 @@
 //! An ECS deployment finished: count the service, succeed the release, or roll
 //! the whole release back.
 
-use crate::ports::ReleaseRecord;
+use std::collections::BTreeMap;
+
+use crate::ports::{DeploymentStatus, ReleaseRecord};
 use crate::release::ReleaseState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,73 +93,224 @@ pub fn label_still_owed(change: &DeploymentChange, known_good: &ReleaseRecord) -
         && known_good.deployments.get(&change.service) == Some(&change.deployment_id)
 }
 
-/// A resumed rollout's services that ECS already moves to the release's
-/// revision (the interrupted attempt's UpdateService landed, its record did
-/// not): service → that PRIMARY deployment's id, adopted instead of a second
-/// forced deployment. `pending`: service → the release's revision.
-pub fn deployments_already_started<'a>(
+/// What a resumed rollout found on the services it has no deployment recorded
+/// for: the interrupted attempt's UpdateService may have landed, and its
+/// deployment may even have failed and been rolled back by ECS since.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResumedRollout {
+    /// service → the deployment of the release's revision ECS began since the
+    /// rollout began: adopted, not forced a second time (UpdateService takes
+    /// no idempotency token).
+    pub adopted: BTreeMap<String, String>,
+    /// Services ECS moved to another revision since the rollout began: the
+    /// circuit breaker rolled the release's deployment back, or another
+    /// deployer took the service. Forcing the release again would repeat a
+    /// deployment that failed; the release fails instead.
+    pub overtaken: Vec<Overtaken>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overtaken {
+    pub service: String,
+    pub deployment: String,
+    pub task_definition: String,
+}
+
+impl ResumedRollout {
+    /// Why the release fails, when a service was overtaken.
+    pub fn overtaken_reason(&self) -> Option<String> {
+        if self.overtaken.is_empty() {
+            return None;
+        }
+        let all: Vec<String> = self
+            .overtaken
+            .iter()
+            .map(|o| {
+                format!(
+                    "service {} is on {} (deployment {})",
+                    o.service, o.task_definition, o.deployment
+                )
+            })
+            .collect();
+        Some(format!(
+            "{}, begun after the release's rollout began: ECS's circuit breaker rolled the release's deployment back, or another deployer took the service",
+            all.join("; ")
+        ))
+    }
+}
+
+/// Reads the PRIMARY deployment of each pending service (`pending`: service →
+/// the release's revision) against when the rollout began (`None` for a
+/// release recorded before ferry marked it: then only the revision counts):
+/// begun before the rollout → the interrupted UpdateService never landed;
+/// on the release's revision → adopted; on another, begun since → overtaken.
+pub fn resumed_rollout<'a>(
     pending: &[(String, String)],
-    services: impl IntoIterator<Item = (&'a str, Vec<crate::ports::DeploymentStatus>)>,
-) -> std::collections::BTreeMap<String, String> {
-    let wanted: std::collections::BTreeMap<&str, &str> = pending
+    services: impl IntoIterator<Item = (&'a str, Vec<DeploymentStatus>)>,
+    rollout_started_at: Option<u64>,
+) -> ResumedRollout {
+    let wanted: BTreeMap<&str, &str> = pending
         .iter()
         .map(|(s, a)| (s.as_str(), a.as_str()))
         .collect();
-    services
-        .into_iter()
-        .filter_map(|(service, deployments)| {
-            let arn = wanted.get(service)?;
-            let primary = deployments
-                .into_iter()
-                .find(|d| d.primary && d.task_definition == *arn)?;
-            Some((service.to_owned(), primary.id))
-        })
-        .collect()
+    let mut found = ResumedRollout::default();
+    for (service, deployments) in services {
+        let Some(arn) = wanted.get(service) else {
+            continue;
+        };
+        let Some(primary) = deployments.into_iter().find(|d| d.primary) else {
+            continue;
+        };
+        // Same second counts as since: ferry marks the rollout in whole seconds.
+        let since_rollout = rollout_started_at
+            .zip(primary.created_at)
+            .map(|(started, created)| created >= started);
+        match (primary.task_definition == *arn, since_rollout) {
+            (_, Some(false)) => {}
+            (true, _) => {
+                found.adopted.insert(service.to_owned(), primary.id);
+            }
+            (false, Some(true)) => found.overtaken.push(Overtaken {
+                service: service.to_owned(),
+                deployment: primary.id,
+                task_definition: primary.task_definition,
+            }),
+            (false, None) => {}
+        }
+    }
+    found
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_resumed_rollout_adopts_a_primary_deployment_of_the_releases_revision() {
-        use crate::ports::DeploymentStatus;
-        let pending = [
+    const STARTED: u64 = 1_000;
+
+    fn pending() -> Vec<(String, String)> {
+        vec![
             ("api".to_owned(), "api:3".to_owned()),
             ("worker".to_owned(), "worker:3".to_owned()),
-        ];
-        let deployment = |id: &str, primary: bool, arn: &str| DeploymentStatus {
+        ]
+    }
+
+    fn deployment(id: &str, primary: bool, arn: &str, created_at: u64) -> DeploymentStatus {
+        DeploymentStatus {
             id: id.into(),
             primary,
             task_definition: arn.into(),
             rollout: None,
-        };
-        let adopted = deployments_already_started(
-            &pending,
+            created_at: Some(created_at),
+        }
+    }
+
+    #[test]
+    fn a_resumed_rollout_adopts_a_primary_deployment_of_the_releases_revision() {
+        let found = resumed_rollout(
+            &pending(),
             [
                 (
                     "api",
                     vec![
-                        deployment("d-new", true, "api:3"),
-                        deployment("d-old", false, "api:2"),
+                        deployment("d-new", true, "api:3", STARTED + 1),
+                        deployment("d-old", false, "api:2", STARTED - 60),
                     ],
                 ),
                 (
                     "worker",
                     vec![
-                        deployment("d-w", true, "worker:2"),
-                        deployment("d-x", false, "worker:3"),
+                        deployment("d-w", true, "worker:2", STARTED - 60),
+                        deployment("d-x", false, "worker:3", STARTED - 90),
                     ],
                 ),
             ],
+            Some(STARTED),
         );
         assert_eq!(
-            adopted,
-            std::collections::BTreeMap::from([("api".to_owned(), "d-new".to_owned())]),
-            "only a PRIMARY deployment of the release's own revision counts"
+            found,
+            ResumedRollout {
+                adopted: BTreeMap::from([("api".to_owned(), "d-new".to_owned())]),
+                overtaken: vec![],
+            },
+            "only a PRIMARY deployment of the release's own revision counts; worker is started"
         );
     }
-    use std::collections::{BTreeMap, BTreeSet};
+
+    #[test]
+    fn a_deployment_rolled_back_by_ecs_after_the_rollout_began_overtakes_the_release() {
+        let found = resumed_rollout(
+            &pending(),
+            [(
+                "api",
+                vec![
+                    deployment("d-back", true, "api:2", STARTED + 40),
+                    deployment("d-failed", false, "api:3", STARTED),
+                ],
+            )],
+            Some(STARTED),
+        );
+        assert!(found.adopted.is_empty());
+        assert_eq!(
+            found.overtaken,
+            vec![Overtaken {
+                service: "api".into(),
+                deployment: "d-back".into(),
+                task_definition: "api:2".into(),
+            }]
+        );
+        let reason = found.overtaken_reason().expect("a reason");
+        assert!(
+            reason.contains("service api is on api:2 (deployment d-back)")
+                && reason.contains("circuit breaker"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn a_deployment_begun_before_the_rollout_is_neither_adopted_nor_overtaking() {
+        // A restart forces the revision the service already runs: the deployment
+        // found there is the one before the restart, not the restart's.
+        let restart = [("api".to_owned(), "api:2".to_owned())];
+        let found = resumed_rollout(
+            &restart,
+            [(
+                "api",
+                vec![deployment("d-before", true, "api:2", STARTED - 1)],
+            )],
+            Some(STARTED),
+        );
+        assert_eq!(found, ResumedRollout::default());
+        let found = resumed_rollout(
+            &pending(),
+            [(
+                "api",
+                vec![deployment("d-before", true, "api:2", STARTED - 1)],
+            )],
+            Some(STARTED),
+        );
+        assert_eq!(found, ResumedRollout::default(), "api is started");
+    }
+
+    #[test]
+    fn without_a_rollout_mark_only_the_revision_counts() {
+        let found = resumed_rollout(
+            &pending(),
+            [
+                ("api", vec![deployment("d-new", true, "api:3", STARTED)]),
+                ("worker", vec![deployment("d-w", true, "worker:2", STARTED)]),
+            ],
+            None,
+        );
+        assert_eq!(
+            found,
+            ResumedRollout {
+                adopted: BTreeMap::from([("api".to_owned(), "d-new".to_owned())]),
+                overtaken: vec![],
+            }
+        );
+    }
+
+    use std::collections::BTreeSet;
 
     fn deploying(completed: &[&str]) -> ReleaseRecord {
         ReleaseRecord {

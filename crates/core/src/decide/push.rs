@@ -195,7 +195,7 @@ pub fn decide_claim(
     }
     if let Some(existing) = existing {
         let holds_lane = head.in_flight.as_ref().is_some_and(|p| p.id == existing.id);
-        if existing.interrupted.is_some() && existing.state.is_in_flight() && holds_lane {
+        if existing.interrupted.is_some() && push_step_interrupted(existing) && holds_lane {
             return ClaimPlan::Resume(Box::new(existing.clone()));
         }
         return ClaimPlan::Duplicate(existing.state);
@@ -232,6 +232,19 @@ pub fn decide_claim(
         latest_pushed_at,
         unfreeze,
         retries: target.retry.as_ref().and_then(|r| r.of.clone()),
+    }
+}
+
+/// Whether the release was interrupted in a step a push takes: the claim and
+/// registration, the migration's start, the rollout. A migration that started
+/// is the gate's to judge (its STOPPED event, or the reconcile pass): a push
+/// resuming it would run it again, and over a failure the gate was recording.
+/// The smoke test, the bake and an approval are not a push's either.
+fn push_step_interrupted(record: &ReleaseRecord) -> bool {
+    match record.state {
+        ReleaseState::Claimed | ReleaseState::Deploying => true,
+        ReleaseState::Migrating => record.migration_task.is_none(),
+        _ => false,
     }
 }
 
@@ -809,6 +822,39 @@ image_tag_parameter = "/shop/prod/compute/currentImageTag"
             decide_claim(&push, &elsewhere, Some(&interrupted), 0),
             ClaimPlan::Duplicate(ReleaseState::Migrating)
         );
+    }
+
+    #[test]
+    fn a_redelivered_push_leaves_a_started_migration_and_later_steps_to_their_handlers() {
+        let config = config();
+        let push = target(&config, "1.0.0", 'a', Origin::Push, 10);
+        let holding = LaneHead {
+            in_flight: Some(pointer("1.0.0", 'a')),
+            ..LaneHead::default()
+        };
+        // The gate was recording the migration's failure when it was interrupted.
+        let mut judged = existing(ReleaseState::Migrating, true);
+        judged.migration_task = Some("arn:aws:ecs:eu-west-1:123456789012:task/shop-prod/1".into());
+        assert_eq!(
+            decide_claim(&push, &holding, Some(&judged), 0),
+            ClaimPlan::Duplicate(ReleaseState::Migrating)
+        );
+        for state in [
+            ReleaseState::AwaitingApproval,
+            ReleaseState::Verifying,
+            ReleaseState::Baking,
+        ] {
+            assert_eq!(
+                decide_claim(&push, &holding, Some(&existing(state, true)), 0),
+                ClaimPlan::Duplicate(state)
+            );
+        }
+        for state in [ReleaseState::Claimed, ReleaseState::Deploying] {
+            assert!(matches!(
+                decide_claim(&push, &holding, Some(&existing(state, true)), 0),
+                ClaimPlan::Resume(_)
+            ));
+        }
     }
 
     #[test]

@@ -555,6 +555,7 @@ mod tests {
             primary: true,
             task_definition: revision.into(),
             rollout: Some(rollout),
+            created_at: None,
         }
     }
 

@@ -275,7 +275,8 @@ impl<P: Ports> Engine<P> {
                 .filter(|_| transition == Transition::ApproveMigration)
                 .map(|m| now + m.timeout.as_secs()),
             ..ReleaseUpdate::default()
-        };
+        }
+        .entering(transition, now);
         let describe = async {
             match transition {
                 // RunTask copies the launch settings of one of the services.

@@ -262,7 +262,7 @@ impl<P: Ports> Engine<P> {
         ))
     }
 
-    async fn failed_after_rollout_outcome(
+    pub(super) async fn failed_after_rollout_outcome(
         &self,
         record: &ReleaseRecord,
         reason: String,

@@ -524,7 +524,8 @@ impl<P: Ports> Engine<P> {
             migration_deadline: target.migration().map(|m| now + m.timeout.as_secs()),
             previous_tag: value_before.clone(),
             ..ReleaseUpdate::default()
-        };
+        }
+        .entering(transition, now);
         let (registered, moved) = futures_util::join!(
             self.register_copies(target, &record, &plan, resumed),
             self.move_on(&record, transition, update),

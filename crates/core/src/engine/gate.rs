@@ -72,10 +72,11 @@ impl<P: Ports> Engine<P> {
         record: ReleaseRecord,
         now: u64,
     ) -> Result<Outcome, EngineError> {
-        let guard = Transition::PassMigration.guard();
+        let transition = Transition::PassMigration;
+        let update = ReleaseUpdate::default().entering(transition, now);
         let Some(record) = self
             .ledger
-            .update(&record.id, guard, ReleaseUpdate::default())
+            .update(&record.id, transition.guard(), update)
             .await?
         else {
             tracing::info!(release = %record.id, "release moved on while its migration stopped; not rolling out");

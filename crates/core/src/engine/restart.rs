@@ -179,7 +179,8 @@ impl<P: Ports> Engine<P> {
                 verify_essential_containers: verify.as_ref().map(|v| v.essential_containers()),
                 reason: record.reason.clone(),
                 ..ReleaseUpdate::default()
-            };
+            }
+            .entering(Transition::SkipMigration, now);
             let Some(deploying) = self
                 .ledger
                 .update(&id, Transition::SkipMigration.guard(), update)

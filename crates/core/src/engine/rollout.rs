@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::{
     fan_out, Engine, EngineError, Outcome, Ports, DESCRIBE_CONCURRENCY, UPDATE_SERVICE_CONCURRENCY,
 };
-use crate::decide::deployment::deployments_already_started;
+use crate::decide::deployment::resumed_rollout;
 use crate::decide::put_back::{
     follow_restored_deployments, off_known_good, put_back_target, services_to_put_back,
     successor_services_to_restore,
@@ -43,18 +43,24 @@ impl<P: Ports> Engine<P> {
         let mut started = record.deployments.clone();
         if resumed && !pending.is_empty() {
             // UpdateService takes no idempotency token: what the interrupted
-            // attempt started is read back, not started a second time.
+            // attempt started is read back, not started a second time; a
+            // deployment of it that ECS rolled back is not repeated either.
             let names: Vec<String> = pending.iter().map(|(s, _)| s.clone()).collect();
             let services = match self.ecs.describe_services(cluster, &names).await {
                 Ok(services) => services,
                 Err(e) => return Err(self.interrupt(&record, e).await),
             };
-            let adopted = deployments_already_started(
+            let found = resumed_rollout(
                 &pending,
                 services.found.iter().map(|s| (s.name(), s.deployments())),
+                record.rollout_started_at,
             );
-            pending.retain(|(s, _)| !adopted.contains_key(s));
-            started.extend(adopted);
+            if let Some(reason) = found.overtaken_reason() {
+                tracing::error!(release = %id, %reason, "a service moved on since the rollout began; rolling the release back");
+                return Box::pin(self.failed_after_rollout_outcome(&record, reason)).await;
+            }
+            pending.retain(|(s, _)| !found.adopted.contains_key(s));
+            started.extend(found.adopted);
         }
         let put_parameter = async {
             match record.parameter_version {

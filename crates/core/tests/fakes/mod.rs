@@ -385,6 +385,11 @@ pub struct FakeService {
     pub deployments: Vec<String>,
     /// deployment id → its rollout state, once it ended (else IN_PROGRESS).
     pub rollouts: BTreeMap<String, RolloutState>,
+    /// deployment id → the fake's clock when it began (`createdAt`), for
+    /// deployments begun once a test set the clock.
+    pub created: BTreeMap<String, u64>,
+    /// deployment id → the task definition it deploys.
+    pub revisions: BTreeMap<String, String>,
 }
 
 impl ServiceView for FakeService {
@@ -416,6 +421,7 @@ impl ServiceView for FakeService {
                         .copied()
                         .unwrap_or(RolloutState::InProgress),
                 ),
+                created_at: self.created.get(id).copied(),
             })
             .collect()
     }
@@ -505,6 +511,11 @@ pub struct State {
     pub clock: u64,
     /// Writers waiting for the claim on a lane's tag writes.
     pub awaiting_claim: usize,
+    /// The next invocation dies once this many more calls have entered: the
+    /// call after them never returns (`kill_after_calls`).
+    pub kill_after: Option<usize>,
+    /// An invocation died; its caller drops it.
+    pub killed: bool,
     // ECS
     /// family → revisions, revision n at index n - 1
     pub task_definitions: BTreeMap<String, Vec<FakeTaskDefinition>>,
@@ -691,6 +702,11 @@ impl FakeAws {
                     format!("ecs-svc/initial-{name}"),
                     RolloutState::Completed,
                 )]),
+                created: BTreeMap::new(),
+                revisions: BTreeMap::from([(
+                    format!("ecs-svc/initial-{name}"),
+                    task_definition.to_owned(),
+                )]),
             },
         );
     }
@@ -825,6 +841,33 @@ impl FakeAws {
         self.state().tag_claims.values().any(|c| c.holder.is_some())
     }
 
+    /// The next invocation is killed (Lambda's runtime ends the process) once
+    /// `calls` AWS calls have entered: the next call never returns and
+    /// [`FakeAws::until_killed`] drops the invocation.
+    pub fn kill_after_calls(&self, calls: usize) {
+        let mut state = self.state();
+        state.kill_after = Some(calls);
+        state.killed = false;
+    }
+
+    /// Runs `invocation` until it ends or is killed (`None`).
+    pub async fn until_killed<T>(&self, invocation: impl Future<Output = T>) -> Option<T> {
+        let killed = std::future::poll_fn(|cx| {
+            if std::mem::take(&mut self.state().killed) {
+                Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        });
+        futures_util::pin_mut!(invocation);
+        futures_util::pin_mut!(killed);
+        match futures_util::future::select(invocation, killed).await {
+            futures_util::future::Either::Left((done, _)) => Some(done),
+            futures_util::future::Either::Right(((), _)) => None,
+        }
+    }
+
     /// Sets the ledger's clock (claim leases), epoch seconds.
     pub fn set_clock(&self, now: u64) {
         self.state().clock = now;
@@ -857,6 +900,9 @@ impl FakeAws {
     }
 
     async fn enter(&self, operation: &'static str, key: &str) -> PortResult<()> {
+        if self.dies_here() {
+            std::future::pending::<()>().await;
+        }
         let number = {
             let mut state = self.state();
             let calls = state.calls.entry(operation).or_default();
@@ -887,6 +933,22 @@ impl FakeAws {
             });
         }
         Ok(())
+    }
+
+    fn dies_here(&self) -> bool {
+        let mut state = self.state();
+        match state.kill_after {
+            Some(0) => {
+                state.kill_after = None;
+                state.killed = true;
+                true
+            }
+            Some(ref mut left) => {
+                *left -= 1;
+                false
+            }
+            None => false,
+        }
     }
 
     fn next_id(&self) -> u64 {
@@ -1030,6 +1092,40 @@ impl FakeAws {
         service.rollouts.insert(primary, outcome);
     }
 
+    /// `service`'s latest deployment fails and ECS's circuit breaker rolls the
+    /// service back to the revision of its last completed deployment, in a
+    /// deployment of its own begun at the fake's clock (completed at once);
+    /// no event delivered. Returns the rollback's deployment id, or `None`
+    /// (only the failure) when no earlier deployment completed.
+    pub fn circuit_breaker_rolls_back(&self, cluster: &str, service: &str) -> Option<String> {
+        let id = self.next_id();
+        let mut state = self.state();
+        let clock = state.clock;
+        let service = state
+            .services
+            .get_mut(&(cluster.to_owned(), service.to_owned()))
+            .expect("a service");
+        let (failed, earlier) = service.deployments.split_last()?;
+        service
+            .rollouts
+            .insert(failed.clone(), RolloutState::Failed);
+        let previous = earlier
+            .iter()
+            .rev()
+            .find(|d| service.rollouts.get(*d) == Some(&RolloutState::Completed))
+            .and_then(|d| service.revisions.get(d))?
+            .clone();
+        let rollback = format!("ecs-svc/{id:019}");
+        service.task_definition = previous.clone();
+        service.deployments.push(rollback.clone());
+        service.revisions.insert(rollback.clone(), previous);
+        service.created.insert(rollback.clone(), clock);
+        service
+            .rollouts
+            .insert(rollback.clone(), RolloutState::Completed);
+        Some(rollback)
+    }
+
     /// Someone runs `aws ecs update-service` by hand (no event to ferry).
     pub fn update_service_by_hand(&self, cluster: &str, service: &str, task_definition: &str) {
         self.apply_service_update(cluster, service, task_definition, true)
@@ -1064,6 +1160,7 @@ impl FakeAws {
     ) -> PortResult<String> {
         let id = self.next_id();
         let mut state = self.state();
+        let clock = state.clock;
         // As ECS: "you can't update an existing service to reference an INACTIVE
         // task definition" (DeregisterTaskDefinition).
         let inactive = state
@@ -1093,6 +1190,12 @@ impl FakeAws {
         let deployment = format!("ecs-svc/{id:019}");
         existing.task_definition = task_definition.into();
         existing.deployments.push(deployment.clone());
+        existing
+            .revisions
+            .insert(deployment.clone(), task_definition.to_owned());
+        if clock > 0 {
+            existing.created.insert(deployment.clone(), clock);
+        }
         state.updates.push(ServiceUpdate {
             cluster: cluster.into(),
             service: service.into(),
@@ -1189,6 +1292,7 @@ pub async fn every_shop_service_completes(
     let mut last = None;
     for service in SHOP_SERVICES {
         let id = fake.last_deployment(SHOP_CLUSTER, service);
+        fake.deployment_ends_unseen(SHOP_CLUSTER, service, RolloutState::Completed);
         let change = deployment(SHOP_CLUSTER, service, &id, DeploymentOutcome::Completed);
         last = Some(engine.on_deployment(&change, now).await.expect("handled"));
     }
