@@ -1869,6 +1869,40 @@ async fn a_release_failing_after_it_superseded_a_rollout_puts_the_services_back_
 }
 
 #[tokio::test]
+async fn a_put_back_that_failed_is_finished_by_the_redelivered_event_before_the_release_is_failed()
+{
+    let (fake, engine) = estate();
+    let good = rolling_out_when_a_newer_push_arrives(&engine, &fake).await;
+    let stopped = migration_of(&fake, "1.2.0", 1, 205, 260);
+    fake.fail_next(
+        "ecs:RestoreService",
+        Some("api"),
+        "ThrottlingException",
+        true,
+    );
+
+    let first = engine.on_task_stopped(&stopped, T0 + 260).await;
+
+    assert!(first.is_err_and(|e| e.is_retryable()));
+    assert_eq!(
+        fake.record(&shop_release("1.2.0")).state,
+        ReleaseState::Migrating,
+        "still in flight, so the redelivery judges it again"
+    );
+    let again = stop(&engine, &stopped).await;
+    assert!(matches!(again.outcome, Outcome::Failed { .. }), "{again:?}");
+    let known_good = fake.record(&good);
+    for service in SHOP_SERVICES {
+        assert_eq!(
+            fake.service(SHOP_CLUSTER, service).task_definition,
+            known_good.task_definitions[service],
+            "{service} runs 1.0.0 again, not the superseded 1.1.0"
+        );
+    }
+    assert_eq!(fake.parameter(SHOP_PARAMETER).as_deref(), Some("1.0.0"));
+}
+
+#[tokio::test]
 async fn a_failing_release_leaves_a_service_set_by_hand_to_the_drift_report() {
     let (fake, engine) = estate();
     release_shop(&engine, &fake, "1.0.0", 10).await;

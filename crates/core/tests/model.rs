@@ -530,6 +530,14 @@ impl World {
             .filter_map(|id| state.releases.get(id))
             .map(|r| r.digest.as_str())
             .collect();
+        // A deployment back to known-good that failed, and that ECS's circuit
+        // breaker returned to the revision before it, is not ferry's to force
+        // again (the known-good revision did not start); the reconcile pass
+        // reports the service as drift.
+        let running: Vec<(&str, String)> = running
+            .into_iter()
+            .filter(|(service, _)| !state.restores_undone.contains(*service))
+            .collect();
         if head.rolling_back.is_none() {
             for (service, digest) in &running {
                 if bad_digests.contains(digest.as_str()) {

@@ -11,14 +11,18 @@
 //! the reconcile pass's to report (and to heal only with `heal_drift`).
 
 use crate::ports::{KnownGoodRelease, LaneHead, ReleaseRecord, ReleaseUpdate};
-use crate::release::ReleaseState;
+use crate::release::{ReleaseId, ReleaseState};
 
-/// The known-good release to put services back on, if the lane is idle: a
-/// newer release in flight owns the services (its rollout replaces them).
-pub fn put_back_target(head: &LaneHead) -> Option<&KnownGoodRelease> {
+/// The known-good release to put services back on as `failing` fails (still
+/// in flight, or settled already): none while a newer release is in flight,
+/// which owns the services (its rollout replaces them).
+pub fn put_back_target<'a>(
+    head: &'a LaneHead,
+    failing: &ReleaseId,
+) -> Option<&'a KnownGoodRelease> {
     match &head.in_flight {
-        Some(_) => None,
-        None => head.history.first(),
+        Some(pointer) if pointer.id != *failing => None,
+        _ => head.history.first(),
     }
 }
 
@@ -129,11 +133,19 @@ mod tests {
 
     #[test]
     fn an_idle_lane_puts_services_back_on_its_newest_known_good_release() {
-        let head = LaneHead {
+        let failing = ReleaseId::parse("shop/prod/00000000000000b2").expect("id");
+        let mut head = LaneHead {
             history: vec![good()],
             ..LaneHead::default()
         };
-        assert_eq!(put_back_target(&head), Some(&good()));
+        assert_eq!(put_back_target(&head, &failing), Some(&good()));
+        // Before its failure is settled, the failing release still holds the lane.
+        head.in_flight = Some(ReleasePointer {
+            id: failing.clone(),
+            tag: "1.1.0".into(),
+            digest: "sha256:b2".into(),
+        });
+        assert_eq!(put_back_target(&head, &failing), Some(&good()));
     }
 
     #[test]
@@ -147,12 +159,14 @@ mod tests {
             }),
             ..LaneHead::default()
         };
-        assert_eq!(put_back_target(&head), None);
+        let failing = ReleaseId::parse("shop/prod/00000000000000b2").expect("id");
+        assert_eq!(put_back_target(&head, &failing), None);
     }
 
     #[test]
     fn a_lane_that_never_succeeded_has_nothing_to_put_back() {
-        assert_eq!(put_back_target(&LaneHead::default()), None);
+        let failing = ReleaseId::parse("shop/prod/00000000000000b2").expect("id");
+        assert_eq!(put_back_target(&LaneHead::default(), &failing), None);
     }
 
     #[test]

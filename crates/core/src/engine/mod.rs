@@ -371,22 +371,30 @@ impl<P: Ports> Engine<P> {
         reason: String,
         restore_parameter: bool,
     ) -> Result<Outcome, EngineError> {
-        // The previous tag goes back before the release is settled FAILED: a
-        // restore that fails leaves the release in flight (marked interrupted),
-        // so the redelivered event judges it again and restores the tag, where
-        // a FAILED release's redelivery would find nothing left to do.
+        // The previous tag and the services a superseded release rolled out go
+        // back before the release is settled FAILED: a restore that fails (or
+        // an invocation killed half-way) leaves the release in flight, so the
+        // redelivered event or the reconcile pass judges it again and finishes
+        // the restore, where a FAILED release's redelivery finds nothing left to do.
         let previous = match (&record.previous_tag, restore_parameter) {
             // The release wrote the tag it would restore: nothing to put back.
             (Some(previous), true) if *previous != record.tag => Some(previous),
             _ => None,
         };
+        let restore_tag = async {
+            match previous {
+                // Once: an earlier delivery may have restored it already.
+                Some(previous) => Some(self.write_tag_once(&record.lane, previous).await),
+                None => None,
+            }
+        };
+        let (restored, put_back) = futures_util::join!(restore_tag, self.put_services_back(record));
         let mut restore_error = None;
-        if let Some(previous) = previous {
-            // Once: an earlier delivery may have restored it already.
-            match self.write_tag_once(&record.lane, previous).await {
-                Ok(_) => {}
+        for result in [restored.unwrap_or(Ok(0)).map(drop), put_back] {
+            match result {
+                Ok(()) => {}
                 Err(e) if e.retryable => return Err(self.interrupt(record, e).await),
-                Err(e) => restore_error = Some(e),
+                Err(e) => restore_error = restore_error.or(Some(e)),
             }
         }
         let update = ReleaseUpdate {
@@ -415,13 +423,10 @@ impl<P: Ports> Engine<P> {
         let mut failed = record.clone();
         failed.reason = Some(reason.clone());
         let event = event_for(&failed, Some(record.state), ReleaseState::Failed);
-        // A superseded release's rollout is put back on known-good beside the event.
-        let ((), put_back) =
-            futures_util::join!(self.emit(vec![event]), self.put_services_back(record));
+        self.emit(vec![event]).await;
         if let Some(e) = restore_error {
             return Err(e.into());
         }
-        put_back?;
         Ok(Outcome::Failed { reason })
     }
 

@@ -191,16 +191,14 @@ impl<P: Ports> Engine<P> {
         .collect()
     }
 
-    /// After `record` failed: the services a release it superseded had rolled
+    /// As `record` fails: the services a release it superseded had rolled
     /// out go back to the known-good revisions (`decide::put_back`). Reads the
     /// head and the services; a service off known-good costs one
     /// DescribeTaskDefinition, and one UpdateService if ferry put it there.
-    pub(super) async fn put_services_back(
-        &self,
-        record: &ReleaseRecord,
-    ) -> Result<(), EngineError> {
+    /// Idempotent: a service already back is left alone.
+    pub(super) async fn put_services_back(&self, record: &ReleaseRecord) -> Result<(), PortError> {
         let head = self.ledger.head(&record.lane).await?.unwrap_or_default();
-        let Some(good) = put_back_target(&head) else {
+        let Some(good) = put_back_target(&head, &record.id) else {
             return Ok(());
         };
         let services = self

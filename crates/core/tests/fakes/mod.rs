@@ -529,6 +529,10 @@ pub struct State {
     pub forgotten_tasks: BTreeSet<String>,
     pub stopped: Vec<StoppedByFerry>,
     pub updates: Vec<ServiceUpdate>,
+    /// Services whose deployment back to known-good (a rollback's or a
+    /// put-back's) failed and which ECS's circuit breaker then returned to the
+    /// revision before it; until the next UpdateService of the service.
+    pub restores_undone: BTreeSet<String>,
     // SSM
     pub parameters: BTreeMap<String, Vec<ParameterVersion>>,
     // Secrets Manager / SSM secure parameters: references that exist
@@ -1101,28 +1105,31 @@ impl FakeAws {
         let id = self.next_id();
         let mut state = self.state();
         let clock = state.clock;
-        let service = state
-            .services
-            .get_mut(&(cluster.to_owned(), service.to_owned()))
-            .expect("a service");
-        let (failed, earlier) = service.deployments.split_last()?;
-        service
-            .rollouts
-            .insert(failed.clone(), RolloutState::Failed);
+        let key = (cluster.to_owned(), service.to_owned());
+        let svc = state.services.get_mut(&key).expect("a service");
+        let (failed, earlier) = svc.deployments.split_last()?;
+        let failed = failed.clone();
         let previous = earlier
             .iter()
             .rev()
-            .find(|d| service.rollouts.get(*d) == Some(&RolloutState::Completed))
-            .and_then(|d| service.revisions.get(d))?
+            .find(|d| svc.rollouts.get(*d) == Some(&RolloutState::Completed))
+            .and_then(|d| svc.revisions.get(d))?
             .clone();
+        svc.rollouts.insert(failed.clone(), RolloutState::Failed);
         let rollback = format!("ecs-svc/{id:019}");
-        service.task_definition = previous.clone();
-        service.deployments.push(rollback.clone());
-        service.revisions.insert(rollback.clone(), previous);
-        service.created.insert(rollback.clone(), clock);
-        service
-            .rollouts
+        svc.task_definition = previous.clone();
+        svc.deployments.push(rollback.clone());
+        svc.revisions.insert(rollback.clone(), previous);
+        svc.created.insert(rollback.clone(), clock);
+        svc.rollouts
             .insert(rollback.clone(), RolloutState::Completed);
+        let undid_a_restore = state
+            .updates
+            .iter()
+            .any(|u| u.deployment == failed && !u.forced);
+        if undid_a_restore {
+            state.restores_undone.insert(service.to_owned());
+        }
         Some(rollback)
     }
 
@@ -1196,6 +1203,7 @@ impl FakeAws {
         if clock > 0 {
             existing.created.insert(deployment.clone(), clock);
         }
+        state.restores_undone.remove(service);
         state.updates.push(ServiceUpdate {
             cluster: cluster.into(),
             service: service.into(),
