@@ -6,8 +6,6 @@ injected failures and crashes, or it proved nothing."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from chaos import Runner, resent_write
@@ -25,10 +23,6 @@ def runner(stack):
     chaos.finish()
 
 
-@pytest.mark.skipif(
-    os.environ.get("FERRY_CHAOS_SUITE") != "1",
-    reason="FERRY_CHAOS_SUITE=1 runs it (opt-in while one crash class stays open: docs/DESIGN.md)",
-)
 def test_invariants_hold_through_failing_calls_and_crashed_functions(runner):
     for _ in range(HISTORIES):
         runner.run_history(steps=STEPS)
