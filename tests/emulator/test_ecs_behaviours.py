@@ -492,6 +492,8 @@ def test_failed_deployment_rolls_back(emulator):
     assert rollback["taskDefinition"] == v1["taskDefinitionArn"]
     assert rollback["rolloutState"] == "IN_PROGRESS"
     assert old_id in rollback["rolloutStateReason"]
+    # a deployment of its own, begun after the one that failed (a resumed rollout reads this)
+    assert rollback["createdAt"] > failed["createdAt"]
 
     # the rollback deployment completes like any other
     status, _ = control(emulator, "/_ferry/deployments/finish", {"cluster": cluster, "service": name, "outcome": "COMPLETED"})
