@@ -389,14 +389,20 @@ impl<P: Ports> Engine<P> {
             }
         };
         let (restored, put_back) = futures_util::join!(restore_tag, self.put_services_back(record));
-        let mut restore_error = None;
-        for result in [restored.unwrap_or(Ok(0)).map(drop), put_back] {
-            match result {
-                Ok(()) => {}
-                Err(e) if e.retryable => return Err(self.interrupt(record, e).await),
-                Err(e) => restore_error = restore_error.or(Some(e)),
+        let mut failures = Vec::new();
+        let tag_restored = match restored {
+            Some(Ok(_)) => true,
+            Some(Err(e)) => {
+                failures.push(e);
+                false
             }
+            None => false,
+        };
+        failures.extend(put_back.err());
+        if let Some(i) = failures.iter().position(|e| e.retryable) {
+            return Err(self.interrupt(record, failures.swap_remove(i)).await);
         }
+        let restore_error = failures.into_iter().next();
         let update = ReleaseUpdate {
             reason: Some(reason.clone()),
             ..ReleaseUpdate::default()
@@ -414,7 +420,7 @@ impl<P: Ports> Engine<P> {
             // Someone else moved the release on (superseded, or a duplicate event
             // already failed it): their transition owns the SSM parameter now,
             // and a tag restored here goes where the lane head says it belongs.
-            if previous.is_some() && restore_error.is_none() {
+            if tag_restored {
                 let head = self.ledger.head(&record.lane).await?.unwrap_or_default();
                 self.correct_parameter(&record.lane, &head).await?;
             }
