@@ -1846,6 +1846,20 @@ async fn rolling_out_when_a_newer_push_arrives(engine: &FakeEngine, fake: &FakeA
     good
 }
 
+/// Every service runs 1.0.0 (`good`) again, not the superseded 1.1.0, and
+/// the parameter names it.
+fn assert_back_on_known_good(fake: &FakeAws, good: &ReleaseId) {
+    let known_good = fake.record(good);
+    for service in SHOP_SERVICES {
+        assert_eq!(
+            fake.service(SHOP_CLUSTER, service).task_definition,
+            known_good.task_definitions[service],
+            "{service} runs 1.0.0 again, not the superseded 1.1.0"
+        );
+    }
+    assert_eq!(fake.parameter(SHOP_PARAMETER).as_deref(), Some("1.0.0"));
+}
+
 #[tokio::test]
 async fn a_release_failing_after_it_superseded_a_rollout_puts_the_services_back_on_known_good() {
     let (fake, engine) = estate();
@@ -1857,15 +1871,7 @@ async fn a_release_failing_after_it_superseded_a_rollout_puts_the_services_back_
         matches!(failed.outcome, Outcome::Failed { .. }),
         "{failed:?}"
     );
-    let known_good = fake.record(&good);
-    for service in SHOP_SERVICES {
-        assert_eq!(
-            fake.service(SHOP_CLUSTER, service).task_definition,
-            known_good.task_definitions[service],
-            "{service} runs 1.0.0 again, not the superseded 1.1.0"
-        );
-    }
-    assert_eq!(fake.parameter(SHOP_PARAMETER).as_deref(), Some("1.0.0"));
+    assert_back_on_known_good(&fake, &good);
 }
 
 #[tokio::test]
@@ -1891,15 +1897,7 @@ async fn a_put_back_that_failed_is_finished_by_the_redelivered_event_before_the_
     );
     let again = stop(&engine, &stopped).await;
     assert!(matches!(again.outcome, Outcome::Failed { .. }), "{again:?}");
-    let known_good = fake.record(&good);
-    for service in SHOP_SERVICES {
-        assert_eq!(
-            fake.service(SHOP_CLUSTER, service).task_definition,
-            known_good.task_definitions[service],
-            "{service} runs 1.0.0 again, not the superseded 1.1.0"
-        );
-    }
-    assert_eq!(fake.parameter(SHOP_PARAMETER).as_deref(), Some("1.0.0"));
+    assert_back_on_known_good(&fake, &good);
 }
 
 #[tokio::test]

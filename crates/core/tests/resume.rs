@@ -10,7 +10,7 @@ use std::pin::pin;
 use fakes::*;
 use ferry_core::engine::{
     AlarmChange, AlarmState, Decision, DeploymentOutcome, EngineError, Outcome, Push,
-    RollbackRequest,
+    RollbackRequest, TaskStopped,
 };
 use ferry_core::release::{ReleaseId, ReleaseState};
 
@@ -210,6 +210,33 @@ async fn a_throttled_update_service_without_a_migration_is_finished_by_the_redel
     assert_released(&fake, "1.0.0");
 }
 
+/// A lane without a migration whose 1.0.0 is released and known-good, with
+/// the revisions its services run (in `SHOP_SERVICES` order).
+async fn released_without_a_migration() -> (FakeAws, FakeEngine, Vec<String>) {
+    let (fake, engine) = estate_with(EstateOptions {
+        migration: false,
+        ..EstateOptions::default()
+    });
+    let good = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    deliver(&engine, &good, 10).await.expect("released");
+    every_service_completes(&engine, &fake).await;
+    let running = SHOP_SERVICES
+        .iter()
+        .map(|s| fake.service(SHOP_CLUSTER, s).task_definition)
+        .collect();
+    (fake, engine, running)
+}
+
+fn assert_services_on(fake: &FakeAws, revisions: &[String], tag: &str) {
+    for (service, revision) in SHOP_SERVICES.iter().zip(revisions) {
+        assert_eq!(
+            &fake.service(SHOP_CLUSTER, service).task_definition,
+            revision,
+            "{service} back on {tag}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_resumed_rollout_adopts_the_deployments_its_killed_attempt_started() {
     let (fake, engine) = estate_with(EstateOptions {
@@ -241,17 +268,7 @@ async fn a_resumed_rollout_adopts_the_deployments_its_killed_attempt_started() {
 #[tokio::test]
 async fn a_resumed_rollout_whose_deployment_ecs_rolled_back_rolls_the_release_back_instead_of_forcing_it_again(
 ) {
-    let (fake, engine) = estate_with(EstateOptions {
-        migration: false,
-        ..EstateOptions::default()
-    });
-    let good = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
-    deliver(&engine, &good, 10).await.expect("released");
-    every_service_completes(&engine, &fake).await;
-    let good_tds: Vec<String> = SHOP_SERVICES
-        .iter()
-        .map(|s| fake.service(SHOP_CLUSTER, s).task_definition)
-        .collect();
+    let (fake, engine, good_tds) = released_without_a_migration().await;
     let good_api = fake.service(SHOP_CLUSTER, "api").task_definition;
     // 1.1.0 rolls out and its function is killed before it records the
     // deployments; api's fails and the circuit breaker puts 1.0.0 back.
@@ -279,13 +296,7 @@ async fn a_resumed_rollout_whose_deployment_ecs_rolled_back_rolls_the_release_ba
         .filter(|u| u.service == "api" && u.task_definition == bad_api)
         .count();
     assert_eq!(forced_onto_bad, 1, "the failed deployment is not repeated");
-    for (service, good_td) in SHOP_SERVICES.iter().zip(&good_tds) {
-        assert_eq!(
-            &fake.service(SHOP_CLUSTER, service).task_definition,
-            good_td,
-            "{service} back on 1.0.0"
-        );
-    }
+    assert_services_on(&fake, &good_tds, "1.0.0");
     assert_eq!(fake.parameter(SHOP_PARAMETER).as_deref(), Some("1.0.0"));
     assert_eq!(
         fake.record(&shop_release("1.1.0")).state,
@@ -295,17 +306,7 @@ async fn a_resumed_rollout_whose_deployment_ecs_rolled_back_rolls_the_release_ba
 
 #[tokio::test]
 async fn a_rollout_without_a_migration_that_lands_after_a_rollback_is_undone() {
-    let (fake, engine) = estate_with(EstateOptions {
-        migration: false,
-        ..EstateOptions::default()
-    });
-    let good = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
-    deliver(&engine, &good, 10).await.expect("released");
-    every_service_completes(&engine, &fake).await;
-    let good_tds: Vec<String> = SHOP_SERVICES
-        .iter()
-        .map(|s| fake.service(SHOP_CLUSTER, s).task_definition)
-        .collect();
+    let (fake, engine, good_tds) = released_without_a_migration().await;
 
     // 1.1.0's UpdateService calls are slow; an operator rolls it back meanwhile.
     let bad = fake.push(SHOP_REPOSITORY, "1.1.0", &at(100));
@@ -334,13 +335,7 @@ async fn a_rollout_without_a_migration_that_lands_after_a_rollback_is_undone() {
     let late = only(rollout.await.expect("the late rollout is handled"));
 
     assert_eq!(late.outcome, Outcome::Superseded);
-    for (service, good_td) in SHOP_SERVICES.iter().zip(&good_tds) {
-        assert_eq!(
-            &fake.service(SHOP_CLUSTER, service).task_definition,
-            good_td,
-            "{service} back on 1.0.0"
-        );
-    }
+    assert_services_on(&fake, &good_tds, "1.0.0");
     let history = fake.parameter_history(SHOP_PARAMETER);
     for pair in history.windows(2) {
         assert_ne!(
@@ -758,14 +753,20 @@ async fn a_claimed_release_interrupted_in_preflight_keeps_the_tag_to_restore_it_
     );
 }
 
+/// 1.0.0 is pushed and claimed; its migration exits 1 at T0 + 30 (the event
+/// not yet delivered).
+async fn migration_of_1_0_0_exits_1(engine: &FakeEngine, fake: &FakeAws) -> (Push, TaskStopped) {
+    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
+    deliver(engine, &push, 10).await.expect("claimed");
+    let task = fake.migration_task(&shop_release("1.0.0"));
+    (push, migration_exited(&task, 1, T0 + 20, T0 + 30))
+}
+
 #[tokio::test]
 async fn a_failed_migration_whose_tag_restore_is_throttled_restores_it_when_the_event_is_redelivered(
 ) {
     let (fake, engine) = estate();
-    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
-    deliver(&engine, &push, 10).await.expect("claimed");
-    let task = fake.migration_task(&shop_release("1.0.0"));
-    let stopped = migration_exited(&task, 1, T0 + 20, T0 + 30);
+    let (_, stopped) = migration_of_1_0_0_exits_1(&engine, &fake).await;
     fake.fail_next("ssm:PutParameter", None, "ThrottlingException", true);
 
     assert_retried(engine.on_task_stopped(&stopped, T0 + 30).await);
@@ -784,10 +785,7 @@ async fn a_failed_migration_whose_tag_restore_is_throttled_restores_it_when_the_
 #[tokio::test]
 async fn a_redelivered_push_does_not_run_again_a_migration_whose_failure_was_interrupted() {
     let (fake, engine) = estate();
-    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
-    deliver(&engine, &push, 10).await.expect("claimed");
-    let task = fake.migration_task(&shop_release("1.0.0"));
-    let stopped = migration_exited(&task, 1, T0 + 20, T0 + 30);
+    let (push, stopped) = migration_of_1_0_0_exits_1(&engine, &fake).await;
     fake.fail_next("ssm:PutParameter", None, "ThrottlingException", true);
     assert_retried(engine.on_task_stopped(&stopped, T0 + 30).await);
 
@@ -814,10 +812,7 @@ async fn a_redelivered_push_does_not_run_again_a_migration_whose_failure_was_int
 #[tokio::test]
 async fn a_failed_release_whose_settle_is_throttled_restores_its_tag_once() {
     let (fake, engine) = estate();
-    let push = fake.push(SHOP_REPOSITORY, "1.0.0", &at(10));
-    deliver(&engine, &push, 10).await.expect("claimed");
-    let task = fake.migration_task(&shop_release("1.0.0"));
-    let stopped = migration_exited(&task, 1, T0 + 20, T0 + 30);
+    let (_, stopped) = migration_of_1_0_0_exits_1(&engine, &fake).await;
     fake.fail_next("ledger:Settle", None, "ThrottlingException", true);
 
     assert_retried(engine.on_task_stopped(&stopped, T0 + 30).await);

@@ -166,7 +166,8 @@ pub fn resumed_rollout<'a>(
             .zip(primary.created_at)
             .map(|(started, created)| created >= started);
         match (primary.task_definition == *arn, since_rollout) {
-            (_, Some(false)) => {}
+            // Begun before the rollout, or another revision with no mark: start it.
+            (_, Some(false)) | (false, None) => {}
             (true, _) => {
                 found.adopted.insert(service.to_owned(), primary.id);
             }
@@ -175,7 +176,6 @@ pub fn resumed_rollout<'a>(
                 deployment: primary.id,
                 task_definition: primary.task_definition,
             }),
-            (false, None) => {}
         }
     }
     found
@@ -204,6 +204,13 @@ mod tests {
         }
     }
 
+    fn adopting_api(deployment: &str) -> ResumedRollout {
+        ResumedRollout {
+            adopted: BTreeMap::from([("api".to_owned(), deployment.to_owned())]),
+            overtaken: vec![],
+        }
+    }
+
     #[test]
     fn a_resumed_rollout_adopts_a_primary_deployment_of_the_releases_revision() {
         let found = resumed_rollout(
@@ -228,10 +235,7 @@ mod tests {
         );
         assert_eq!(
             found,
-            ResumedRollout {
-                adopted: BTreeMap::from([("api".to_owned(), "d-new".to_owned())]),
-                overtaken: vec![],
-            },
+            adopting_api("d-new"),
             "only a PRIMARY deployment of the release's own revision counts; worker is started"
         );
     }
@@ -301,13 +305,7 @@ mod tests {
             ],
             None,
         );
-        assert_eq!(
-            found,
-            ResumedRollout {
-                adopted: BTreeMap::from([("api".to_owned(), "d-new".to_owned())]),
-                overtaken: vec![],
-            }
-        );
+        assert_eq!(found, adopting_api("d-new"));
     }
 
     use std::collections::BTreeSet;

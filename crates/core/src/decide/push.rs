@@ -794,14 +794,19 @@ image_tag_parameter = "/shop/prod/compute/currentImageTag"
         record
     }
 
+    /// A lane head whose release in flight is `tag` (digest `c`).
+    fn held_by(tag: &str, c: char) -> LaneHead {
+        LaneHead {
+            in_flight: Some(pointer(tag, c)),
+            ..LaneHead::default()
+        }
+    }
+
     #[test]
     fn a_redelivered_push_resumes_only_an_interrupted_release_that_still_holds_its_lane() {
         let config = config();
         let push = target(&config, "1.0.0", 'a', Origin::Push, 10);
-        let holding = LaneHead {
-            in_flight: Some(pointer("1.0.0", 'a')),
-            ..LaneHead::default()
-        };
+        let holding = held_by("1.0.0", 'a');
         let interrupted = existing(ReleaseState::Migrating, true);
         assert_eq!(
             decide_claim(&push, &holding, Some(&interrupted), 0),
@@ -814,10 +819,7 @@ image_tag_parameter = "/shop/prod/compute/currentImageTag"
             ClaimPlan::Duplicate(ReleaseState::Migrating)
         );
         // Superseded meanwhile: the lane is someone else's.
-        let elsewhere = LaneHead {
-            in_flight: Some(pointer("1.1.0", 'b')),
-            ..LaneHead::default()
-        };
+        let elsewhere = held_by("1.1.0", 'b');
         assert_eq!(
             decide_claim(&push, &elsewhere, Some(&interrupted), 0),
             ClaimPlan::Duplicate(ReleaseState::Migrating)
@@ -828,10 +830,7 @@ image_tag_parameter = "/shop/prod/compute/currentImageTag"
     fn a_redelivered_push_leaves_a_started_migration_and_later_steps_to_their_handlers() {
         let config = config();
         let push = target(&config, "1.0.0", 'a', Origin::Push, 10);
-        let holding = LaneHead {
-            in_flight: Some(pointer("1.0.0", 'a')),
-            ..LaneHead::default()
-        };
+        let holding = held_by("1.0.0", 'a');
         // The gate was recording the migration's failure when it was interrupted.
         let mut judged = existing(ReleaseState::Migrating, true);
         judged.migration_task = Some("arn:aws:ecs:eu-west-1:123456789012:task/shop-prod/1".into());
